@@ -1,0 +1,162 @@
+//! sufast's HTTP server as a C library: a route table handed over as JSON,
+//! served by axum on tokio from a thread of its own.
+//!
+//! # Layout
+//! - `lib.rs`: the C exports only. Each checks its pointers, copies its
+//!   input, calls a safe function and maps the error.
+//! - [`ffi`]: the panic boundary and pointer helpers the exports share.
+//! - [`error`]: the error type, its stable codes and the thread-local last
+//!   error.
+//! - [`routes`]: the route-table format, its validation and matching (pure).
+//! - [`server`]: the live table, the axum app, start and graceful stop.
+//!
+//! # Conventions of the C ABI
+//! - A `bool` export returns `false` on failure; the reason is then readable
+//!   with `sufast_last_error` (and `sufast_last_error_code`) on the same
+//!   thread, until the next call of an export that can fail.
+//! - Inputs are borrowed `(pointer, length)` pairs for the duration of the
+//!   call only: the library copies what it keeps. Output text is copied into
+//!   a buffer the caller owns. The library never hands out memory for the
+//!   caller to free.
+//! - No export unwinds: a panic inside is caught and reported as an error.
+//! - Every export may be called from any thread.
+
+pub mod error;
+pub mod ffi;
+pub mod routes;
+pub mod server;
+
+use std::os::raw::c_char;
+use std::time::Duration;
+
+use error::SufastErrorCode;
+use ffi::{borrow_bytes, borrow_str, boundary, guard};
+
+/// Validates the route table `json` (`len` bytes of UTF-8 JSON, no NUL
+/// needed) and swaps it in atomically, also while the server runs: a
+/// request sees the old table or the new one, never a mix.
+///
+/// Returns `false` on any error, with the reason in the last error; the
+/// previous table then stays in place. `json` is only read during the call.
+///
+/// # Safety
+/// `json` must point to `len` readable bytes (or be NULL, an error).
+#[no_mangle]
+pub unsafe extern "C" fn set_routes(json: *const u8, len: usize) -> bool {
+    boundary("set_routes", false, || {
+        // SAFETY: the caller's contract above.
+        let json = unsafe { borrow_bytes(json, len, "route table") }?;
+        server::set_routes(json).map(|_| true)
+    })
+}
+
+/// Validates the route table `json` as `set_routes` would, without
+/// swapping it in. Returns `false` with the reason in the last error.
+///
+/// # Safety
+/// As for `set_routes`.
+#[no_mangle]
+pub unsafe extern "C" fn sufast_check_routes(json: *const u8, len: usize) -> bool {
+    boundary("sufast_check_routes", false, || {
+        // SAFETY: the caller's contract above.
+        let json = unsafe { borrow_bytes(json, len, "route table") }?;
+        server::check_routes(json).map(|_| true)
+    })
+}
+
+/// Starts the server on its own thread and returns once the socket is
+/// bound. `production` binds 0.0.0.0 and logs only errors; otherwise it
+/// binds 127.0.0.1 and logs one access line per request to stderr. Port 0
+/// picks a free port (read it with `sufast_bound_port`).
+///
+/// Returns `false` at once if the port is busy or a server is running.
+#[no_mangle]
+pub extern "C" fn start_server(production: bool, port: u16) -> bool {
+    boundary("start_server", false, || {
+        let host = if production { "0.0.0.0" } else { "127.0.0.1" };
+        server::start(host, port, production).map(|_| true)
+    })
+}
+
+/// Like `start_server`, but binds the IP address `host` (`len` bytes of
+/// UTF-8, e.g. "127.0.0.1", "::1", "0.0.0.0"); `production` then only
+/// turns the access log off.
+///
+/// # Safety
+/// `host` must point to `len` readable bytes (or be NULL, an error).
+#[no_mangle]
+pub unsafe extern "C" fn sufast_start_server_on(
+    host: *const u8,
+    len: usize,
+    port: u16,
+    production: bool,
+) -> bool {
+    boundary("sufast_start_server_on", false, || {
+        // SAFETY: the caller's contract above.
+        let host = unsafe { borrow_str(host, len, "host") }?;
+        server::start(host, port, production).map(|_| true)
+    })
+}
+
+/// Stops the server gracefully: no new connections; requests in flight get
+/// up to 5 seconds to finish, then their connections are closed. Returns
+/// once the port is released; the server can then be started again.
+/// Returns `false` if no server is running.
+#[no_mangle]
+pub extern "C" fn sufast_stop_server() -> bool {
+    boundary("sufast_stop_server", false, || {
+        server::stop(server::DEFAULT_STOP_DEADLINE).map(|()| true)
+    })
+}
+
+/// Like `sufast_stop_server` with a deadline of `timeout_ms` milliseconds
+/// for requests in flight (0 closes them at once).
+#[no_mangle]
+pub extern "C" fn sufast_stop_server_within(timeout_ms: u32) -> bool {
+    boundary("sufast_stop_server_within", false, || {
+        server::stop(Duration::from_millis(timeout_ms.into())).map(|()| true)
+    })
+}
+
+/// The TCP port the running server listens on, or 0 when none runs.
+#[no_mangle]
+pub extern "C" fn sufast_bound_port() -> u16 {
+    guard("sufast_bound_port", 0, server::bound_port)
+}
+
+/// Copies the message of this thread's last error into `buf` (at most
+/// `len - 1` bytes and a NUL, cut at a UTF-8 character boundary) and
+/// returns the message's full length in bytes, without the NUL. Returns 0
+/// when the last call succeeded. With `buf` NULL or `len` 0 nothing is
+/// written, which asks for the length.
+///
+/// # Safety
+/// `buf` must point to `len` writable bytes (or be NULL).
+#[no_mangle]
+pub unsafe extern "C" fn sufast_last_error(buf: *mut c_char, len: usize) -> usize {
+    guard("sufast_last_error", 0, || {
+        error::with_last(|last| {
+            let message = last.map_or("", |e| e.message.as_str());
+            // SAFETY: the caller's contract above.
+            unsafe { ffi::copy_out(message, buf.cast::<u8>(), len) }
+        })
+    })
+}
+
+/// The code of this thread's last error (`SUFAST_ERROR_CODE_OK` after a
+/// success). Codes are stable: a number never changes meaning.
+#[no_mangle]
+pub extern "C" fn sufast_last_error_code() -> SufastErrorCode {
+    guard("sufast_last_error_code", SufastErrorCode::Panic, || {
+        error::with_last(|last| last.map_or(SufastErrorCode::Ok, |e| e.code))
+    })
+}
+
+static VERSION: &str = concat!(env!("CARGO_PKG_VERSION"), "\0");
+
+/// The library version as a static NUL-terminated string, e.g. "0.1.0". Owned
+/// by the library: never free it.
+#[no_mangle]
+pub extern "C" fn sufast_version() -> *const c_char {
+    VERSION.as_ptr().cast()
+}

@@ -1,0 +1,276 @@
+//! The route table: built from validated specs, matched per request by a
+//! radix router (`matchit`, the router axum itself uses). Pure: no I/O.
+
+mod json;
+pub mod pattern;
+pub mod spec;
+
+use std::collections::HashMap;
+
+use axum::http::{HeaderValue, Method};
+
+use crate::error::Error;
+use pattern::Param;
+pub use spec::{RouteSpec, StaticResponse};
+
+/// One route as served: its parameters (for convertor checks) and response.
+#[derive(Debug)]
+pub struct Route {
+    pub params: Vec<Param>,
+    pub response: StaticResponse,
+}
+
+/// All routes that share one router key, by method.
+#[derive(Debug, Default)]
+struct PathEntry {
+    routes: Vec<(Method, Route)>,
+}
+
+/// What a request resolves to.
+#[derive(Debug)]
+pub enum Lookup<'a> {
+    Found(&'a Route),
+    NotFound,
+    /// The path exists under other methods; the value is the `Allow` header.
+    MethodNotAllowed(HeaderValue),
+    /// The path does not percent-decode to UTF-8.
+    BadPath,
+}
+
+/// An immutable route table; a new one replaces it as a whole.
+#[derive(Debug, Default)]
+pub struct RouteTable {
+    router: matchit::Router<usize>,
+    entries: Vec<PathEntry>,
+    len: usize,
+}
+
+impl RouteTable {
+    /// Parses, validates and builds a table from route-table JSON.
+    pub fn from_json(json: &[u8]) -> Result<Self, Error> {
+        Self::build(spec::parse_table(json)?)
+    }
+
+    /// Builds a table, rejecting duplicate and conflicting routes.
+    pub fn build(specs: Vec<RouteSpec>) -> Result<Self, Error> {
+        let mut table = RouteTable::default();
+        // router key -> (entry index, the pattern that created it)
+        let mut by_key: HashMap<String, (usize, String)> = HashMap::new();
+        for spec in specs {
+            let name = spec.name();
+            let index = match by_key.get(&spec.pattern.router_key) {
+                Some((index, first)) => {
+                    let entry = &table.entries[*index];
+                    if entry.routes.iter().any(|(m, _)| *m == spec.method) {
+                        return Err(Error::routes(if *first == spec.pattern.source {
+                            format!("duplicate route {name}")
+                        } else {
+                            format!("route {name} duplicates {} {first}", spec.method)
+                        }));
+                    }
+                    *index
+                }
+                None => {
+                    let index = table.entries.len();
+                    table
+                        .router
+                        .insert(spec.pattern.router_key.clone(), index)
+                        .map_err(|e| conflict(&name, e, &by_key))?;
+                    table.entries.push(PathEntry::default());
+                    by_key.insert(
+                        spec.pattern.router_key.clone(),
+                        (index, spec.pattern.source.clone()),
+                    );
+                    index
+                }
+            };
+            table.entries[index].routes.push((
+                spec.method,
+                Route {
+                    params: spec.pattern.params,
+                    response: spec.response,
+                },
+            ));
+            table.len += 1;
+        }
+        Ok(table)
+    }
+
+    /// The number of routes.
+    pub fn len(&self) -> usize {
+        self.len
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    /// Resolves a request. `path` is the raw (still percent-encoded) path.
+    /// HEAD falls back to the GET route of the same path.
+    pub fn lookup(&self, method: &Method, path: &str) -> Lookup<'_> {
+        let Some(path) = pattern::canonical_path(path) else {
+            return Lookup::BadPath;
+        };
+        let Ok(matched) = self.router.at(&path) else {
+            return Lookup::NotFound;
+        };
+        let entry = &self.entries[*matched.value];
+        let accepts = |route: &Route| {
+            route.params.is_empty()
+                || matched
+                    .params
+                    .iter()
+                    .zip(&route.params)
+                    .all(|((_, raw), p)| p.convertor.accepts(&pattern::decode_param(raw)))
+        };
+        let find = |wanted: &Method| {
+            entry
+                .routes
+                .iter()
+                .find(|(m, r)| m == wanted && accepts(r))
+                .map(|(_, r)| r)
+        };
+        if let Some(route) = find(method) {
+            return Lookup::Found(route);
+        }
+        if *method == Method::HEAD {
+            if let Some(route) = find(&Method::GET) {
+                return Lookup::Found(route);
+            }
+        }
+        let allowed: Vec<&Method> = spec::METHODS
+            .iter()
+            .filter(|m| find(m).is_some() || (**m == Method::HEAD && find(&Method::GET).is_some()))
+            .collect();
+        if allowed.is_empty() {
+            return Lookup::NotFound;
+        }
+        let allow = allowed
+            .iter()
+            .map(|m| m.as_str())
+            .collect::<Vec<_>>()
+            .join(", ");
+        match HeaderValue::from_str(&allow) {
+            Ok(value) => Lookup::MethodNotAllowed(value),
+            Err(_) => Lookup::NotFound,
+        }
+    }
+}
+
+fn conflict(
+    name: &str,
+    err: matchit::InsertError,
+    by_key: &HashMap<String, (usize, String)>,
+) -> Error {
+    match err {
+        matchit::InsertError::Conflict { with } => {
+            let other = by_key.get(&with).map_or(with.as_str(), |(_, src)| src);
+            Error::routes(format!(
+                "route {name} conflicts with route path {other}; both could match the same request"
+            ))
+        }
+        other => Error::routes(format!("route {name}: {other}")),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn table(json: &str) -> RouteTable {
+        RouteTable::from_json(json.as_bytes()).unwrap()
+    }
+
+    fn body(t: &RouteTable, method: Method, path: &str) -> String {
+        match t.lookup(&method, path) {
+            Lookup::Found(r) => String::from_utf8(r.response.body.to_vec()).unwrap(),
+            other => format!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn exact_beats_parameter_beats_catch_all() {
+        let t = table(
+            r#"{"GET": {"/users/{id}": "param", "/users/me": "exact",
+                        "/files/{rest:path}": "catch", "/files/readme": "file"}}"#,
+        );
+        assert_eq!(body(&t, Method::GET, "/users/me"), "exact");
+        assert_eq!(body(&t, Method::GET, "/users/42"), "param");
+        assert_eq!(body(&t, Method::GET, "/files/readme"), "file");
+        assert_eq!(body(&t, Method::GET, "/files/a/b/c"), "catch");
+        assert!(matches!(
+            t.lookup(&Method::GET, "/users/"),
+            Lookup::NotFound
+        ));
+        assert!(matches!(
+            t.lookup(&Method::GET, "/users/1/x"),
+            Lookup::NotFound
+        ));
+    }
+
+    #[test]
+    fn matching_sees_percent_decoded_segments() {
+        let t = table(r#"{"GET": {"/café": "cafe", "/n/{id:int}": "n", "/s/{x}": "s"}}"#);
+        assert_eq!(body(&t, Method::GET, "/caf%C3%A9"), "cafe");
+        assert_eq!(body(&t, Method::GET, "/n/%34%32"), "n");
+        // An escaped slash stays inside one segment.
+        assert_eq!(body(&t, Method::GET, "/s/a%2Fb"), "s");
+        assert!(matches!(t.lookup(&Method::GET, "/s/%FF"), Lookup::BadPath));
+    }
+
+    #[test]
+    fn convertor_mismatch_is_not_found() {
+        let t = table(r#"{"GET": {"/n/{id:int}": "n"}, "DELETE": {"/n/{id}": "d"}}"#);
+        assert_eq!(body(&t, Method::GET, "/n/7"), "n");
+        match t.lookup(&Method::GET, "/n/x") {
+            Lookup::MethodNotAllowed(allow) => assert_eq!(allow, "DELETE"),
+            other => panic!("{other:?}"),
+        }
+        let t = table(r#"{"GET": {"/n/{id:int}": "n"}}"#);
+        assert!(matches!(t.lookup(&Method::GET, "/n/x"), Lookup::NotFound));
+    }
+
+    #[test]
+    fn other_methods_get_405_with_allow_and_head_uses_get() {
+        let t = table(r#"{"GET": {"/a": "g"}, "POST": {"/a": "p"}, "PUT": {"/b": "u"}}"#);
+        assert_eq!(body(&t, Method::HEAD, "/a"), "g");
+        match t.lookup(&Method::DELETE, "/a") {
+            Lookup::MethodNotAllowed(allow) => assert_eq!(allow, "GET, HEAD, POST"),
+            other => panic!("{other:?}"),
+        }
+        match t.lookup(&Method::HEAD, "/b") {
+            Lookup::MethodNotAllowed(allow) => assert_eq!(allow, "PUT"),
+            other => panic!("{other:?}"),
+        }
+        assert!(matches!(t.lookup(&Method::GET, "/c"), Lookup::NotFound));
+    }
+
+    #[test]
+    fn same_shape_under_other_methods_shares_a_node() {
+        let t = table(r#"{"GET": {"/u/{id}": "g"}, "DELETE": {"/u/{uid}": "d"}}"#);
+        assert_eq!(body(&t, Method::DELETE, "/u/1"), "d");
+        assert_eq!(t.len(), 2);
+    }
+
+    #[test]
+    fn duplicates_and_conflicts_are_errors_naming_both_routes() {
+        let cases = [
+            (
+                r#"{"GET": {"/a": "1", "/a": "2"}}"#,
+                "duplicate route GET /a",
+            ),
+            (
+                r#"{"GET": {"/u/{id}": "1", "/u/{name}": "2"}}"#,
+                "route GET /u/{name} duplicates GET /u/{id}",
+            ),
+            (
+                r#"{"GET": {"/u/{id}": "1"}, "POST": {"/u/{rest:path}": "2"}}"#,
+                "route POST /u/{rest:path} conflicts with route path /u/{id}",
+            ),
+        ];
+        for (json, needle) in cases {
+            let err = RouteTable::from_json(json.as_bytes()).unwrap_err();
+            assert!(err.message.contains(needle), "{json}: {}", err.message);
+        }
+    }
+}

@@ -1,0 +1,451 @@
+//! The route-table JSON format and its validation. Every rule broken is an
+//! error that names the route, so that a caller can fix the table.
+//!
+//! ```json
+//! {"GET": {"/": "{\"hello\":\"world\"}",
+//!          "/page": {"status": 200, "content_type": "text/html",
+//!                    "headers": [["Cache-Control", "no-store"]],
+//!                    "body": "<h1>hi</h1>"}}}
+//! ```
+
+use axum::body::Bytes;
+use axum::http::{header, HeaderMap, HeaderName, HeaderValue, Method, StatusCode};
+use base64::Engine;
+
+use super::json::{self, Json};
+use super::pattern::{self, Pattern};
+use crate::error::{Error, SufastErrorCode};
+
+/// The methods a route table may name, in the order `Allow` lists them.
+pub const METHODS: [Method; 7] = [
+    Method::GET,
+    Method::HEAD,
+    Method::POST,
+    Method::PUT,
+    Method::PATCH,
+    Method::DELETE,
+    Method::OPTIONS,
+];
+
+const FIELDS: &str = "status, content_type, headers, body, body_base64";
+
+/// Headers the server owns: a route that sets them would corrupt framing.
+const MANAGED_HEADERS: [HeaderName; 6] = [
+    header::CONTENT_LENGTH,
+    header::TRANSFER_ENCODING,
+    header::CONNECTION,
+    header::UPGRADE,
+    header::TE,
+    header::TRAILER,
+];
+
+/// A response stored in full, served without running any handler.
+#[derive(Clone, Debug)]
+pub struct StaticResponse {
+    pub status: StatusCode,
+    pub headers: HeaderMap,
+    pub body: Bytes,
+}
+
+/// One validated route from the table.
+#[derive(Clone, Debug)]
+pub struct RouteSpec {
+    pub method: Method,
+    pub pattern: Pattern,
+    pub response: StaticResponse,
+}
+
+impl RouteSpec {
+    /// `GET /users/{id}`: how messages name a route.
+    pub fn name(&self) -> String {
+        format!("{} {}", self.method, self.pattern.source)
+    }
+}
+
+/// Parses and validates a whole route table.
+pub fn parse_table(bytes: &[u8]) -> Result<Vec<RouteSpec>, Error> {
+    let doc = json::parse(bytes).map_err(|e| {
+        Error::new(
+            SufastErrorCode::InvalidJson,
+            format!("route table is not valid JSON: {e}"),
+        )
+    })?;
+    let Json::Object(methods) = doc else {
+        return Err(Error::routes(format!(
+            "route table must be a JSON object mapping methods to {{path: route}}, got {}",
+            doc.kind()
+        )));
+    };
+    let mut specs = Vec::new();
+    for (method_name, paths) in methods {
+        let method = parse_method(&method_name)?;
+        let Json::Object(paths) = paths else {
+            return Err(Error::routes(format!(
+                "routes for {method} must be an object mapping paths to routes, got {}",
+                paths.kind()
+            )));
+        };
+        for (path, route) in paths {
+            let name = format!("{method} {path}");
+            let pattern = pattern::parse(&path)
+                .map_err(|why| Error::routes(format!("route {name}: path {why}")))?;
+            let response = parse_response(&route)
+                .map_err(|why| Error::routes(format!("route {name}: {why}")))?;
+            specs.push(RouteSpec {
+                method: method.clone(),
+                pattern,
+                response,
+            });
+        }
+    }
+    Ok(specs)
+}
+
+fn parse_method(name: &str) -> Result<Method, Error> {
+    if let Some(method) = METHODS.iter().find(|m| m.as_str() == name) {
+        return Ok(method.clone());
+    }
+    let known: Vec<&str> = METHODS.iter().map(Method::as_str).collect();
+    let hint = if METHODS
+        .iter()
+        .any(|m| m.as_str() == name.to_ascii_uppercase())
+    {
+        " (methods are upper case)"
+    } else {
+        ""
+    };
+    Err(Error::routes(format!(
+        "unknown method {name:?}{hint}; expected one of {}",
+        known.join(", ")
+    )))
+}
+
+fn parse_response(route: &Json) -> Result<StaticResponse, String> {
+    let json = HeaderValue::from_static("application/json");
+    match route {
+        Json::String(body) => Ok(StaticResponse {
+            status: StatusCode::OK,
+            headers: HeaderMap::from_iter([(header::CONTENT_TYPE, json)]),
+            body: Bytes::from(body.clone()),
+        }),
+        Json::Object(fields) => parse_rich(fields),
+        other => Err(format!(
+            "must be a string (the JSON body) or an object with {FIELDS}; got {}",
+            other.kind()
+        )),
+    }
+}
+
+fn parse_rich(fields: &[(String, Json)]) -> Result<StaticResponse, String> {
+    let mut status = StatusCode::OK;
+    let mut content_type: Option<Option<HeaderValue>> = None;
+    let mut headers = HeaderMap::new();
+    let mut body: Option<Bytes> = None;
+    let mut binary = false;
+    let mut seen: Vec<&str> = Vec::new();
+    for (field, value) in fields {
+        if seen.contains(&field.as_str()) {
+            return Err(format!("field {field:?} is given twice"));
+        }
+        seen.push(field);
+        match field.as_str() {
+            "status" => status = parse_status(value)?,
+            "content_type" => {
+                content_type = Some(match value {
+                    Json::Null => None,
+                    Json::String(s) => Some(header_value("content_type", s)?),
+                    other => {
+                        return Err(format!(
+                            "content_type must be a string or null, got {}",
+                            other.kind()
+                        ))
+                    }
+                })
+            }
+            "headers" => headers = parse_headers(value)?,
+            "body" | "body_base64" => {
+                if body.is_some() {
+                    return Err("give either body or body_base64, not both".into());
+                }
+                let Json::String(text) = value else {
+                    return Err(format!("{field} must be a string, got {}", value.kind()));
+                };
+                binary = field == "body_base64";
+                body = Some(if binary {
+                    base64::engine::general_purpose::STANDARD
+                        .decode(text)
+                        .map_err(|e| format!("body_base64 is not valid base64: {e}"))?
+                        .into()
+                } else {
+                    Bytes::from(text.clone())
+                });
+            }
+            _ => return Err(format!("unknown field {field:?}; expected one of {FIELDS}")),
+        }
+    }
+    let body = body.unwrap_or_default();
+    if matches!(status.as_u16(), 204 | 304) && !body.is_empty() {
+        return Err(format!("status {} cannot carry a body", status.as_u16()));
+    }
+    match content_type {
+        Some(_) if headers.contains_key(header::CONTENT_TYPE) => {
+            return Err("content type is given both as content_type and in headers".into())
+        }
+        Some(Some(value)) => {
+            headers.insert(header::CONTENT_TYPE, value);
+        }
+        Some(None) => {}
+        None if headers.contains_key(header::CONTENT_TYPE) => {}
+        None => {
+            let default = if binary {
+                "application/octet-stream"
+            } else {
+                "application/json"
+            };
+            headers.insert(header::CONTENT_TYPE, HeaderValue::from_static(default));
+        }
+    }
+    Ok(StaticResponse {
+        status,
+        headers,
+        body,
+    })
+}
+
+fn parse_status(value: &Json) -> Result<StatusCode, String> {
+    match value {
+        Json::Int(code @ 200..=599) => {
+            StatusCode::from_u16(*code as u16).map_err(|e| format!("status {code}: {e}"))
+        }
+        Json::Int(code) => Err(format!("status must be between 200 and 599, got {code}")),
+        other => Err(format!("status must be an integer, got {}", other.kind())),
+    }
+}
+
+fn parse_headers(value: &Json) -> Result<HeaderMap, String> {
+    let pairs: Vec<(&str, &str)> = match value {
+        Json::Object(members) => members
+            .iter()
+            .map(|(name, value)| match value {
+                Json::String(v) => Ok((name.as_str(), v.as_str())),
+                other => Err(format!(
+                    "header {name:?} must have a string value, got {}",
+                    other.kind()
+                )),
+            })
+            .collect::<Result<_, _>>()?,
+        Json::Array(items) => items
+            .iter()
+            .map(|item| match item {
+                Json::Array(pair) => match pair.as_slice() {
+                    [Json::String(n), Json::String(v)] => Ok((n.as_str(), v.as_str())),
+                    _ => Err("each header must be a [name, value] pair of strings".to_owned()),
+                },
+                other => Err(format!(
+                    "each header must be a [name, value] pair, got {}",
+                    other.kind()
+                )),
+            })
+            .collect::<Result<_, _>>()?,
+        other => {
+            return Err(format!(
+                "headers must be an object or a list of [name, value] pairs, got {}",
+                other.kind()
+            ))
+        }
+    };
+    let mut headers = HeaderMap::new();
+    for (name, value) in pairs {
+        let parsed = HeaderName::from_bytes(name.as_bytes())
+            .map_err(|_| format!("header name {name:?} is not a valid HTTP header name"))?;
+        if MANAGED_HEADERS.contains(&parsed) {
+            return Err(format!(
+                "header {name:?} is set by the server and cannot be given"
+            ));
+        }
+        headers.append(parsed, header_value(name, value)?);
+    }
+    Ok(headers)
+}
+
+fn header_value(name: &str, value: &str) -> Result<HeaderValue, String> {
+    HeaderValue::from_bytes(value.as_bytes()).map_err(|_| {
+        format!("header {name:?} has a value with CR, LF or another control character")
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn one(json: &str) -> StaticResponse {
+        let mut specs = parse_table(json.as_bytes()).unwrap();
+        assert_eq!(specs.len(), 1);
+        specs.remove(0).response
+    }
+
+    fn error(json: &str) -> Error {
+        parse_table(json.as_bytes()).unwrap_err()
+    }
+
+    #[test]
+    fn seed_format_is_json_200() {
+        let r = one(r#"{"GET": {"/": "{\"hello\":\"world\"}"}}"#);
+        assert_eq!(r.status, StatusCode::OK);
+        assert_eq!(r.headers[header::CONTENT_TYPE], "application/json");
+        assert_eq!(r.body, Bytes::from_static(br#"{"hello":"world"}"#));
+    }
+
+    #[test]
+    fn bodies_are_kept_byte_exact() {
+        let body = r#"{"n": 123456789012345678901234567890, "s": "héllo ✓ 😀", "f": 1.10}"#;
+        let table = serde_json::json!({"GET": {"/": body}}).to_string();
+        assert_eq!(one(&table).body, body.as_bytes());
+    }
+
+    #[test]
+    fn rich_form_sets_status_type_headers_and_bytes() {
+        let r = one(
+            r#"{"POST": {"/x": {"status": 201, "content_type": "text/plain; charset=utf-8",
+                "headers": [["Set-Cookie", "a=1"], ["set-cookie", "b=2"], ["X-Tag", "t"]],
+                "body_base64": "AAH/"}}}"#,
+        );
+        assert_eq!(r.status, StatusCode::CREATED);
+        assert_eq!(r.headers[header::CONTENT_TYPE], "text/plain; charset=utf-8");
+        let cookies: Vec<_> = r.headers.get_all(header::SET_COOKIE).iter().collect();
+        assert_eq!(cookies, ["a=1", "b=2"]);
+        assert_eq!(r.headers["x-tag"], "t");
+        assert_eq!(r.body, Bytes::from_static(&[0, 1, 255]));
+    }
+
+    #[test]
+    fn rich_form_defaults() {
+        let r = one(r#"{"GET": {"/": {}}}"#);
+        assert_eq!(r.status, StatusCode::OK);
+        assert_eq!(r.headers[header::CONTENT_TYPE], "application/json");
+        assert!(r.body.is_empty());
+        let r = one(r#"{"GET": {"/": {"body_base64": ""}}}"#);
+        assert_eq!(r.headers[header::CONTENT_TYPE], "application/octet-stream");
+        let r = one(r#"{"GET": {"/": {"content_type": null, "body": "x"}}}"#);
+        assert!(!r.headers.contains_key(header::CONTENT_TYPE));
+        let r = one(r#"{"GET": {"/": {"headers": {"Content-Type": "text/csv"}}}}"#);
+        assert_eq!(r.headers[header::CONTENT_TYPE], "text/csv");
+    }
+
+    #[test]
+    fn every_bad_input_names_the_problem() {
+        let cases = [
+            (
+                "[]",
+                "must be a JSON object",
+                SufastErrorCode::InvalidRoutes,
+            ),
+            ("{", "not valid JSON", SufastErrorCode::InvalidJson),
+            (
+                r#"{"FETCH": {}}"#,
+                "unknown method \"FETCH\"",
+                SufastErrorCode::InvalidRoutes,
+            ),
+            (
+                r#"{"get": {}}"#,
+                "upper case",
+                SufastErrorCode::InvalidRoutes,
+            ),
+            (
+                r#"{"GET": []}"#,
+                "routes for GET must be an object",
+                SufastErrorCode::InvalidRoutes,
+            ),
+            (
+                r#"{"GET": {"x": ""}}"#,
+                "route GET x: path must start",
+                SufastErrorCode::InvalidRoutes,
+            ),
+            (
+                r#"{"GET": {"/": 5}}"#,
+                "route GET /: must be a string",
+                SufastErrorCode::InvalidRoutes,
+            ),
+            (
+                r#"{"GET": {"/": {"stauts": 200}}}"#,
+                "unknown field \"stauts\"",
+                SufastErrorCode::InvalidRoutes,
+            ),
+            (
+                r#"{"GET": {"/": {"status": "200"}}}"#,
+                "status must be an integer",
+                SufastErrorCode::InvalidRoutes,
+            ),
+            (
+                r#"{"GET": {"/": {"status": 99}}}"#,
+                "between 200 and 599",
+                SufastErrorCode::InvalidRoutes,
+            ),
+            (
+                r#"{"GET": {"/": {"status": 204, "body": "x"}}}"#,
+                "cannot carry a body",
+                SufastErrorCode::InvalidRoutes,
+            ),
+            (
+                r#"{"GET": {"/": {"body": 1}}}"#,
+                "body must be a string",
+                SufastErrorCode::InvalidRoutes,
+            ),
+            (
+                r#"{"GET": {"/": {"body": "", "body_base64": ""}}}"#,
+                "not both",
+                SufastErrorCode::InvalidRoutes,
+            ),
+            (
+                r#"{"GET": {"/": {"body_base64": "!!"}}}"#,
+                "not valid base64",
+                SufastErrorCode::InvalidRoutes,
+            ),
+            (
+                r#"{"GET": {"/": {"headers": [["X-A", "1\r\nX-B: 2"]]}}}"#,
+                "CR, LF",
+                SufastErrorCode::InvalidRoutes,
+            ),
+            (
+                r#"{"GET": {"/": {"headers": {"X A": "1"}}}}"#,
+                "not a valid HTTP header name",
+                SufastErrorCode::InvalidRoutes,
+            ),
+            (
+                r#"{"GET": {"/": {"headers": {"Content-Length": "1"}}}}"#,
+                "set by the server",
+                SufastErrorCode::InvalidRoutes,
+            ),
+            (
+                r#"{"GET": {"/": {"headers": [["X-A"]]}}}"#,
+                "[name, value] pair",
+                SufastErrorCode::InvalidRoutes,
+            ),
+            (
+                r#"{"GET": {"/": {"headers": "X-A: 1"}}}"#,
+                "headers must be",
+                SufastErrorCode::InvalidRoutes,
+            ),
+            (
+                r#"{"GET": {"/": {"content_type": "a\nb"}}}"#,
+                "CR, LF",
+                SufastErrorCode::InvalidRoutes,
+            ),
+            (
+                r#"{"GET": {"/": {"content_type": "a/b", "headers": {"content-type": "c/d"}}}}"#,
+                "both",
+                SufastErrorCode::InvalidRoutes,
+            ),
+            (
+                r#"{"GET": {"/": {"status": 200, "status": 201}}}"#,
+                "given twice",
+                SufastErrorCode::InvalidRoutes,
+            ),
+        ];
+        for (json, needle, code) in cases {
+            let err = error(json);
+            assert!(err.message.contains(needle), "{json}: {}", err.message);
+            assert_eq!(err.code, code, "{json}");
+        }
+    }
+}

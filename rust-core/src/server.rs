@@ -1,0 +1,327 @@
+//! The HTTP server: the live route table, the axum app that serves it, and
+//! the one running server (start on its own thread, graceful stop with a
+//! deadline, restart).
+
+use std::future::IntoFuture;
+use std::net::{IpAddr, SocketAddr};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use arc_swap::ArcSwap;
+use axum::body::Body;
+use axum::extract::{ConnectInfo, Request, State};
+use axum::http::{header, HeaderValue, Method, StatusCode};
+use axum::response::Response;
+use axum::Router;
+use once_cell::sync::Lazy;
+use tokio::net::TcpListener;
+use tokio::sync::oneshot;
+
+use crate::error::{Error, SufastErrorCode};
+use crate::routes::{Lookup, RouteTable};
+
+/// How long a stop waits for in-flight requests unless told otherwise.
+pub const DEFAULT_STOP_DEADLINE: Duration = Duration::from_secs(5);
+
+/// The live route table. Requests load it lock-free; `set_routes` swaps in
+/// a whole new table, so a request sees the old one or the new one.
+static ROUTES: Lazy<ArcSwap<RouteTable>> = Lazy::new(ArcSwap::default);
+
+/// The running server, if any. Held while starting and stopping so that
+/// those never interleave.
+static SERVER: Mutex<Option<Running>> = Mutex::new(None);
+
+struct Running {
+    port: u16,
+    stop: oneshot::Sender<Duration>,
+    thread: JoinHandle<()>,
+}
+
+fn server() -> MutexGuard<'static, Option<Running>> {
+    // A panic while holding the lock leaves the Option consistent.
+    SERVER
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+/// Validates `json` and swaps it in as the live table; returns its size.
+pub fn set_routes(json: &[u8]) -> Result<usize, Error> {
+    let table = RouteTable::from_json(json)?;
+    let len = table.len();
+    ROUTES.store(Arc::new(table));
+    Ok(len)
+}
+
+/// Validates `json` as a route table without swapping it in.
+pub fn check_routes(json: &[u8]) -> Result<usize, Error> {
+    RouteTable::from_json(json).map(|t| t.len())
+}
+
+/// Per-server settings the handler sees.
+#[derive(Clone, Copy)]
+struct Settings {
+    access_log: bool,
+}
+
+/// The axum app: every request goes to one handler that consults the
+/// live route table.
+pub fn app(access_log: bool) -> Router {
+    Router::new()
+        .fallback(handle)
+        .with_state(Settings { access_log })
+}
+
+async fn handle(State(settings): State<Settings>, request: Request) -> Response {
+    let started = settings.access_log.then(Instant::now);
+    let method = request.method();
+    let head = *method == Method::HEAD;
+    let routes = ROUTES.load();
+    let response = match routes.lookup(method, request.uri().path()) {
+        Lookup::Found(route) => {
+            let stored = &route.response;
+            let mut response = Response::new(Body::from(stored.body.clone()));
+            *response.status_mut() = stored.status;
+            *response.headers_mut() = stored.headers.clone();
+            response
+        }
+        Lookup::NotFound => error_response(StatusCode::NOT_FOUND, r#"{"error": "Not found"}"#),
+        Lookup::MethodNotAllowed(allow) => {
+            let mut response = error_response(
+                StatusCode::METHOD_NOT_ALLOWED,
+                r#"{"error": "Method Not Allowed"}"#,
+            );
+            response.headers_mut().insert(header::ALLOW, allow);
+            response
+        }
+        Lookup::BadPath => error_response(
+            StatusCode::BAD_REQUEST,
+            r#"{"error": "Bad Request: the path is not UTF-8 after percent-decoding"}"#,
+        ),
+    };
+    let response = if head {
+        without_body(response)
+    } else {
+        response
+    };
+    if let Some(started) = started {
+        access_log(&request, &response, started);
+    }
+    response
+}
+
+fn error_response(status: StatusCode, body: &'static str) -> Response {
+    let mut response = Response::new(Body::from(body));
+    *response.status_mut() = status;
+    response.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
+    response
+}
+
+/// HEAD gets the headers a GET would, Content-Length included, no body.
+fn without_body(response: Response) -> Response {
+    let (mut parts, body) = response.into_parts();
+    if let Some(len) = axum::body::HttpBody::size_hint(&body).exact() {
+        parts
+            .headers
+            .insert(header::CONTENT_LENGTH, HeaderValue::from(len));
+    }
+    Response::from_parts(parts, Body::empty())
+}
+
+fn access_log(request: &Request, response: &Response, started: Instant) {
+    let client = request
+        .extensions()
+        .get::<ConnectInfo<SocketAddr>>()
+        .map_or_else(|| "-".to_owned(), |c| c.0.to_string());
+    let uri = request.uri().path_and_query().map_or("/", |p| p.as_str());
+    let bytes = axum::body::HttpBody::size_hint(response.body())
+        .exact()
+        .unwrap_or(0);
+    eprintln!(
+        "{client} \"{} {uri} {:?}\" {} {bytes} {:.3}ms",
+        request.method(),
+        request.version(),
+        response.status().as_u16(),
+        started.elapsed().as_secs_f64() * 1000.0
+    );
+}
+
+/// Binds `host:port` and starts serving on a new thread; returns the bound
+/// port once the socket is listening. Fails at once on a busy port or if a
+/// server is already running.
+pub fn start(host: &str, port: u16, production: bool) -> Result<u16, Error> {
+    let mut slot = server();
+    if let Some(running) = slot.as_ref() {
+        return Err(Error::new(
+            SufastErrorCode::AlreadyRunning,
+            format!(
+                "a server is already running on port {}; stop it first",
+                running.port
+            ),
+        ));
+    }
+    let ip: IpAddr = match host {
+        "localhost" => IpAddr::from([127, 0, 0, 1]),
+        _ => host.parse().map_err(|_| {
+            Error::new(
+                SufastErrorCode::InvalidArgument,
+                format!("host {host:?} is not an IP address"),
+            )
+        })?,
+    };
+    let addr = SocketAddr::new(ip, port);
+    let listener = std::net::TcpListener::bind(addr)
+        .and_then(|l| l.set_nonblocking(true).map(|()| l))
+        .map_err(|e| {
+            Error::new(
+                SufastErrorCode::Bind,
+                format!("cannot listen on {addr}: {e}"),
+            )
+        })?;
+    let bound = listener.local_addr().map_err(|e| {
+        Error::new(
+            SufastErrorCode::Bind,
+            format!("cannot read bound address: {e}"),
+        )
+    })?;
+    let runtime_error = |e: std::io::Error| {
+        Error::new(
+            SufastErrorCode::Runtime,
+            format!("cannot start the server runtime: {e}"),
+        )
+    };
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .thread_name("sufast-worker")
+        .build()
+        .map_err(runtime_error)?;
+    let listener = {
+        let _context = runtime.enter();
+        TcpListener::from_std(listener).map_err(runtime_error)?
+    };
+    let (stop, stop_requested) = oneshot::channel();
+    let thread = std::thread::Builder::new()
+        .name("sufast-server".into())
+        .spawn(move || {
+            runtime.block_on(run(listener, app(!production), stop_requested));
+            // Connections still open past the deadline are dropped here.
+            runtime.shutdown_timeout(Duration::from_millis(100));
+        })
+        .map_err(runtime_error)?;
+    *slot = Some(Running {
+        port: bound.port(),
+        stop,
+        thread,
+    });
+    Ok(bound.port())
+}
+
+/// Serves `app` on `listener` until a stop is requested, then drains
+/// in-flight requests until they finish or the requested deadline passes.
+async fn run(listener: TcpListener, app: Router, stop_requested: oneshot::Receiver<Duration>) {
+    let (drain, draining) = oneshot::channel::<()>();
+    let serve = axum::serve(
+        listener,
+        app.into_make_service_with_connect_info::<SocketAddr>(),
+    )
+    .with_graceful_shutdown(async move {
+        let _ = draining.await;
+    });
+    let deadline = async move {
+        // A dropped sender (never expected) means stop now.
+        let limit = stop_requested.await.unwrap_or(Duration::ZERO);
+        let _ = drain.send(());
+        tokio::time::sleep(limit).await;
+    };
+    tokio::select! {
+        served = serve.into_future() => {
+            if let Err(e) = served {
+                eprintln!("sufast: server error: {e}");
+            }
+        }
+        () = deadline => {
+            eprintln!("sufast: stop deadline passed; closing connections still open");
+        }
+    }
+}
+
+/// Stops the running server: no new connections, in-flight requests get
+/// until `deadline` to finish. Returns once the port is released.
+pub fn stop(deadline: Duration) -> Result<(), Error> {
+    let mut slot = server();
+    let Some(running) = slot.take() else {
+        return Err(Error::new(
+            SufastErrorCode::NotRunning,
+            "no server is running",
+        ));
+    };
+    let _ = running.stop.send(deadline);
+    running.thread.join().map_err(|_| {
+        Error::new(
+            SufastErrorCode::Panic,
+            "the server thread panicked while stopping",
+        )
+    })
+}
+
+/// The port the running server listens on, or 0.
+pub fn bound_port() -> u16 {
+    server().as_ref().map_or(0, |r| r.port)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tower::ServiceExt;
+
+    async fn call(method: &str, uri: &str) -> Response {
+        let request = Request::builder()
+            .method(method)
+            .uri(uri)
+            .body(Body::empty())
+            .unwrap();
+        app(false).oneshot(request).await.unwrap()
+    }
+
+    async fn text(response: Response) -> String {
+        let bytes = axum::body::to_bytes(response.into_body(), usize::MAX)
+            .await
+            .unwrap();
+        String::from_utf8(bytes.to_vec()).unwrap()
+    }
+
+    // One test owns the global table so that parallel tests do not race.
+    #[tokio::test]
+    async fn serves_the_live_table() {
+        set_routes(
+            br#"{"GET": {"/": "{\"a\":1}"}, "POST": {"/p": {"status": 201, "body": "ok"}}}"#,
+        )
+        .unwrap();
+        let r = call("GET", "/").await;
+        assert_eq!(r.status(), StatusCode::OK);
+        assert_eq!(r.headers()[header::CONTENT_TYPE], "application/json");
+        assert_eq!(text(r).await, r#"{"a":1}"#);
+
+        let r = call("HEAD", "/").await;
+        assert_eq!(r.status(), StatusCode::OK);
+        assert_eq!(r.headers()[header::CONTENT_LENGTH], "7");
+        assert_eq!(text(r).await, "");
+
+        let r = call("GET", "/p").await;
+        assert_eq!(r.status(), StatusCode::METHOD_NOT_ALLOWED);
+        assert_eq!(r.headers()[header::ALLOW], "POST");
+
+        let r = call("GET", "/nope").await;
+        assert_eq!(r.status(), StatusCode::NOT_FOUND);
+        assert_eq!(text(r).await, r#"{"error": "Not found"}"#);
+
+        let r = call("GET", "/%FF").await;
+        assert_eq!(r.status(), StatusCode::BAD_REQUEST);
+
+        assert!(set_routes(b"{").is_err());
+        assert_eq!(call("POST", "/p").await.status(), StatusCode::CREATED);
+    }
+}

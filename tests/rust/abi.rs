@@ -1,0 +1,1 @@
+//! Tests of every C export, called as a C program would.
