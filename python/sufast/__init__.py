@@ -1,0 +1,29 @@
+"""sufast: write handlers in Python, serve them from Rust.
+
+>>> from sufast import App
+>>> app = App()
+>>> @app.get("/")
+... def hello():
+...     return {"message": "hello"}
+>>> app.run()  # doctest: +SKIP
+"""
+
+from ._version import __version__
+from .applications import App
+from .exceptions import RouteWarning, SufastError
+from .responses import HTMLResponse, JSONResponse, PlainTextResponse, Response
+
+#: The seed's name for ``App``.
+Sufast = App
+
+__all__ = [
+    "App",
+    "Sufast",
+    "Response",
+    "JSONResponse",
+    "HTMLResponse",
+    "PlainTextResponse",
+    "SufastError",
+    "RouteWarning",
+    "__version__",
+]

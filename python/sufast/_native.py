@@ -1,0 +1,153 @@
+"""The only module that touches ctypes: loads the native library and wraps
+each export in a Python function that raises ``SufastError`` on failure.
+
+The library is looked up at ``$SUFAST_LIB`` or next to this file under the
+platform's name, loaded on first use, and refused if its version differs
+from the package's.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import os
+import sys
+import threading
+from ctypes import POINTER, c_bool, c_char, c_char_p, c_int32, c_size_t, c_uint16, c_uint32, c_void_p
+from pathlib import Path
+from typing import Optional
+
+from ._version import __version__ as PACKAGE_VERSION
+from .exceptions import SufastError
+
+__all__ = ["library_path", "set_routes", "check_routes", "start", "stop", "bound_port", "version"]
+
+
+
+# (name, argtypes, restype) for every export; see include/sufast.h.
+_SYMBOLS = (
+    ("set_routes", (c_char_p, c_size_t), c_bool),
+    ("sufast_check_routes", (c_char_p, c_size_t), c_bool),
+    ("start_server", (c_bool, c_uint16), c_bool),
+    ("sufast_start_server_on", (c_char_p, c_size_t, c_uint16, c_bool), c_bool),
+    ("sufast_stop_server", (), c_bool),
+    ("sufast_stop_server_within", (c_uint32,), c_bool),
+    ("sufast_bound_port", (), c_uint16),
+    ("sufast_last_error", (POINTER(c_char), c_size_t), c_size_t),
+    ("sufast_last_error_code", (), c_int32),
+    # A static string owned by the library: read with string_at, never freed.
+    ("sufast_version", (), c_void_p),
+)
+
+_lock = threading.Lock()
+_lib: Optional[ctypes.CDLL] = None
+
+
+def library_name() -> str:
+    """The file name of the native library on this platform."""
+    if sys.platform == "win32":
+        return "sufast.dll"
+    if sys.platform == "darwin":
+        return "libsufast.dylib"
+    return "libsufast.so"
+
+
+def library_path() -> Path:
+    """Where the library is looked for: ``$SUFAST_LIB`` or inside the package."""
+    override = os.environ.get("SUFAST_LIB")
+    if override:
+        return Path(override)
+    return Path(__file__).resolve().parent / library_name()
+
+
+def _load() -> ctypes.CDLL:
+    global _lib
+    with _lock:
+        if _lib is not None:
+            return _lib
+        path = library_path()
+        if not path.is_file():
+            raise SufastError(
+                f"the sufast native library was not found at {path}; "
+                "run `make build` in the sufast repository (or point SUFAST_LIB at the library)"
+            )
+        try:
+            lib = ctypes.CDLL(str(path))
+        except OSError as exc:
+            raise SufastError(f"cannot load the sufast native library at {path}: {exc}") from exc
+        for name, argtypes, restype in _SYMBOLS:
+            try:
+                function = getattr(lib, name)
+            except AttributeError:
+                raise SufastError(
+                    f"the library at {path} has no symbol {name}; rebuild it with `make build`"
+                ) from None
+            function.argtypes = argtypes
+            function.restype = restype
+        found = ctypes.string_at(lib.sufast_version()).decode("utf-8", "replace")
+        if found != PACKAGE_VERSION:
+            raise SufastError(
+                f"the library at {path} is version {found}, but the sufast package is "
+                f"{PACKAGE_VERSION}; rebuild it with `make build`"
+            )
+        _lib = lib
+        return lib
+
+
+def _last_error(lib: ctypes.CDLL) -> SufastError:
+    code = lib.sufast_last_error_code()
+    size = lib.sufast_last_error(None, 0)
+    buffer = ctypes.create_string_buffer(size + 1)
+    lib.sufast_last_error(buffer, size + 1)
+    message = buffer.value.decode("utf-8", "replace") or "unknown error"
+    return SufastError(message, code)
+
+
+def _check(lib: ctypes.CDLL, ok: bool) -> None:
+    # The last error is thread-local: read it on this thread, right away.
+    if not ok:
+        raise _last_error(lib)
+
+
+def set_routes(table: bytes) -> None:
+    """Validates the route-table JSON and swaps it in atomically."""
+    lib = _load()
+    _check(lib, lib.set_routes(table, len(table)))
+
+
+def check_routes(table: bytes) -> None:
+    """Validates the route-table JSON without swapping it in."""
+    lib = _load()
+    _check(lib, lib.sufast_check_routes(table, len(table)))
+
+
+def start(port: int, production: bool, host: Optional[str] = None) -> int:
+    """Starts the server; returns the bound port once it listens."""
+    if isinstance(port, bool) or not isinstance(port, int) or not 0 <= port <= 65535:
+        raise ValueError(f"port must be an integer from 0 to 65535, got {port!r}")
+    lib = _load()
+    if host is None:
+        _check(lib, lib.start_server(production, port))
+    else:
+        encoded = host.encode("utf-8")
+        _check(lib, lib.sufast_start_server_on(encoded, len(encoded), port, production))
+    return lib.sufast_bound_port()
+
+
+def stop(timeout: float = 5.0) -> None:
+    """Stops the server; in-flight requests get ``timeout`` seconds to finish."""
+    if not 0 <= timeout <= 4_000_000:
+        raise ValueError(f"timeout must be between 0 and 4000000 seconds, got {timeout!r}")
+    lib = _load()
+    _check(lib, lib.sufast_stop_server_within(int(timeout * 1000)))
+
+
+def bound_port() -> int:
+    """The port the server listens on, or 0 when it is not running."""
+    lib = _load()
+    return lib.sufast_bound_port()
+
+
+def version() -> str:
+    """The native library's version."""
+    lib = _load()
+    return ctypes.string_at(lib.sufast_version()).decode("utf-8")

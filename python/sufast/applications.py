@@ -1,0 +1,233 @@
+"""``App``: register handlers with decorators, then serve them with the
+native server (``run`` blocks, ``start``/``stop`` do not)."""
+
+from __future__ import annotations
+
+import atexit
+import signal
+import sys
+import threading
+import warnings
+from typing import Any, Callable, Dict, List, Optional, Tuple, TypeVar
+
+from . import _native
+from ._version import __version__
+from .exceptions import RouteWarning, SufastError
+from .responses import HeadersInput
+from .routing import Route, parameters, precompute, route_entry_table, route_table
+
+__all__ = ["App"]
+
+Handler = TypeVar("Handler", bound=Callable[..., Any])
+
+# The native server is one per process; this is the App serving it.
+_serving_lock = threading.Lock()
+_serving: Optional["App"] = None
+
+
+class App:
+    """A sufast application.
+
+    >>> app = App()
+    >>> @app.get("/")
+    ... def hello():
+    ...     return {"message": "hello"}
+    """
+
+    def __init__(self) -> None:
+        self._routes: Dict[Tuple[str, str], Route] = {}
+        self._lock = threading.RLock()
+        self._production = False
+        self._stopped = threading.Event()
+
+    # Registration -----------------------------------------------------------
+
+    def get(self, path: str, *, status_code: int = 200, headers: HeadersInput = None) -> Callable[[Handler], Handler]:
+        """Registers a handler for GET (and HEAD) requests to ``path``."""
+        return self._decorator("GET", path, status_code, headers)
+
+    def post(self, path: str, *, status_code: int = 200, headers: HeadersInput = None) -> Callable[[Handler], Handler]:
+        """Registers a handler for POST requests to ``path``."""
+        return self._decorator("POST", path, status_code, headers)
+
+    def put(self, path: str, *, status_code: int = 200, headers: HeadersInput = None) -> Callable[[Handler], Handler]:
+        """Registers a handler for PUT requests to ``path``."""
+        return self._decorator("PUT", path, status_code, headers)
+
+    def patch(self, path: str, *, status_code: int = 200, headers: HeadersInput = None) -> Callable[[Handler], Handler]:
+        """Registers a handler for PATCH requests to ``path``."""
+        return self._decorator("PATCH", path, status_code, headers)
+
+    def delete(self, path: str, *, status_code: int = 200, headers: HeadersInput = None) -> Callable[[Handler], Handler]:
+        """Registers a handler for DELETE requests to ``path``."""
+        return self._decorator("DELETE", path, status_code, headers)
+
+    def _decorator(self, method: str, path: str, status_code: int, headers: HeadersInput) -> Callable[[Handler], Handler]:
+        def register(endpoint: Handler) -> Handler:
+            self.add_route(method, path, endpoint, status_code=status_code, headers=headers, _stacklevel=4)
+            return endpoint
+
+        return register
+
+    def add_route(
+        self,
+        method: str,
+        path: str,
+        endpoint: Callable[..., Any],
+        *,
+        status_code: int = 200,
+        headers: HeadersInput = None,
+        _stacklevel: int = 2,
+    ) -> Route:
+        """Registers ``endpoint`` for ``method`` requests to ``path``.
+
+        A handler without parameters runs now, once; its result is what the
+        server sends. If it raises, the route answers 500 and a
+        ``RouteWarning`` names it. If the server is running, it serves the
+        new route at once.
+        """
+        name = f"{method} {path}"
+        declared = parameters(endpoint)
+        if declared:
+            raise TypeError(
+                f"route {name}: handler {getattr(endpoint, '__qualname__', endpoint)!r} declares "
+                f"parameters ({', '.join(declared)}); this version of sufast serves precomputed "
+                "routes only, so handlers must take no parameters"
+            )
+        with self._lock:
+            if (method, path) in self._routes:
+                raise ValueError(f"route {name} is already registered")
+            # Check the path, status and headers before running the handler.
+            placeholder = {"status": status_code, "headers": headers or []}
+            _native.check_routes(route_entry_table(method, path, placeholder))
+            route = precompute(method, path, endpoint, status_code, headers)
+            _native.check_routes(route_entry_table(method, path, route.table_entry(False)))
+            if route.error is not None:
+                warnings.warn(
+                    f"route {name}: handler raised {type(route.error).__name__}: {route.error}; "
+                    "the route answers 500",
+                    RouteWarning,
+                    stacklevel=_stacklevel,
+                )
+            self._routes[(method, path)] = route
+            if self.running:
+                try:
+                    self._ship()
+                except SufastError:
+                    del self._routes[(method, path)]
+                    raise
+        return route
+
+    @property
+    def routes(self) -> List[Route]:
+        """The registered routes, in registration order."""
+        with self._lock:
+            return list(self._routes.values())
+
+    # Serving ----------------------------------------------------------------
+
+    @property
+    def running(self) -> bool:
+        """Whether this app is the one the native server is serving."""
+        return _serving is self
+
+    @property
+    def port(self) -> int:
+        """The port this app is served on, or 0 when it is not running."""
+        return _native.bound_port() if self.running else 0
+
+    def _ship(self) -> None:
+        _native.set_routes(route_table(self.routes, self._production))
+
+    def start(self, port: int = 0, *, production: bool = False, host: Optional[str] = None) -> int:
+        """Starts serving without blocking and returns the bound port.
+
+        ``production`` binds 0.0.0.0, hides exception text from 500 bodies
+        and logs only errors; otherwise the server binds 127.0.0.1 and logs
+        each request to stderr. ``host`` overrides the address. Port 0 picks
+        a free port.
+        """
+        global _serving
+        with _serving_lock, self._lock:
+            if _serving is not None:
+                raise SufastError(f"an App is already being served on port {_native.bound_port()}; stop it first")
+            self._production = production
+            self._ship()
+            bound = _native.start(port, production, host)
+            _serving = self
+            self._stopped.clear()
+        _register_atexit()
+        return bound
+
+    def stop(self, timeout: float = 5.0) -> None:
+        """Stops serving: in-flight requests get ``timeout`` seconds to finish.
+        Does nothing if this app is not running."""
+        global _serving
+        with _serving_lock:
+            if _serving is not self:
+                return
+            try:
+                _native.stop(timeout)
+            finally:
+                _serving = None
+                self._stopped.set()
+
+    def run(self, port: int = 8000, production: bool = False, host: Optional[str] = None) -> None:
+        """Serves until Ctrl-C, SIGTERM or ``stop()``, then stops gracefully."""
+        bound = self.start(port, production=production, host=host)
+        shown = host or ("0.0.0.0" if production else "127.0.0.1")
+        mode = "production" if production else "development"
+        print(f"sufast {__version__} serving on http://{shown}:{bound} ({mode}; Ctrl-C to stop)", flush=True)
+        print(self._route_summary(), flush=True)
+        previous = _install_stop_signals(self._stopped.set)
+        try:
+            if sys.platform == "win32":
+                # Ctrl-C cannot interrupt an untimed wait on Windows.
+                while not self._stopped.wait(0.5):
+                    pass
+            else:
+                self._stopped.wait()
+        finally:
+            _restore_signals(previous)
+            self.stop()
+        print("sufast stopped", flush=True)
+
+    def _route_summary(self) -> str:
+        rows = [(r.method, r.path, r.tier + ("" if r.error is None else " (500: handler raised)")) for r in self.routes]
+        if not rows:
+            return "  (no routes)"
+        width = max(len(path) for _, path, _ in rows)
+        return "\n".join(f"  {method:<7} {path:<{width}}  {tier}" for method, path, tier in rows)
+
+
+def _install_stop_signals(handler: Callable[[], None]) -> Dict[int, Any]:
+    """Routes SIGINT and SIGTERM to ``handler``; returns what to restore.
+    Only the main thread may set signal handlers; elsewhere none are set."""
+    if threading.current_thread() is not threading.main_thread():
+        return {}
+    previous = {}
+    for signum in (signal.SIGINT, getattr(signal, "SIGTERM", None)):
+        if signum is not None:
+            previous[signum] = signal.signal(signum, lambda _signum, _frame: handler())
+    return previous
+
+
+def _restore_signals(previous: Dict[int, Any]) -> None:
+    for signum, old in previous.items():
+        signal.signal(signum, old)
+
+
+_atexit_registered = False
+
+
+def _register_atexit() -> None:
+    global _atexit_registered
+    if not _atexit_registered:
+        _atexit_registered = True
+        atexit.register(_stop_at_exit)
+
+
+def _stop_at_exit() -> None:
+    serving = _serving
+    if serving is not None:
+        serving.stop(timeout=1.0)

@@ -1,0 +1,161 @@
+"""Routes: running a precomputed handler once, turning what it returned
+into a stored response, and the route-table JSON the native server reads."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import inspect
+import json
+import traceback
+from typing import Any, Callable, Dict, Iterable, List, Optional
+
+from .responses import HeadersInput, JSONResponse, Response, normalize_headers
+
+__all__ = ["METHODS", "Route", "parameters", "precompute", "render", "route_entry_table", "route_table"]
+
+METHODS = ("GET", "POST", "PUT", "PATCH", "DELETE")
+
+_SERVER_ERROR = {"error": "Internal Server Error"}
+
+
+class Route:
+    """A registered route and the response the server stores for it."""
+
+    tier = "static"
+
+    def __init__(
+        self,
+        method: str,
+        path: str,
+        endpoint: Callable[..., Any],
+        response: Optional[Response] = None,
+        error: Optional[BaseException] = None,
+    ) -> None:
+        self.method = method
+        self.path = path
+        self.endpoint = endpoint
+        self.response = response
+        #: The exception the handler raised at registration; the route then
+        #: answers 500.
+        self.error = error
+
+    @property
+    def name(self) -> str:
+        """``GET /users``: how messages name this route."""
+        return f"{self.method} {self.path}"
+
+    def table_entry(self, production: bool) -> Dict[str, Any]:
+        """This route in the route-table format (see README)."""
+        if self.response is not None:
+            return response_entry(self.response)
+        body = dict(_SERVER_ERROR)
+        if not production and self.error is not None:
+            body["detail"] = "".join(traceback.format_exception_only(type(self.error), self.error)).strip()
+        return response_entry(JSONResponse(body, status_code=500))
+
+    def __repr__(self) -> str:
+        return f"<Route {self.name} {self.tier}>"
+
+
+def response_entry(response: Response) -> Dict[str, Any]:
+    """A response in the route-table format: text bodies stay readable,
+    other bytes travel as base64."""
+    entry: Dict[str, Any] = {
+        "status": response.status_code,
+        "content_type": response.content_type,
+        "headers": [[n, v] for n, v in response.headers if n.lower() != "content-type"],
+    }
+    try:
+        entry["body"] = response.body.decode("utf-8")
+    except UnicodeDecodeError:
+        entry["body_base64"] = base64.b64encode(response.body).decode("ascii")
+    return entry
+
+
+def render(result: Any, status_code: int, headers: HeadersInput) -> Response:
+    """Turns a handler's return value into a response.
+
+    A ``Response`` is taken as is (the route's headers are added unless it
+    sets the same name); ``bytes`` become ``application/octet-stream``;
+    anything else is serialized as JSON. Raises ``TypeError`` when the value
+    cannot be serialized.
+    """
+    extra = normalize_headers(headers)
+    if isinstance(result, Response):
+        own = {name.lower() for name, _ in result.headers}
+        result.headers = [(n, v) for n, v in extra if n.lower() not in own] + result.headers
+        return result
+    if isinstance(result, (bytes, bytearray, memoryview)):
+        return Response(result, status_code, extra, media_type="application/octet-stream")
+    return JSONResponse(result, status_code, extra)
+
+
+def _call_once(endpoint: Callable[[], Any]) -> Any:
+    result = endpoint()
+    if inspect.isawaitable(result):
+        try:
+            asyncio.get_running_loop()
+        except RuntimeError:
+            pass
+        else:
+            if inspect.iscoroutine(result):
+                result.close()
+            raise RuntimeError("an async handler cannot be precomputed inside a running event loop")
+
+        async def wait() -> Any:
+            return await result
+
+        result = asyncio.run(wait())
+    return result
+
+
+def precompute(
+    method: str,
+    path: str,
+    endpoint: Callable[[], Any],
+    status_code: int = 200,
+    headers: HeadersInput = None,
+) -> Route:
+    """Runs a zero-argument handler once and stores what it returned.
+
+    A handler that raises is kept as a 500 route with the exception in
+    ``Route.error``; a value that cannot be serialized raises ``TypeError``
+    naming the route.
+    """
+    try:
+        result = _call_once(endpoint)
+    except Exception as exc:  # the handler's failure becomes a 500 route
+        return Route(method, path, endpoint, error=exc)
+    try:
+        response = render(result, status_code, headers)
+    except TypeError as exc:
+        raise TypeError(f"route {method} {path}: handler {_describe(endpoint)} returned {exc}") from exc
+    return Route(method, path, endpoint, response=response)
+
+
+def _describe(endpoint: Callable[..., Any]) -> str:
+    return getattr(endpoint, "__qualname__", None) or repr(endpoint)
+
+
+def route_entry_table(method: str, path: str, entry: Dict[str, Any]) -> bytes:
+    """A table of one route, for checking it on its own."""
+    return _dump({method: {path: entry}})
+
+
+def route_table(routes: Iterable[Route], production: bool) -> bytes:
+    """The whole route table as UTF-8 JSON for ``set_routes``."""
+    table: Dict[str, Dict[str, Any]] = {}
+    for route in routes:
+        table.setdefault(route.method, {})[route.path] = route.table_entry(production)
+    return _dump(table)
+
+
+def _dump(table: Dict[str, Any]) -> bytes:
+    return json.dumps(table, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
+
+
+def parameters(endpoint: Callable[..., Any]) -> List[str]:
+    """The names of the parameters a handler declares."""
+    return list(inspect.signature(endpoint).parameters)
+

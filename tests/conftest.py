@@ -1,0 +1,64 @@
+"""Shared helpers: the package on sys.path, a real HTTP client, and an App
+fixture that is always stopped."""
+
+from __future__ import annotations
+
+import http.client
+import sys
+from pathlib import Path
+from typing import Dict, List, Optional, Tuple
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT / "python"))
+
+from sufast import App  # noqa: E402
+
+
+class Reply:
+    """One HTTP response as received."""
+
+    def __init__(self, status: int, headers: List[Tuple[str, str]], body: bytes) -> None:
+        self.status = status
+        self.header_list = headers
+        self.body = body
+
+    def header(self, name: str) -> Optional[str]:
+        values = self.headers_named(name)
+        return values[0] if values else None
+
+    def headers_named(self, name: str) -> List[str]:
+        return [v for n, v in self.header_list if n.lower() == name.lower()]
+
+    @property
+    def text(self) -> str:
+        return self.body.decode("utf-8")
+
+    def __repr__(self) -> str:
+        return f"Reply({self.status}, {self.body[:80]!r})"
+
+
+def request(
+    port: int,
+    method: str,
+    path: str,
+    body: Optional[bytes] = None,
+    headers: Optional[Dict[str, str]] = None,
+) -> Reply:
+    """Sends one request to 127.0.0.1:port over a fresh connection."""
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+    try:
+        conn.request(method, path, body=body, headers=headers or {})
+        response = conn.getresponse()
+        return Reply(response.status, response.getheaders(), response.read())
+    finally:
+        conn.close()
+
+
+@pytest.fixture
+def app():
+    """A fresh App, stopped after the test whatever happens."""
+    application = App()
+    yield application
+    application.stop(timeout=0)

@@ -1,0 +1,127 @@
+"""Starting, stopping and restarting; the one-server-per-process rule; the
+native library's loading and errors."""
+
+from __future__ import annotations
+
+import socket
+import subprocess
+import sys
+
+import pytest
+from conftest import ROOT, request
+
+import sufast
+from sufast import App, SufastError, _native
+
+
+def test_start_returns_the_bound_port_and_stop_releases_it(app):
+    app.get("/")(lambda: "up")
+    port = app.start()
+    assert port > 0 and app.port == port and app.running
+    assert request(port, "GET", "/").body == b'"up"'
+    app.stop()
+    assert not app.running and app.port == 0
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", port))  # free again
+
+
+def test_restart_in_the_same_process(app):
+    app.get("/")(lambda: "again")
+    for _ in range(3):
+        port = app.start()
+        assert request(port, "GET", "/").body == b'"again"'
+        app.stop()
+
+
+def test_stop_when_not_running_does_nothing(app):
+    app.stop()
+    app.stop()
+
+
+def test_a_second_app_cannot_start_while_one_serves(app):
+    app.get("/")(lambda: "first")
+    port = app.start()
+    other = App()
+    other.get("/")(lambda: "second")
+    with pytest.raises(SufastError, match=f"already being served on port {port}"):
+        other.start()
+    assert request(port, "GET", "/").body == b'"first"'
+    with pytest.raises(SufastError, match="already being served"):
+        app.start()
+
+
+def test_busy_port_is_a_clear_error(app):
+    with socket.socket() as holder:
+        holder.bind(("127.0.0.1", 0))
+        holder.listen()
+        busy = holder.getsockname()[1]
+        with pytest.raises(SufastError, match=f"cannot listen on 127.0.0.1:{busy}") as info:
+            app.start(port=busy)
+    assert info.value.code == 7
+    assert not app.running
+
+
+@pytest.mark.parametrize("port", [-1, 65536, 80.0, "80", True])
+def test_invalid_port_is_refused_before_the_library(app, port):
+    with pytest.raises(ValueError, match="port must be an integer"):
+        app.start(port=port)
+
+
+def test_bad_host_is_a_clear_error(app):
+    with pytest.raises(SufastError, match='host "example.invalid" is not an IP address'):
+        app.start(host="example.invalid")
+
+
+def test_library_version_matches_the_package():
+    assert _native.version() == sufast.__version__
+
+
+def test_route_table_errors_carry_code_and_message():
+    with pytest.raises(SufastError, match="route table is not valid JSON") as info:
+        _native.check_routes(b"{")
+    assert info.value.code == 3
+    with pytest.raises(SufastError, match=r'unknown method "FETCH"') as info:
+        _native.check_routes(b'{"FETCH": {}}')
+    assert info.value.code == 4
+
+
+def _python(code: str, **env: str) -> subprocess.CompletedProcess:
+    import os
+
+    return subprocess.run(
+        [sys.executable, "-c", code],
+        cwd=ROOT,
+        env={**os.environ, "PYTHONPATH": str(ROOT / "python"), **env},
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+
+
+def test_import_works_without_the_library_and_use_names_the_path(tmp_path):
+    missing = tmp_path / "nowhere" / "libsufast.so"
+    code = "import sufast\napp = sufast.App()\napp.get('/')(lambda: 1)\n"
+    result = _python(code, SUFAST_LIB=str(missing))
+    assert result.returncode == 1
+    assert f"the sufast native library was not found at {missing}" in result.stderr
+    assert "run `make build`" in result.stderr
+
+
+def test_a_file_that_is_not_a_library_is_refused(tmp_path):
+    bogus = tmp_path / "libsufast.so"
+    bogus.write_text("not a library")
+    result = _python("import sufast\nsufast._native.version()\n", SUFAST_LIB=str(bogus))
+    assert result.returncode == 1
+    assert f"cannot load the sufast native library at {bogus}" in result.stderr
+
+
+def test_a_library_of_another_version_is_refused(monkeypatch):
+    monkeypatch.setattr(_native, "_lib", None)
+    monkeypatch.setattr(_native, "PACKAGE_VERSION", "9.9.9")
+    with pytest.raises(SufastError, match=r"is version 0\.1\.0, but the sufast package is 9\.9\.9; rebuild it with `make build`"):
+        _native.version()
+
+
+def test_the_library_is_found_inside_the_package():
+    assert _native.library_path().parent == ROOT / "python" / "sufast"
+    assert _native.library_path().name == _native.library_name()

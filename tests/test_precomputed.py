@@ -1,0 +1,240 @@
+"""Precomputed routes: a zero-argument handler runs once at registration
+and the server sends exactly what it returned, over real HTTP."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from conftest import request
+
+from sufast import HTMLResponse, JSONResponse, PlainTextResponse, Response, RouteWarning, Sufast, SufastError
+
+
+@pytest.mark.parametrize(
+    "value, wire",
+    [
+        ({"hello": "world"}, b'{"hello":"world"}'),
+        ([1, "two", 3.5, None, True], b'[1,"two",3.5,null,true]'),
+        ("text", b'"text"'),
+        (42, b"42"),
+        (0.1, b"0.1"),
+        (False, b"false"),
+        (None, b"null"),
+        ({"n": 123456789012345678901234567890}, b'{"n":123456789012345678901234567890}'),
+        ({"s": "héllo ✓ 😀"}, '{"s":"héllo ✓ 😀"}'.encode("utf-8")),
+        ({"nested": {"a": [{"b": {}}]}}, b'{"nested":{"a":[{"b":{}}]}}'),
+    ],
+)
+def test_values_are_served_as_compact_utf8_json_byte_exact(app, value, wire):
+    app.get("/")(lambda: value)
+    port = app.start()
+    reply = request(port, "GET", "/")
+    assert reply.status == 200
+    assert reply.header("Content-Type") == "application/json"
+    assert reply.body == wire
+    assert json.loads(reply.body) == value
+
+
+def test_bytes_are_octet_stream_byte_exact(app):
+    payload = bytes(range(256))
+    app.get("/blob")(lambda: payload)
+    port = app.start()
+    reply = request(port, "GET", "/blob")
+    assert reply.header("Content-Type") == "application/octet-stream"
+    assert reply.body == payload
+
+
+def test_response_classes_set_status_type_and_headers(app):
+    app.get("/html")(lambda: HTMLResponse("<b>é</b>", status_code=201))
+    app.get("/text")(lambda: PlainTextResponse("plain"))
+    app.get("/json")(lambda: JSONResponse({"a": 1}, status_code=202, headers={"X-Kind": "json"}))
+    app.get("/raw")(lambda: Response(b"\x00\xff", media_type="image/png"))
+    app.get("/bare")(lambda: Response("no type"))
+    app.get("/empty")(lambda: Response(status_code=204))
+    cookies = [("Set-Cookie", "a=1; Path=/"), ("Set-Cookie", "b=2; HttpOnly")]
+    app.get("/cookies")(lambda: Response("ok", headers=cookies, media_type="text/plain"))
+    port = app.start()
+
+    reply = request(port, "GET", "/html")
+    assert (reply.status, reply.header("Content-Type")) == (201, "text/html; charset=utf-8")
+    assert reply.body == "<b>é</b>".encode("utf-8")
+    assert request(port, "GET", "/text").header("Content-Type") == "text/plain; charset=utf-8"
+    reply = request(port, "GET", "/json")
+    assert (reply.status, reply.body, reply.header("X-Kind")) == (202, b'{"a":1}', "json")
+    reply = request(port, "GET", "/raw")
+    assert (reply.header("Content-Type"), reply.body) == ("image/png", b"\x00\xff")
+    reply = request(port, "GET", "/bare")
+    assert reply.header("Content-Type") is None
+    assert reply.body == b"no type"
+    reply = request(port, "GET", "/empty")
+    assert (reply.status, reply.body) == (204, b"")
+    assert request(port, "GET", "/cookies").headers_named("Set-Cookie") == ["a=1; Path=/", "b=2; HttpOnly"]
+
+
+def test_decorator_status_and_headers_apply(app):
+    @app.post("/items", status_code=201, headers={"Location": "/items/1"})
+    def create():
+        return {"id": 1}
+
+    @app.get("/override", headers={"X-A": "route", "X-B": "route"})
+    def override():
+        return Response("r", headers={"X-A": "response"})
+
+    port = app.start()
+    reply = request(port, "POST", "/items")
+    assert (reply.status, reply.header("Location"), reply.body) == (201, "/items/1", b'{"id":1}')
+    reply = request(port, "GET", "/override")
+    assert reply.headers_named("X-A") == ["response"]
+    assert reply.header("X-B") == "route"
+
+
+def test_every_method_decorator_registers_its_method(app):
+    def returning(value):
+        return lambda: value
+
+    for method in ("get", "post", "put", "patch", "delete"):
+        getattr(app, method)("/m")(returning(method))
+    port = app.start()
+    for method in ("GET", "POST", "PUT", "PATCH", "DELETE"):
+        assert request(port, method, "/m").body == json.dumps(method.lower()).encode()
+
+
+def test_handler_runs_once_at_registration(app):
+    calls = []
+
+    @app.get("/once")
+    def once():
+        calls.append(1)
+        return {"calls": len(calls)}
+
+    assert calls == [1]
+    port = app.start()
+    for _ in range(3):
+        assert request(port, "GET", "/once").body == b'{"calls":1}'
+    assert calls == [1]
+
+
+def test_async_handler_is_awaited_once(app):
+    @app.get("/async")
+    async def hello():
+        return {"async": True}
+
+    assert request(app.start(), "GET", "/async").body == b'{"async":true}'
+
+
+def test_unserializable_result_is_a_type_error_naming_the_route(app):
+    with pytest.raises(TypeError, match=r"route GET /bad: handler .*returned set value cannot be serialized"):
+        app.get("/bad")(lambda: {1, 2})
+    with pytest.raises(TypeError, match=r"route GET /nan:.*Out of range float"):
+        app.get("/nan")(lambda: float("nan"))
+    assert app.routes == []
+
+
+def test_handler_that_raises_serves_500_and_warns(app):
+    with pytest.warns(RouteWarning, match=r"route GET /boom: handler raised ValueError: no config"):
+
+        @app.get("/boom")
+        def boom():
+            raise ValueError("no config")
+
+    port = app.start()
+    reply = request(port, "GET", "/boom")
+    assert reply.status == 500
+    assert reply.header("Content-Type") == "application/json"
+    assert json.loads(reply.body) == {"error": "Internal Server Error", "detail": "ValueError: no config"}
+
+
+def test_production_500_hides_the_exception(app):
+    with pytest.warns(RouteWarning):
+        app.get("/boom")(lambda: 1 / 0)
+    port = app.start(production=True, host="127.0.0.1")
+    reply = request(port, "GET", "/boom")
+    assert (reply.status, reply.body) == (500, b'{"error":"Internal Server Error"}')
+
+
+def test_handlers_with_parameters_are_refused_clearly(app):
+    with pytest.raises(TypeError, match=r"route GET /users/\{id\}: handler .* declares parameters \(id\)"):
+
+        @app.get("/users/{id}")
+        def user(id):
+            return id
+
+
+@pytest.mark.parametrize(
+    "path, headers, message",
+    [
+        ("users", None, r"route GET users: path must start with '/'"),
+        ("/a/{id", None, r"route GET /a/\{id: path segment"),
+        ("/a/{id:bogus}", None, r"unknown convertor"),
+        ("/x", {"X-A": "1\r\nX-Injected: 2"}, r"route GET /x: header \"X-A\" has a value with CR, LF"),
+        ("/x", {"Bad Name": "1"}, r"not a valid HTTP header name"),
+        ("/x", {"Content-Length": "3"}, r"set by the server"),
+    ],
+)
+def test_bad_routes_fail_at_registration_with_the_library_message(app, path, headers, message):
+    ran = []
+    with pytest.raises(SufastError, match=message):
+        app.get(path, headers=headers)(lambda: ran.append(1))
+    assert ran == [], "the handler must not run for a route that cannot be served"
+
+
+def test_bad_header_in_returned_response_fails_at_registration(app):
+    with pytest.raises(SufastError, match=r"route GET /r: header \"X-A\" has a value with CR, LF"):
+        app.get("/r")(lambda: Response("x", headers={"X-A": "a\nb"}))
+
+
+@pytest.mark.parametrize("status_code", [99, 600, "200", True])
+def test_bad_status_codes_are_refused(app, status_code):
+    with pytest.raises(SufastError, match="status"):
+        app.get("/s", status_code=status_code)(lambda: 1)
+
+
+def test_duplicate_registration_is_refused(app):
+    app.get("/dup")(lambda: 1)
+    with pytest.raises(ValueError, match="route GET /dup is already registered"):
+        app.get("/dup")(lambda: 2)
+
+
+def test_conflicting_routes_fail_at_start_and_nothing_is_served(app):
+    app.get("/u/{id}")(lambda: 1)
+    app.get("/u/{name}")(lambda: 2)
+    with pytest.raises(SufastError, match=r"route GET /u/\{name\} duplicates GET /u/\{id\}"):
+        app.start()
+    assert not app.running
+
+
+def test_routes_added_while_running_are_served_at_once(app):
+    app.get("/a")(lambda: "a")
+    port = app.start()
+    assert request(port, "GET", "/b").status == 404
+    app.get("/b")(lambda: "b")
+    assert request(port, "GET", "/b").body == b'"b"'
+    assert app.port == port
+
+
+def test_conflicting_route_added_while_running_is_refused_and_old_table_kept(app):
+    app.get("/files/{name}")(lambda: "file")
+    port = app.start()
+    with pytest.raises(SufastError, match=r"conflicts with"):
+        app.get("/files/{rest:path}")(lambda: "rest")
+    assert [r.path for r in app.routes] == ["/files/{name}"]
+    assert request(port, "GET", "/files/x").body == b'"file"'
+
+
+def test_not_found_method_not_allowed_and_head(app):
+    app.get("/only-get")(lambda: {"k": "v"})
+    port = app.start()
+    reply = request(port, "GET", "/missing")
+    assert (reply.status, reply.body) == (404, b'{"error": "Not found"}')
+    assert reply.header("Content-Type") == "application/json"
+    reply = request(port, "DELETE", "/only-get")
+    assert (reply.status, reply.header("Allow")) == (405, "GET, HEAD")
+    reply = request(port, "HEAD", "/only-get")
+    assert (reply.status, reply.body, reply.header("Content-Length")) == (200, b"", "9")
+
+
+def test_sufast_is_the_seed_name_for_app():
+    from sufast import App
+
+    assert Sufast is App
