@@ -1,0 +1,59 @@
+# sufast: `make run` serves examples/hello.py, `make test` runs every check.
+
+PYTHON ?= python3
+CARGO ?= cargo
+CORE := rust-core
+MANIFEST := --manifest-path $(CORE)/Cargo.toml
+TEST_VENV := .venv-test
+
+# The library file name per platform, as cargo builds it and ctypes loads it.
+UNAME_S := $(shell uname -s 2>/dev/null || echo Windows)
+ifeq ($(UNAME_S),Darwin)
+  LIB := libsufast.dylib
+else ifneq (,$(filter Windows MINGW% MSYS% CYGWIN%,$(UNAME_S)))
+  LIB := sufast.dll
+else
+  LIB := libsufast.so
+endif
+
+.PHONY: build header run test lint check-header test-rust test-python clean
+
+## build: the release library, copied into the Python package
+build:
+	$(CARGO) build --release $(MANIFEST)
+	cp $(CORE)/target/release/$(LIB) python/sufast/$(LIB)
+
+## header: regenerate include/sufast.h from the exports
+header:
+	$(CARGO) run --quiet $(MANIFEST) --example header
+
+## run: serve examples/hello.py on http://127.0.0.1:8000
+run: build
+	$(PYTHON) examples/hello.py
+
+## test: formatting, lints, header, Rust tests, C program and pytest
+test: lint check-header test-rust test-python
+
+lint:
+	cd $(CORE) && $(CARGO) fmt --check
+	cd $(CORE) && $(CARGO) clippy --all-targets -- -D warnings
+
+check-header:
+	$(CARGO) run --quiet $(MANIFEST) --example header -- --check
+
+test-rust:
+	$(CARGO) test $(MANIFEST)
+
+test-python: build $(TEST_VENV)/.installed
+	$(TEST_VENV)/bin/python -m pytest -q tests
+
+$(TEST_VENV)/.installed: tests/requirements.txt
+	$(PYTHON) -m venv $(TEST_VENV)
+	$(TEST_VENV)/bin/python -m pip install --quiet --upgrade pip
+	$(TEST_VENV)/bin/python -m pip install --quiet -r tests/requirements.txt
+	touch $@
+
+clean:
+	$(CARGO) clean $(MANIFEST)
+	rm -rf $(TEST_VENV) python/sufast/$(LIB) .pytest_cache
+	find . -name __pycache__ -type d -prune -exec rm -rf {} +
