@@ -1,1 +1,0 @@
-//! Tests of every C export, called as a C program would.

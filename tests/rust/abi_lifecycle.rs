@@ -1,0 +1,208 @@
+//! Starting and stopping the server through the C exports: ports, second
+//! starts, graceful stops with deadlines, restarts.
+
+#[path = "support/mod.rs"]
+mod support;
+
+use std::io::{BufReader, Read, Write};
+use std::net::{Ipv4Addr, TcpListener};
+use std::ptr;
+use std::time::{Duration, Instant};
+
+use sufast::error::SufastErrorCode;
+
+use support::*;
+
+// ---------------------------------------------------------------------------
+// Starting and stopping.
+// ---------------------------------------------------------------------------
+
+#[test]
+fn start_on_port_zero_binds_a_free_port_and_serves() {
+    let _serial = serial();
+    assert_eq!(sufast::sufast_bound_port(), 0, "no server before the start");
+    set_ok(r#"{"GET": {"/": "{\"hello\":\"world\"}"}}"#);
+    let server = Server::start();
+    assert_eq!(sufast::sufast_last_error_code(), SufastErrorCode::Ok);
+    let reply = get(server.port, "/");
+    assert_eq!(reply.status, 200);
+    assert_eq!(reply.header("content-type"), Some("application/json"));
+    assert_eq!(reply.text(), r#"{"hello":"world"}"#);
+}
+
+#[test]
+fn a_second_start_fails_at_once_with_already_running() {
+    let _serial = serial();
+    set_ok(KEPT);
+    let server = Server::start();
+
+    let started = Instant::now();
+    assert!(!sufast::start_server(false, 0));
+    assert!(started.elapsed() < AT_ONCE, "{:?}", started.elapsed());
+    let port = server.port.to_string();
+    assert_failed(SufastErrorCode::AlreadyRunning, &[&port], "start_server");
+
+    assert!(!start_on(b"127.0.0.1"));
+    assert_failed(SufastErrorCode::AlreadyRunning, &[&port], "start_on");
+
+    // The first server is untouched.
+    assert_eq!(sufast::sufast_bound_port(), server.port);
+    assert_eq!(body(server.port, "/x"), r#""kept""#);
+}
+
+#[test]
+fn a_busy_port_fails_at_once_with_bind() {
+    let _serial = serial();
+    let _stop = StopOnDrop;
+    let taken = TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).expect("bind a port");
+    let port = taken.local_addr().unwrap().port();
+
+    let started = Instant::now();
+    assert!(!sufast::start_server(false, port));
+    assert!(started.elapsed() < AT_ONCE, "{:?}", started.elapsed());
+    assert_failed(SufastErrorCode::Bind, &[&port.to_string()], "busy port");
+    assert_eq!(sufast::sufast_bound_port(), 0);
+}
+
+#[test]
+fn start_server_on_rejects_bad_hosts_and_binds_a_good_one() {
+    let _serial = serial();
+    let _stop = StopOnDrop;
+
+    // SAFETY: NULL is the case under test.
+    assert!(!unsafe { sufast::sufast_start_server_on(ptr::null(), 9, 0, false) });
+    assert_failed(SufastErrorCode::NullPointer, &["NULL", "host"], "NULL host");
+    assert!(!start_on(b"127.0.0.\xff"));
+    assert_failed(SufastErrorCode::InvalidUtf8, &["host"], "non-UTF-8 host");
+    assert!(!start_on(b"not-an-ip"));
+    assert_failed(
+        SufastErrorCode::InvalidArgument,
+        &["not-an-ip"],
+        "not an IP",
+    );
+    assert_eq!(sufast::sufast_bound_port(), 0, "no failure starts a server");
+
+    set_ok(KEPT);
+    let server = Server::adopt(start_on(b"127.0.0.1"));
+    assert_eq!(body(server.port, "/x"), r#""kept""#);
+}
+
+#[test]
+fn stop_without_a_server_is_not_running() {
+    let _serial = serial();
+    assert!(!sufast::sufast_stop_server());
+    assert_failed(SufastErrorCode::NotRunning, &[], "stop");
+    assert!(!sufast::sufast_stop_server_within(0));
+    assert_failed(SufastErrorCode::NotRunning, &[], "stop_within");
+}
+
+#[test]
+fn stop_releases_the_port_and_a_restart_serves() {
+    let _serial = serial();
+    set_ok(KEPT);
+    let first = Server::start();
+    assert_eq!(body(first.port, "/x"), r#""kept""#);
+
+    assert!(sufast::sufast_stop_server(), "{}", last_error());
+    assert_eq!(sufast::sufast_bound_port(), 0);
+    // Only a released port can be bound again (Linux refuses a second
+    // listener on a port even with SO_REUSEADDR).
+    drop(TcpListener::bind((Ipv4Addr::LOCALHOST, first.port)).expect("the old port is free"));
+    assert!(!sufast::sufast_stop_server());
+    assert_eq!(last_code(), SufastErrorCode::NotRunning);
+
+    let second = Server::start();
+    assert_eq!(body(second.port, "/x"), r#""kept""#);
+}
+
+#[test]
+fn stop_with_a_deadline_closes_a_half_sent_request() {
+    let _serial = serial();
+    set_ok(KEPT);
+    let server = Server::start();
+
+    // A full request and its response first: only then is the connection
+    // surely accepted and owned by the server, without sleeping for it.
+    let mut stream = connect(server.port);
+    stream
+        .write_all(request_head("GET", "/x", false).as_bytes())
+        .unwrap();
+    let mut reader = BufReader::new(stream.try_clone().unwrap());
+    assert_eq!(read_reply(&mut reader, false).status, 200);
+    stream.write_all(b"GET /x HTTP/1.1\r\nHost: 127").unwrap();
+
+    // The deadline is only an upper bound here: a head still arriving may
+    // count as an idle connection and be closed at once. What matters is
+    // that the stop never waits for the client to finish.
+    let started = Instant::now();
+    assert!(sufast::sufast_stop_server_within(300), "{}", last_error());
+    let took = started.elapsed();
+    assert!(took < Duration::from_secs(3), "stop took {took:?}");
+    assert_eq!(sufast::sufast_bound_port(), 0);
+    // Whatever the server says last, the connection ends.
+    let _ = read_until_closed(&mut reader);
+}
+
+#[test]
+fn stop_with_a_deadline_cuts_off_a_response_still_being_written() {
+    let _serial = serial();
+    // Far more than loopback socket buffers hold: while the client does
+    // not read, the server cannot finish writing, so the request stays in
+    // flight and only the deadline can end it.
+    let big = "x".repeat(16 << 20);
+    set_ok(
+        &serde_json::json!({"GET": {"/big": {"content_type": "text/plain", "body": big}}})
+            .to_string(),
+    );
+    let server = Server::start();
+
+    let mut stream = connect(server.port);
+    stream
+        .write_all(request_head("GET", "/big", true).as_bytes())
+        .unwrap();
+    // The response has begun: the request is surely in flight.
+    let mut first = [0_u8; 12];
+    stream.read_exact(&mut first).unwrap();
+    assert_eq!(&first, b"HTTP/1.1 200");
+
+    let started = Instant::now();
+    assert!(sufast::sufast_stop_server_within(300), "{}", last_error());
+    let took = started.elapsed();
+    assert!(
+        took >= Duration::from_millis(300),
+        "the request in flight was not given its deadline: {took:?}"
+    );
+    assert!(took < Duration::from_secs(3), "stop took {took:?}");
+    let received = read_until_closed(&mut stream).map_or(0, |rest| rest.len());
+    assert!(
+        received < big.len(),
+        "the response was cut off at the deadline"
+    );
+}
+
+#[test]
+fn an_idle_keep_alive_connection_does_not_delay_a_stop() {
+    let _serial = serial();
+    set_ok(KEPT);
+    let server = Server::start();
+
+    let mut stream = connect(server.port);
+    stream
+        .write_all(request_head("GET", "/x", false).as_bytes())
+        .unwrap();
+    let mut reader = BufReader::new(stream);
+    let reply = read_reply(&mut reader, false);
+    assert_eq!(reply.text(), r#""kept""#);
+    assert_ne!(reply.header("connection"), Some("close"), "kept alive");
+
+    // The default deadline is 5 s; an idle connection must not use it up.
+    let started = Instant::now();
+    assert!(sufast::sufast_stop_server(), "{}", last_error());
+    let took = started.elapsed();
+    assert!(took < Duration::from_secs(2), "stop took {took:?}");
+    let rest = read_until_closed(&mut reader);
+    assert!(
+        rest.as_ref().map_or(true, Vec::is_empty),
+        "{rest:?} after the stop"
+    );
+}
