@@ -4,7 +4,7 @@
 #[path = "support/mod.rs"]
 mod support;
 
-use std::io::{BufReader, Read, Write};
+use std::io::{Read, Write};
 use std::net::{Ipv4Addr, TcpListener};
 use std::ptr;
 use std::time::{Duration, Instant};
@@ -123,12 +123,8 @@ fn stop_with_a_deadline_closes_a_half_sent_request() {
 
     // A full request and its response first: only then is the connection
     // surely accepted and owned by the server, without sleeping for it.
-    let mut stream = connect(server.port);
-    stream
-        .write_all(request_head("GET", "/x", false).as_bytes())
-        .unwrap();
-    let mut reader = BufReader::new(stream.try_clone().unwrap());
-    assert_eq!(read_reply(&mut reader, false).status, 200);
+    let (mut stream, mut reader, reply) = kept_alive(server.port, "/x");
+    assert_eq!(reply.status, 200);
     stream.write_all(b"GET /x HTTP/1.1\r\nHost: 127").unwrap();
 
     // The deadline is only an upper bound here: a head still arriving may
@@ -186,12 +182,7 @@ fn an_idle_keep_alive_connection_does_not_delay_a_stop() {
     set_ok(KEPT);
     let server = Server::start();
 
-    let mut stream = connect(server.port);
-    stream
-        .write_all(request_head("GET", "/x", false).as_bytes())
-        .unwrap();
-    let mut reader = BufReader::new(stream);
-    let reply = read_reply(&mut reader, false);
+    let (_stream, mut reader, reply) = kept_alive(server.port, "/x");
     assert_eq!(reply.text(), r#""kept""#);
     assert_ne!(reply.header("connection"), Some("close"), "kept alive");
 

@@ -164,6 +164,19 @@ pub fn connect(port: u16) -> TcpStream {
     stream
 }
 
+/// A keep-alive connection on which one GET of `target` has been answered,
+/// so the server has surely accepted it; returns the stream, a reader on
+/// it and that reply.
+pub fn kept_alive(port: u16, target: &str) -> (TcpStream, BufReader<TcpStream>, Reply) {
+    let mut stream = connect(port);
+    stream
+        .write_all(request_head("GET", target, false).as_bytes())
+        .unwrap();
+    let mut reader = BufReader::new(stream.try_clone().unwrap());
+    let reply = read_reply(&mut reader, false);
+    (stream, reader, reply)
+}
+
 /// One line without its CRLF; `None` at end of stream.
 pub fn read_line(reader: &mut impl BufRead) -> Option<String> {
     let mut line = String::new();
