@@ -145,7 +145,8 @@ bool sufast_stop_server(void);
 bool sufast_stop_server_within(uint32_t timeout_ms);
 
 /*
- The TCP port the running server listens on, or 0 when none runs.
+ The TCP port the running server listens on, or 0 when none runs (or
+ it is stopping). Never waits for a start or stop in progress.
  */
 uint16_t sufast_bound_port(void);
 

@@ -118,7 +118,8 @@ pub extern "C" fn sufast_stop_server_within(timeout_ms: u32) -> bool {
     })
 }
 
-/// The TCP port the running server listens on, or 0 when none runs.
+/// The TCP port the running server listens on, or 0 when none runs (or
+/// it is stopping). Never waits for a start or stop in progress.
 #[no_mangle]
 pub extern "C" fn sufast_bound_port() -> u16 {
     guard("sufast_bound_port", 0, server::bound_port)
@@ -158,5 +159,7 @@ static VERSION: &str = concat!(env!("CARGO_PKG_VERSION"), "\0");
 /// by the library: never free it.
 #[no_mangle]
 pub extern "C" fn sufast_version() -> *const c_char {
-    VERSION.as_ptr().cast()
+    guard("sufast_version", std::ptr::null(), || {
+        VERSION.as_ptr().cast()
+    })
 }

@@ -4,6 +4,7 @@
 
 use std::future::IntoFuture;
 use std::net::{IpAddr, SocketAddr};
+use std::sync::atomic::{AtomicU16, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
@@ -31,6 +32,10 @@ static ROUTES: Lazy<ArcSwap<RouteTable>> = Lazy::new(ArcSwap::default);
 /// The running server, if any. Held while starting and stopping so that
 /// those never interleave.
 static SERVER: Mutex<Option<Running>> = Mutex::new(None);
+
+/// The port of the running server, or 0; readable without waiting for a
+/// start or stop in progress.
+static PORT: AtomicU16 = AtomicU16::new(0);
 
 struct Running {
     port: u16,
@@ -216,6 +221,7 @@ pub fn start(host: &str, port: u16, production: bool) -> Result<u16, Error> {
         stop,
         thread,
     });
+    PORT.store(bound.port(), Ordering::SeqCst);
     Ok(bound.port())
 }
 
@@ -258,6 +264,7 @@ pub fn stop(deadline: Duration) -> Result<(), Error> {
             "no server is running",
         ));
     };
+    PORT.store(0, Ordering::SeqCst);
     let _ = running.stop.send(deadline);
     running.thread.join().map_err(|_| {
         Error::new(
@@ -269,7 +276,7 @@ pub fn stop(deadline: Duration) -> Result<(), Error> {
 
 /// The port the running server listens on, or 0.
 pub fn bound_port() -> u16 {
-    server().as_ref().map_or(0, |r| r.port)
+    PORT.load(Ordering::SeqCst)
 }
 
 #[cfg(test)]
