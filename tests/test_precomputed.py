@@ -179,6 +179,18 @@ def test_bad_routes_fail_at_registration_with_the_library_message(app, path, hea
     assert ran == [], "the handler must not run for a route that cannot be served"
 
 
+def test_headers_may_be_any_mapping_or_pairs_of_str(app):
+    from types import MappingProxyType
+
+    app.get("/m", headers=MappingProxyType({"X-A": "1"}))(lambda: 1)
+    app.get("/p", headers=[("X-B", "1"), ("X-B", "2")])(lambda: 1)
+    with pytest.raises(TypeError, match="header names and values must be str"):
+        app.get("/n", headers={"X-C": 3})(lambda: 1)
+    port = app.start()
+    assert request(port, "GET", "/m").header("X-A") == "1"
+    assert request(port, "GET", "/p").headers_named("X-B") == ["1", "2"]
+
+
 def test_bad_header_in_returned_response_fails_at_registration(app):
     with pytest.raises(SufastError, match=r"route GET /r: header \"X-A\" has a value with CR, LF"):
         app.get("/r")(lambda: Response("x", headers={"X-A": "a\nb"}))

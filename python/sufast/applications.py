@@ -13,7 +13,7 @@ from typing import Any, Callable, Dict, List, Optional, Tuple, TypeVar
 from . import _native
 from ._version import __version__
 from .exceptions import RouteWarning, SufastError
-from .responses import HeadersInput
+from .responses import HeadersInput, normalize_headers
 from .routing import Route, parameters, precompute, route_entry_table, route_table
 
 __all__ = ["App"]
@@ -98,7 +98,7 @@ class App:
             if (method, path) in self._routes:
                 raise ValueError(f"route {name} is already registered")
             # Check the path, status and headers before running the handler.
-            placeholder = {"status": status_code, "headers": headers or []}
+            placeholder = {"status": status_code, "headers": normalize_headers(headers)}
             _native.check_routes(route_entry_table(method, path, placeholder))
             route = precompute(method, path, endpoint, status_code, headers)
             _native.check_routes(route_entry_table(method, path, route.table_entry(False)))
