@@ -32,9 +32,7 @@ fn start_on_port_zero_binds_a_free_port_and_serves() {
 
 #[test]
 fn a_second_start_fails_at_once_with_already_running() {
-    let _serial = serial();
-    set_ok(KEPT);
-    let server = Server::start();
+    let (_serial, server) = serving_kept();
 
     let started = Instant::now();
     assert!(!sufast::start_server(false, 0));
@@ -117,9 +115,7 @@ fn stop_releases_the_port_and_a_restart_serves() {
 
 #[test]
 fn stop_with_a_deadline_closes_a_half_sent_request() {
-    let _serial = serial();
-    set_ok(KEPT);
-    let server = Server::start();
+    let (_serial, server) = serving_kept();
 
     // A full request and its response first: only then is the connection
     // surely accepted and owned by the server, without sleeping for it.
@@ -178,9 +174,7 @@ fn stop_with_a_deadline_cuts_off_a_response_still_being_written() {
 
 #[test]
 fn an_idle_keep_alive_connection_does_not_delay_a_stop() {
-    let _serial = serial();
-    set_ok(KEPT);
-    let server = Server::start();
+    let (_serial, server) = serving_kept();
 
     let (_stream, mut reader, reply) = kept_alive(server.port, "/x");
     assert_eq!(reply.text(), r#""kept""#);

@@ -18,9 +18,7 @@ use support::*;
 
 #[test]
 fn set_routes_rejects_a_null_pointer() {
-    let _serial = serial();
-    set_ok(KEPT);
-    let server = Server::start();
+    let (_serial, server) = serving_kept();
     for len in [0, 5] {
         // SAFETY: NULL is the case under test; the library must not read it.
         assert!(!unsafe { sufast::set_routes(ptr::null(), len) });
@@ -31,9 +29,7 @@ fn set_routes_rejects_a_null_pointer() {
 
 #[test]
 fn set_routes_rejects_a_length_no_buffer_can_have() {
-    let _serial = serial();
-    set_ok(KEPT);
-    let server = Server::start();
+    let (_serial, server) = serving_kept();
     // The library must refuse before reading: no slice can be this long.
     // SAFETY: the length check comes before any read of `json`.
     assert!(!unsafe { sufast::set_routes(b"{}".as_ptr(), usize::MAX) });
@@ -47,9 +43,7 @@ fn set_routes_rejects_a_length_no_buffer_can_have() {
 
 #[test]
 fn set_routes_rejects_bytes_that_are_not_json() {
-    let _serial = serial();
-    set_ok(KEPT);
-    let server = Server::start();
+    let (_serial, server) = serving_kept();
     let cases: [&[u8]; 6] = [
         b"",
         b"{",
@@ -69,9 +63,7 @@ fn set_routes_rejects_bytes_that_are_not_json() {
 
 #[test]
 fn set_routes_rejects_wrong_shapes_naming_the_route() {
-    let _serial = serial();
-    set_ok(KEPT);
-    let server = Server::start();
+    let (_serial, server) = serving_kept();
     // A valid `/new` first in some tables: a rejected table must not be
     // applied in part.
     let cases: [(&str, &[&str]); 8] = [

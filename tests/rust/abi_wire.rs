@@ -72,9 +72,7 @@ fn a_rich_route_sends_its_status_type_and_repeated_headers() {
 
 #[test]
 fn an_unknown_path_is_a_json_404() {
-    let _serial = serial();
-    set_ok(KEPT);
-    let server = Server::start();
+    let (_serial, server) = serving_kept();
 
     let reply = get(server.port, "/nowhere");
     assert_eq!(reply.status, 404);
@@ -126,9 +124,7 @@ fn a_percent_encoded_path_matches_the_decoded_route() {
 
 #[test]
 fn the_query_string_does_not_affect_matching() {
-    let _serial = serial();
-    set_ok(KEPT);
-    let server = Server::start();
+    let (_serial, server) = serving_kept();
 
     assert_eq!(body(server.port, "/x?a=1&b=%FF"), r#""kept""#);
     assert_eq!(get(server.port, "/nowhere?x").status, 404);
@@ -150,9 +146,7 @@ fn an_int_parameter_matches_digits_only() {
 
 #[test]
 fn a_malformed_request_does_not_stop_the_server() {
-    let _serial = serial();
-    set_ok(KEPT);
-    let server = Server::start();
+    let (_serial, server) = serving_kept();
 
     let mut stream = connect(server.port);
     stream.write_all(b"GARBAGE\r\n\r\n").unwrap();

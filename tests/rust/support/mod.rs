@@ -277,6 +277,15 @@ pub fn read_until_closed(stream: &mut impl Read) -> Result<Vec<u8>, ErrorKind> {
 /// The table the failure tests keep live: a failed swap must leave it.
 pub const KEPT: &str = r#"{"GET": {"/x": "\"kept\""}}"#;
 
+/// The usual start of a test: the lock held, the KEPT table live and a
+/// server serving it. Bind as `let (_serial, server)`: the server then
+/// stops before the lock is released.
+pub fn serving_kept() -> (MutexGuard<'static, ()>, Server) {
+    let serial = serial();
+    set_ok(KEPT);
+    (serial, Server::start())
+}
+
 /// After a failed swap, the old table still serves and nothing of the
 /// rejected one (which may define `/new`) leaked in.
 pub fn assert_kept(port: u16, context: &str) {
