@@ -21,8 +21,6 @@ from .exceptions import SufastError
 
 __all__ = ["library_path", "set_routes", "check_routes", "start", "stop", "bound_port", "version"]
 
-
-
 # (name, argtypes, restype) for every export; see include/sufast.h.
 _SYMBOLS = (
     ("set_routes", (c_char_p, c_size_t), c_bool),

@@ -14,7 +14,7 @@ from . import _native
 from ._version import __version__
 from .exceptions import RouteWarning, SufastError
 from .responses import HeadersInput, normalize_headers
-from .routing import Route, parameters, precompute, route_entry_table, route_table
+from .routing import Route, describe, parameters, precompute, route_entry_table, route_table
 
 __all__ = ["App"]
 
@@ -90,7 +90,7 @@ class App:
         declared = parameters(endpoint)
         if declared:
             raise TypeError(
-                f"route {name}: handler {getattr(endpoint, '__qualname__', endpoint)!r} declares "
+                f"route {name}: handler {describe(endpoint)} declares "
                 f"parameters ({', '.join(declared)}); this version of sufast serves precomputed "
                 "routes only, so handlers must take no parameters"
             )

@@ -12,7 +12,7 @@ from typing import Any, Callable, Dict, Iterable, List, Optional
 
 from .responses import HeadersInput, JSONResponse, Response, normalize_headers
 
-__all__ = ["METHODS", "Route", "parameters", "precompute", "render", "route_entry_table", "route_table"]
+__all__ = ["METHODS", "Route", "describe", "parameters", "precompute", "render", "route_entry_table", "route_table"]
 
 METHODS = ("GET", "POST", "PUT", "PATCH", "DELETE")
 
@@ -130,11 +130,12 @@ def precompute(
     try:
         response = render(result, status_code, headers)
     except TypeError as exc:
-        raise TypeError(f"route {method} {path}: handler {_describe(endpoint)} returned {exc}") from exc
+        raise TypeError(f"route {method} {path}: handler {describe(endpoint)} returned {exc}") from exc
     return Route(method, path, endpoint, response=response)
 
 
-def _describe(endpoint: Callable[..., Any]) -> str:
+def describe(endpoint: Callable[..., Any]) -> str:
+    """How messages name a handler: its qualified name."""
     return getattr(endpoint, "__qualname__", None) or repr(endpoint)
 
 
