@@ -89,6 +89,16 @@ def test_decorator_status_and_headers_apply(app):
     assert reply.header("X-B") == "route"
 
 
+def test_a_shared_response_does_not_carry_one_routes_headers_to_another(app):
+    shared = PlainTextResponse("same")
+    app.get("/a", headers={"X-Route": "a"})(lambda: shared)
+    app.get("/b")(lambda: shared)
+    port = app.start()
+    assert request(port, "GET", "/a").header("X-Route") == "a"
+    assert request(port, "GET", "/b").header("X-Route") is None
+    assert shared.headers == []
+
+
 def test_every_method_decorator_registers_its_method(app):
     def returning(value):
         return lambda: value

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import copy
 import inspect
 import json
 import traceback
@@ -83,9 +84,12 @@ def render(result: Any, status_code: int, headers: HeadersInput) -> Response:
     """
     extra = normalize_headers(headers)
     if isinstance(result, Response):
+        # A copy: the same Response object may be returned by other routes
+        # with other headers, so the route's headers must not stick to it.
         own = {name.lower() for name, _ in result.headers}
-        result.headers = [(n, v) for n, v in extra if n.lower() not in own] + result.headers
-        return result
+        response = copy.copy(result)
+        response.headers = [(n, v) for n, v in extra if n.lower() not in own] + result.headers
+        return response
     if isinstance(result, (bytes, bytearray, memoryview)):
         return Response(result, status_code, extra, media_type="application/octet-stream")
     return JSONResponse(result, status_code, extra)
