@@ -21,6 +21,21 @@
 #include <stdint.h>
 
 /*
+ How many requests may wait for or be inside handlers unless told otherwise.
+ */
+#define DEFAULT_MAX_PENDING 1024
+
+/*
+ How many keys a cached route keeps unless told otherwise.
+ */
+#define DEFAULT_CACHE_ENTRIES 1024
+
+/*
+ The largest request body a handler is given unless told otherwise.
+ */
+#define DEFAULT_MAX_BODY ((16 * 1024) * 1024)
+
+/*
  Why the last call on this thread failed. The numbers are part of the ABI:
  a retired code is never reused for another meaning.
  */
@@ -73,12 +88,56 @@ enum SufastErrorCode
    An argument was out of range (a length too large, an unknown host).
    */
   SUFAST_ERROR_CODE_INVALID_ARGUMENT = 10,
+  /*
+   A handler's response was malformed (bad status, header or framing);
+   its client got a 500.
+   */
+  SUFAST_ERROR_CODE_INVALID_RESPONSE = 11,
 };
 #ifndef __cplusplus
 #if __STDC_VERSION__ >= 202311L
 typedef enum SufastErrorCode SufastErrorCode;
 #else
 typedef int32_t SufastErrorCode;
+#endif // __STDC_VERSION__ >= 202311L
+#endif // __cplusplus
+
+/*
+ What `sufast_take_requests` found. The numbers are part of the ABI.
+ */
+enum SufastTake
+#if defined(__cplusplus) || __STDC_VERSION__ >= 202311L
+  : int32_t
+#endif // defined(__cplusplus) || __STDC_VERSION__ >= 202311L
+ {
+  /*
+   Whole request records were written; `*len` is their total size.
+   */
+  SUFAST_TAKE_REQUESTS = 0,
+  /*
+   No request arrived before the timeout.
+   */
+  SUFAST_TAKE_TIMEOUT = 1,
+  /*
+   The next record alone is larger than the buffer; `*len` is its size.
+   Call again with a buffer at least that large.
+   */
+  SUFAST_TAKE_TOO_SMALL = 2,
+  /*
+   The server stopped (or never started): no request will come. A
+   handler thread should exit.
+   */
+  SUFAST_TAKE_CLOSED = 3,
+  /*
+   An argument was invalid; the reason is in the last error.
+   */
+  SUFAST_TAKE_FAILED = 4,
+};
+#ifndef __cplusplus
+#if __STDC_VERSION__ >= 202311L
+typedef enum SufastTake SufastTake;
+#else
+typedef int32_t SufastTake;
 #endif // __STDC_VERSION__ >= 202311L
 #endif // __cplusplus
 
@@ -167,6 +226,49 @@ size_t sufast_last_error(char *buf, size_t len);
  success). Codes are stable: a number never changes meaning.
  */
 SufastErrorCode sufast_last_error_code(void);
+
+/*
+ For handler threads (the Python package's, or a C program's): waits up
+ to `timeout_ms` for requests to dynamic and cached routes, copies whole
+ request records into `buf` (`cap` bytes, owned by the caller) and
+ stores the number of bytes written (or needed) in `*len`. Each record
+ must be answered with `sufast_respond`. The record layout is documented
+ in `rust-core/src/dispatch.rs` and the README.
+
+ Blocks the calling thread (never a server thread); call it without
+ holding locks other threads need (Python's ctypes releases the GIL).
+ When several threads wait, requests are shared out between them.
+
+ # Safety
+ `buf` must point to `cap` writable bytes and `len` to a writable
+ `size_t`.
+ */
+SufastTake sufast_take_requests(uint8_t *buf, size_t cap, uint32_t timeout_ms, size_t *len);
+
+/*
+ Answers the request `id` (from its record) with `len` bytes at
+ `response`: status, headers and body in the layout documented in
+ `rust-core/src/dispatch.rs`. The bytes are copied during the call.
+
+ Returns `false` if the response is malformed (a status outside 200-599,
+ an invalid header name, a header value with CR or LF, a header the
+ server owns such as Content-Length); the client then gets a 500 and the
+ reason is in the last error. Answering a request whose client has gone,
+ or that a stop already closed, succeeds and does nothing.
+
+ # Safety
+ `response` must point to `len` readable bytes (or be NULL, an error).
+ */
+bool sufast_respond(uint64_t id, const uint8_t *response, size_t len);
+
+/*
+ Sets limits for requests to handlers, effective at once:
+ `max_pending` requests may wait for or be inside handlers (more get a
+ 503 at once; default 1024), and a request body may have at most
+ `max_body_bytes` bytes (more get a 413; default 16 MiB). Both must be
+ at least 1.
+ */
+bool sufast_set_limits(uint32_t max_pending, uint64_t max_body_bytes);
 
 /*
  The library version as a static NUL-terminated string, e.g. "0.1.0". Owned

@@ -31,6 +31,9 @@ pub enum SufastErrorCode {
     Panic = 9,
     /// An argument was out of range (a length too large, an unknown host).
     InvalidArgument = 10,
+    /// A handler's response was malformed (bad status, header or framing);
+    /// its client got a 500.
+    InvalidResponse = 11,
 }
 
 /// A failure with its code and a message meant for people.

@@ -75,6 +75,23 @@ pub unsafe fn borrow_bytes<'a>(ptr: *const u8, len: usize, what: &str) -> Result
     Ok(unsafe { std::slice::from_raw_parts(ptr, len) })
 }
 
+/// Borrows `len` writable bytes at `ptr` for the duration of a call.
+///
+/// # Safety
+/// If `ptr` is not NULL it must point to `len` writable bytes that nothing
+/// else reads or writes for the lifetime `'a`.
+pub unsafe fn borrow_bytes_mut<'a>(
+    ptr: *mut u8,
+    len: usize,
+    what: &str,
+) -> Result<&'a mut [u8], Error> {
+    // SAFETY: forwarded to the caller's guarantee; the checks are shared.
+    unsafe { borrow_bytes(ptr, len, what)? };
+    // SAFETY: non-null and bounded (checked above); the caller guarantees
+    // exclusive, writable access.
+    Ok(unsafe { std::slice::from_raw_parts_mut(ptr, len) })
+}
+
 /// Borrows `len` bytes at `ptr` as UTF-8 text.
 ///
 /// # Safety

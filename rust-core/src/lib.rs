@@ -9,6 +9,10 @@
 //!   error.
 //! - [`routes`]: the route-table format, its validation and matching (pure).
 //! - [`server`]: the live table, the axum app, start and graceful stop.
+//! - [`tiers`]: how static, dynamic and cached routes answer.
+//! - [`dispatch`]: the queue of requests for handlers outside Rust, and
+//!   the byte layouts they cross in.
+//! - [`cache`]: the cached tier's store.
 //!
 //! # Conventions of the C ABI
 //! - A `bool` export returns `false` on failure; the reason is then readable
@@ -21,10 +25,13 @@
 //! - No export unwinds: a panic inside is caught and reported as an error.
 //! - Every export may be called from any thread.
 
+pub mod cache;
+pub mod dispatch;
 pub mod error;
 pub mod ffi;
 pub mod routes;
 pub mod server;
+pub mod tiers;
 
 use std::os::raw::c_char;
 use std::time::Duration;
@@ -150,6 +157,110 @@ pub unsafe extern "C" fn sufast_last_error(buf: *mut c_char, len: usize) -> usiz
 pub extern "C" fn sufast_last_error_code() -> SufastErrorCode {
     guard("sufast_last_error_code", SufastErrorCode::Panic, || {
         error::with_last(|last| last.map_or(SufastErrorCode::Ok, |e| e.code))
+    })
+}
+
+/// What `sufast_take_requests` found. The numbers are part of the ABI.
+#[repr(i32)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SufastTake {
+    /// Whole request records were written; `*len` is their total size.
+    Requests = 0,
+    /// No request arrived before the timeout.
+    Timeout = 1,
+    /// The next record alone is larger than the buffer; `*len` is its size.
+    /// Call again with a buffer at least that large.
+    TooSmall = 2,
+    /// The server stopped (or never started): no request will come. A
+    /// handler thread should exit.
+    Closed = 3,
+    /// An argument was invalid; the reason is in the last error.
+    Failed = 4,
+}
+
+/// For handler threads (the Python package's, or a C program's): waits up
+/// to `timeout_ms` for requests to dynamic and cached routes, copies whole
+/// request records into `buf` (`cap` bytes, owned by the caller) and
+/// stores the number of bytes written (or needed) in `*len`. Each record
+/// must be answered with `sufast_respond`. The record layout is documented
+/// in `rust-core/src/dispatch.rs` and the README.
+///
+/// Blocks the calling thread (never a server thread); call it without
+/// holding locks other threads need (Python's ctypes releases the GIL).
+/// When several threads wait, requests are shared out between them.
+///
+/// # Safety
+/// `buf` must point to `cap` writable bytes and `len` to a writable
+/// `size_t`.
+#[no_mangle]
+pub unsafe extern "C" fn sufast_take_requests(
+    buf: *mut u8,
+    cap: usize,
+    timeout_ms: u32,
+    len: *mut usize,
+) -> SufastTake {
+    boundary("sufast_take_requests", SufastTake::Failed, || {
+        if len.is_null() {
+            return Err(error::Error::new(
+                SufastErrorCode::NullPointer,
+                "len is a NULL pointer",
+            ));
+        }
+        // SAFETY: the caller's contract above.
+        let buf = unsafe { ffi::borrow_bytes_mut(buf, cap, "buffer") }?;
+        let timeout = Duration::from_millis(timeout_ms.into());
+        let (taken, size) = match dispatch::take(buf, timeout) {
+            dispatch::Taken::Records(n) => (SufastTake::Requests, n),
+            dispatch::Taken::Timeout => (SufastTake::Timeout, 0),
+            dispatch::Taken::TooSmall(n) => (SufastTake::TooSmall, n),
+            dispatch::Taken::Closed => (SufastTake::Closed, 0),
+        };
+        // SAFETY: checked non-null; the caller guarantees it is writable.
+        unsafe { len.write(size) };
+        Ok(taken)
+    })
+}
+
+/// Answers the request `id` (from its record) with `len` bytes at
+/// `response`: status, headers and body in the layout documented in
+/// `rust-core/src/dispatch.rs`. The bytes are copied during the call.
+///
+/// Returns `false` if the response is malformed (a status outside 200-599,
+/// an invalid header name, a header value with CR or LF, a header the
+/// server owns such as Content-Length); the client then gets a 500 and the
+/// reason is in the last error. Answering a request whose client has gone,
+/// or that a stop already closed, succeeds and does nothing.
+///
+/// # Safety
+/// `response` must point to `len` readable bytes (or be NULL, an error).
+#[no_mangle]
+pub unsafe extern "C" fn sufast_respond(id: u64, response: *const u8, len: usize) -> bool {
+    boundary("sufast_respond", false, || {
+        // SAFETY: the caller's contract above.
+        let response = unsafe { borrow_bytes(response, len, "response") }?;
+        dispatch::respond(id, response).map(|()| true)
+    })
+}
+
+/// Sets limits for requests to handlers, effective at once:
+/// `max_pending` requests may wait for or be inside handlers (more get a
+/// 503 at once; default 1024), and a request body may have at most
+/// `max_body_bytes` bytes (more get a 413; default 16 MiB). Both must be
+/// at least 1.
+#[no_mangle]
+pub extern "C" fn sufast_set_limits(max_pending: u32, max_body_bytes: u64) -> bool {
+    boundary("sufast_set_limits", false, || {
+        if max_pending == 0 || max_body_bytes == 0 {
+            return Err(error::Error::new(
+                SufastErrorCode::InvalidArgument,
+                format!(
+                    "limits must be at least 1, got max_pending {max_pending} and max_body_bytes {max_body_bytes}"
+                ),
+            ));
+        }
+        dispatch::set_max_pending(max_pending as usize);
+        tiers::set_max_body(usize::try_from(max_body_bytes).unwrap_or(usize::MAX));
+        Ok(true)
     })
 }
 

@@ -20,7 +20,8 @@ use tokio::net::TcpListener;
 use tokio::sync::oneshot;
 
 use crate::error::{Error, SufastErrorCode};
-use crate::routes::{Lookup, RouteTable};
+use crate::routes::{Lookup, RouteTable, Serve};
+use crate::{dispatch, tiers};
 
 /// How long a stop waits for in-flight requests unless told otherwise.
 pub const DEFAULT_STOP_DEADLINE: Duration = Duration::from_secs(5);
@@ -78,39 +79,47 @@ pub fn app(access_log: bool) -> Router {
 }
 
 async fn handle(State(settings): State<Settings>, request: Request) -> Response {
-    let started = settings.access_log.then(Instant::now);
-    let method = request.method();
-    let head = *method == Method::HEAD;
-    let routes = ROUTES.load();
-    let response = match routes.lookup(method, request.uri().path()) {
-        Lookup::Found(route) => {
-            let stored = &route.response;
-            let mut response = Response::new(Body::from(stored.body.clone()));
-            *response.status_mut() = stored.status;
-            *response.headers_mut() = stored.headers.clone();
-            response
+    let log = settings.access_log.then(|| AccessLog::of(&request));
+    let head = request.method() == Method::HEAD;
+    // The table is only borrowed here: a handler call below may outlive it.
+    let call = {
+        let routes = ROUTES.load();
+        match routes.lookup(request.method(), request.uri().path()) {
+            Lookup::Found(route, params) => match &route.serve {
+                Serve::Static(response) => Err(tiers::stored(response)),
+                Serve::Dynamic { handler } => Ok((*handler, params, None)),
+                Serve::Cached { handler, cache } => Ok((*handler, params, Some(cache.clone()))),
+            },
+            Lookup::NotFound => Err(error_response(
+                StatusCode::NOT_FOUND,
+                r#"{"error": "Not found"}"#,
+            )),
+            Lookup::MethodNotAllowed(allow) => {
+                let mut response = error_response(
+                    StatusCode::METHOD_NOT_ALLOWED,
+                    r#"{"error": "Method Not Allowed"}"#,
+                );
+                response.headers_mut().insert(header::ALLOW, allow);
+                Err(response)
+            }
+            Lookup::BadPath => Err(error_response(
+                StatusCode::BAD_REQUEST,
+                r#"{"error": "Bad Request: the path is not UTF-8 after percent-decoding"}"#,
+            )),
         }
-        Lookup::NotFound => error_response(StatusCode::NOT_FOUND, r#"{"error": "Not found"}"#),
-        Lookup::MethodNotAllowed(allow) => {
-            let mut response = error_response(
-                StatusCode::METHOD_NOT_ALLOWED,
-                r#"{"error": "Method Not Allowed"}"#,
-            );
-            response.headers_mut().insert(header::ALLOW, allow);
-            response
-        }
-        Lookup::BadPath => error_response(
-            StatusCode::BAD_REQUEST,
-            r#"{"error": "Bad Request: the path is not UTF-8 after percent-decoding"}"#,
-        ),
+    };
+    let response = match call {
+        Err(response) => response,
+        Ok((handler, params, None)) => tiers::dynamic(handler, params, request).await,
+        Ok((handler, params, Some(cache))) => tiers::cached(handler, params, cache, request).await,
     };
     let response = if head {
         without_body(response)
     } else {
         response
     };
-    if let Some(started) = started {
-        access_log(&request, &response, started);
+    if let Some(log) = log {
+        log.write(&response);
     }
     response
 }
@@ -136,22 +145,40 @@ fn without_body(response: Response) -> Response {
     Response::from_parts(parts, Body::empty())
 }
 
-fn access_log(request: &Request, response: &Response, started: Instant) {
-    let client = request
-        .extensions()
-        .get::<ConnectInfo<SocketAddr>>()
-        .map_or_else(|| "-".to_owned(), |c| c.0.to_string());
-    let uri = request.uri().path_and_query().map_or("/", |p| p.as_str());
-    let bytes = axum::body::HttpBody::size_hint(response.body())
-        .exact()
-        .unwrap_or(0);
-    eprintln!(
-        "{client} \"{} {uri} {:?}\" {} {bytes} {:.3}ms",
-        request.method(),
-        request.version(),
-        response.status().as_u16(),
-        started.elapsed().as_secs_f64() * 1000.0
-    );
+/// What the access log line needs of a request, taken before the request
+/// is handed on.
+struct AccessLog {
+    started: Instant,
+    client: String,
+    line: String,
+}
+
+impl AccessLog {
+    fn of(request: &Request) -> Self {
+        let client = request
+            .extensions()
+            .get::<ConnectInfo<SocketAddr>>()
+            .map_or_else(|| "-".to_owned(), |c| c.0.to_string());
+        let uri = request.uri().path_and_query().map_or("/", |p| p.as_str());
+        AccessLog {
+            started: Instant::now(),
+            client,
+            line: format!("{} {uri} {:?}", request.method(), request.version()),
+        }
+    }
+
+    fn write(self, response: &Response) {
+        let bytes = axum::body::HttpBody::size_hint(response.body())
+            .exact()
+            .unwrap_or(0);
+        eprintln!(
+            "{} \"{}\" {} {bytes} {:.3}ms",
+            self.client,
+            self.line,
+            response.status().as_u16(),
+            self.started.elapsed().as_secs_f64() * 1000.0
+        );
+    }
 }
 
 /// Binds `host:port` and starts serving on a new thread; returns the bound
@@ -216,6 +243,7 @@ pub fn start(host: &str, port: u16, production: bool) -> Result<u16, Error> {
             runtime.shutdown_timeout(Duration::from_millis(100));
         })
         .map_err(runtime_error)?;
+    dispatch::open();
     *slot = Some(Running {
         port: bound.port(),
         stop,
@@ -266,7 +294,10 @@ pub fn stop(deadline: Duration) -> Result<(), Error> {
     };
     PORT.store(0, Ordering::SeqCst);
     let _ = running.stop.send(deadline);
-    running.thread.join().map_err(|_| {
+    let joined = running.thread.join();
+    // Only now: handlers answered requests in flight until the deadline.
+    dispatch::close();
+    joined.map_err(|_| {
         Error::new(
             SufastErrorCode::Panic,
             "the server thread panicked while stopping",

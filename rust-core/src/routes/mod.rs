@@ -6,18 +6,50 @@ pub mod pattern;
 pub mod spec;
 
 use std::collections::HashMap;
+use std::sync::Arc;
 
 use axum::http::{HeaderValue, Method};
 
+use crate::cache::Cache;
 use crate::error::Error;
 use pattern::Param;
-pub use spec::{RouteSpec, StaticResponse};
+pub use spec::{Action, RouteSpec, StaticResponse};
 
-/// One route as served: its parameters (for convertor checks) and response.
+/// How a matched route is answered.
+#[derive(Debug)]
+pub enum Serve {
+    /// The stored response.
+    Static(StaticResponse),
+    /// By the handler with this id, per request.
+    Dynamic { handler: u32 },
+    /// By the handler, through the route's cache.
+    Cached { handler: u32, cache: Arc<Cache> },
+}
+
+/// One route as served: its parameters (for convertor checks) and how it
+/// is answered.
 #[derive(Debug)]
 pub struct Route {
     pub params: Vec<Param>,
-    pub response: StaticResponse,
+    pub serve: Serve,
+}
+
+impl Route {
+    fn new(params: Vec<Param>, action: Action) -> Self {
+        let serve = match action {
+            Action::Static(response) => Serve::Static(response),
+            Action::Dynamic { handler } => Serve::Dynamic { handler },
+            Action::Cached {
+                handler,
+                ttl,
+                max_entries,
+            } => Serve::Cached {
+                handler,
+                cache: Arc::new(Cache::new(ttl, max_entries)),
+            },
+        };
+        Route { params, serve }
+    }
 }
 
 /// All routes that share one router key, by method.
@@ -29,7 +61,9 @@ struct PathEntry {
 /// What a request resolves to.
 #[derive(Debug)]
 pub enum Lookup<'a> {
-    Found(&'a Route),
+    /// The route, with the percent-decoded parameter values when the route
+    /// has a handler to give them to (static routes get none).
+    Found(&'a Route, Vec<String>),
     NotFound,
     /// The path exists under other methods; the value is the `Allow` header.
     MethodNotAllowed(HeaderValue),
@@ -84,13 +118,9 @@ impl RouteTable {
                     index
                 }
             };
-            table.entries[index].routes.push((
-                spec.method,
-                Route {
-                    params: spec.pattern.params,
-                    response: spec.response,
-                },
-            ));
+            table.entries[index]
+                .routes
+                .push((spec.method, Route::new(spec.pattern.params, spec.action)));
             table.len += 1;
         }
         Ok(table)
@@ -107,7 +137,7 @@ impl RouteTable {
 
     /// Resolves a request. `path` is the raw (still percent-encoded) path.
     /// HEAD falls back to the GET route of the same path.
-    pub fn lookup(&self, method: &Method, path: &str) -> Lookup<'_> {
+    pub fn lookup<'a>(&'a self, method: &Method, path: &str) -> Lookup<'a> {
         let Some(path) = pattern::canonical_path(path) else {
             return Lookup::BadPath;
         };
@@ -130,12 +160,23 @@ impl RouteTable {
                 .find(|(m, r)| m == wanted && accepts(r))
                 .map(|(_, r)| r)
         };
+        let found = |route: &'a Route| {
+            let values = match route.serve {
+                Serve::Static(_) => Vec::new(),
+                _ => matched
+                    .params
+                    .iter()
+                    .map(|(_, raw)| pattern::decode_param(raw).into_owned())
+                    .collect(),
+            };
+            Lookup::Found(route, values)
+        };
         if let Some(route) = find(method) {
-            return Lookup::Found(route);
+            return found(route);
         }
         if *method == Method::HEAD {
             if let Some(route) = find(&Method::GET) {
-                return Lookup::Found(route);
+                return found(route);
             }
         }
         let allowed: Vec<&Method> = spec::METHODS
@@ -183,7 +224,13 @@ mod tests {
 
     fn body(t: &RouteTable, method: Method, path: &str) -> String {
         match t.lookup(&method, path) {
-            Lookup::Found(r) => String::from_utf8(r.response.body.to_vec()).unwrap(),
+            Lookup::Found(
+                Route {
+                    serve: Serve::Static(r),
+                    ..
+                },
+                _,
+            ) => String::from_utf8(r.body.to_vec()).unwrap(),
             other => format!("{other:?}"),
         }
     }
@@ -243,6 +290,22 @@ mod tests {
             other => panic!("{other:?}"),
         }
         assert!(matches!(t.lookup(&Method::GET, "/c"), Lookup::NotFound));
+    }
+
+    #[test]
+    fn handler_routes_get_their_decoded_parameter_values() {
+        let t = table(
+            r#"{"GET": {"/u/{id:int}/{rest:path}": {"kind": "dynamic", "handler": 4},
+                        "/s/{x}": "static"}}"#,
+        );
+        match t.lookup(&Method::GET, "/u/42/a%20b/c") {
+            Lookup::Found(route, values) => {
+                assert!(matches!(route.serve, Serve::Dynamic { handler: 4 }));
+                assert_eq!(values, ["42", "a b/c"]);
+            }
+            other => panic!("{other:?}"),
+        }
+        assert!(matches!(t.lookup(&Method::GET, "/s/1"), Lookup::Found(_, v) if v.is_empty()));
     }
 
     #[test]

@@ -5,8 +5,12 @@
 //! {"GET": {"/": "{\"hello\":\"world\"}",
 //!          "/page": {"status": 200, "content_type": "text/html",
 //!                    "headers": [["Cache-Control", "no-store"]],
-//!                    "body": "<h1>hi</h1>"}}}
+//!                    "body": "<h1>hi</h1>"},
+//!          "/users/{id:int}": {"kind": "dynamic", "handler": 1},
+//!          "/stats": {"kind": "cached", "handler": 2, "ttl_ms": 5000}}}
 //! ```
+
+use std::time::Duration;
 
 use axum::body::Bytes;
 use axum::http::{header, HeaderMap, HeaderName, HeaderValue, Method, StatusCode};
@@ -27,7 +31,14 @@ pub const METHODS: [Method; 7] = [
     Method::OPTIONS,
 ];
 
-const FIELDS: &str = "status, content_type, headers, body, body_base64";
+const FIELDS: &str =
+    "status, content_type, headers, body, body_base64, kind, handler, ttl_ms, max_entries";
+
+/// Fields that describe a stored response; a handler's route has none.
+const RESPONSE_FIELDS: [&str; 5] = ["status", "content_type", "headers", "body", "body_base64"];
+
+/// How many keys a cached route keeps unless told otherwise.
+pub const DEFAULT_CACHE_ENTRIES: usize = 1024;
 
 /// Headers the server owns: a route that sets them would corrupt framing.
 const MANAGED_HEADERS: [HeaderName; 6] = [
@@ -39,6 +50,11 @@ const MANAGED_HEADERS: [HeaderName; 6] = [
     header::TRAILER,
 ];
 
+/// Whether the server owns this header (framing, connection management).
+pub fn is_managed_header(name: &HeaderName) -> bool {
+    MANAGED_HEADERS.contains(name)
+}
+
 /// A response stored in full, served without running any handler.
 #[derive(Clone, Debug)]
 pub struct StaticResponse {
@@ -47,12 +63,28 @@ pub struct StaticResponse {
     pub body: Bytes,
 }
 
+/// What the server does for a route.
+#[derive(Clone, Debug)]
+pub enum Action {
+    /// Send the stored response.
+    Static(StaticResponse),
+    /// Ask the handler with this id for every request.
+    Dynamic { handler: u32 },
+    /// Ask the handler, then keep its response per path and query for
+    /// `ttl`, at most `max_entries` of them.
+    Cached {
+        handler: u32,
+        ttl: Duration,
+        max_entries: usize,
+    },
+}
+
 /// One validated route from the table.
 #[derive(Clone, Debug)]
 pub struct RouteSpec {
     pub method: Method,
     pub pattern: Pattern,
-    pub response: StaticResponse,
+    pub action: Action,
 }
 
 impl RouteSpec {
@@ -89,12 +121,12 @@ pub fn parse_table(bytes: &[u8]) -> Result<Vec<RouteSpec>, Error> {
             let name = format!("{method} {path}");
             let pattern = pattern::parse(&path)
                 .map_err(|why| Error::routes(format!("route {name}: path {why}")))?;
-            let response = parse_response(&route)
+            let action = parse_action(&route)
                 .map_err(|why| Error::routes(format!("route {name}: {why}")))?;
             specs.push(RouteSpec {
                 method: method.clone(),
                 pattern,
-                response,
+                action,
             });
         }
     }
@@ -120,15 +152,26 @@ fn parse_method(name: &str) -> Result<Method, Error> {
     )))
 }
 
-fn parse_response(route: &Json) -> Result<StaticResponse, String> {
+fn parse_action(route: &Json) -> Result<Action, String> {
     let json = HeaderValue::from_static("application/json");
     match route {
-        Json::String(body) => Ok(StaticResponse {
+        Json::String(body) => Ok(Action::Static(StaticResponse {
             status: StatusCode::OK,
             headers: HeaderMap::from_iter([(header::CONTENT_TYPE, json)]),
             body: Bytes::from(body.clone()),
-        }),
-        Json::Object(fields) => parse_rich(fields),
+        })),
+        Json::Object(fields) => match fields.iter().find(|(f, _)| f == "kind") {
+            None => parse_rich(fields).map(Action::Static),
+            Some((_, Json::String(kind))) if kind == "static" => {
+                let rest: Vec<_> = fields
+                    .iter()
+                    .filter(|(f, _)| f != "kind")
+                    .cloned()
+                    .collect();
+                parse_rich(&rest).map(Action::Static)
+            }
+            Some((_, kind)) => parse_handler(kind, fields),
+        },
         other => Err(format!(
             "must be a string (the JSON body) or an object with {FIELDS}; got {}",
             other.kind()
@@ -212,6 +255,81 @@ fn parse_rich(fields: &[(String, Json)]) -> Result<StaticResponse, String> {
     })
 }
 
+/// A route served by a handler: `{"kind": "dynamic", "handler": 1}` or
+/// `{"kind": "cached", "handler": 1, "ttl_ms": 5000, "max_entries": 100}`.
+fn parse_handler(kind: &Json, fields: &[(String, Json)]) -> Result<Action, String> {
+    let cached = match kind {
+        Json::String(k) if k == "dynamic" => false,
+        Json::String(k) if k == "cached" => true,
+        other => {
+            return Err(format!(
+                "kind must be \"static\", \"dynamic\" or \"cached\", got {}",
+                describe(other)
+            ))
+        }
+    };
+    let mut handler = None;
+    let mut ttl = None;
+    let mut max_entries = None;
+    let mut seen: Vec<&str> = Vec::new();
+    for (field, value) in fields {
+        if seen.contains(&field.as_str()) {
+            return Err(format!("field {field:?} is given twice"));
+        }
+        seen.push(field);
+        let number = |limit: i128| match value {
+            Json::Int(n) if (0..=limit).contains(n) => Ok(*n),
+            _ => Err(format!(
+                "{field} must be an integer from 0 to {limit}, got {}",
+                describe(value)
+            )),
+        };
+        match field.as_str() {
+            "kind" => {}
+            "handler" => handler = Some(number(u32::MAX.into())? as u32),
+            "ttl_ms" if cached => {
+                ttl = Some(Duration::from_millis(number(u32::MAX.into())? as u64))
+            }
+            "max_entries" if cached => match number(u32::MAX.into())? {
+                0 => return Err("max_entries must be at least 1".into()),
+                n => max_entries = Some(n as usize),
+            },
+            f if RESPONSE_FIELDS.contains(&f) => return Err(format!(
+                "field {f:?} is not allowed on a route of kind {}: its handler makes the response",
+                describe(kind)
+            )),
+            _ => {
+                return Err(format!(
+                    "unknown field {field:?} for kind {}; expected handler{}",
+                    describe(kind),
+                    if cached { ", ttl_ms, max_entries" } else { "" }
+                ))
+            }
+        }
+    }
+    let handler = handler.ok_or_else(|| format!("kind {} needs a handler id", describe(kind)))?;
+    if !cached {
+        return Ok(Action::Dynamic { handler });
+    }
+    let ttl = ttl.ok_or("kind \"cached\" needs ttl_ms")?;
+    if ttl.is_zero() {
+        return Err("ttl_ms must be at least 1".into());
+    }
+    Ok(Action::Cached {
+        handler,
+        ttl,
+        max_entries: max_entries.unwrap_or(DEFAULT_CACHE_ENTRIES),
+    })
+}
+
+fn describe(value: &Json) -> String {
+    match value {
+        Json::String(s) => format!("{s:?}"),
+        Json::Int(n) => n.to_string(),
+        other => other.kind().to_owned(),
+    }
+}
+
 fn parse_status(value: &Json) -> Result<StatusCode, String> {
     match value {
         Json::Int(code @ 200..=599) => {
@@ -258,7 +376,7 @@ fn parse_headers(value: &Json) -> Result<HeaderMap, String> {
     for (name, value) in pairs {
         let parsed = HeaderName::from_bytes(name.as_bytes())
             .map_err(|_| format!("header name {name:?} is not a valid HTTP header name"))?;
-        if MANAGED_HEADERS.contains(&parsed) {
+        if is_managed_header(&parsed) {
             return Err(format!(
                 "header {name:?} is set by the server and cannot be given"
             ));
@@ -281,7 +399,10 @@ mod tests {
     fn one(json: &str) -> StaticResponse {
         let mut specs = parse_table(json.as_bytes()).unwrap();
         assert_eq!(specs.len(), 1);
-        specs.remove(0).response
+        match specs.remove(0).action {
+            Action::Static(response) => response,
+            other => panic!("not static: {other:?}"),
+        }
     }
 
     fn error(json: &str) -> Error {
@@ -330,6 +451,28 @@ mod tests {
         assert!(!r.headers.contains_key(header::CONTENT_TYPE));
         let r = one(r#"{"GET": {"/": {"headers": {"Content-Type": "text/csv"}}}}"#);
         assert_eq!(r.headers[header::CONTENT_TYPE], "text/csv");
+    }
+
+    #[test]
+    fn handler_routes_name_their_handler_and_cache() {
+        let specs = parse_table(
+            br#"{"GET": {"/d": {"kind": "dynamic", "handler": 7},
+                         "/c": {"kind": "cached", "handler": 8, "ttl_ms": 250},
+                         "/b": {"kind": "cached", "handler": 9, "ttl_ms": 1, "max_entries": 3},
+                         "/s": {"kind": "static", "body": "x"}}}"#,
+        )
+        .unwrap();
+        let actions: Vec<String> = specs.iter().map(|s| format!("{:?}", s.action)).collect();
+        assert_eq!(actions[0], "Dynamic { handler: 7 }");
+        assert_eq!(
+            actions[1],
+            "Cached { handler: 8, ttl: 250ms, max_entries: 1024 }"
+        );
+        assert_eq!(
+            actions[2],
+            "Cached { handler: 9, ttl: 1ms, max_entries: 3 }"
+        );
+        assert!(matches!(&specs[3].action, Action::Static(r) if r.body == "x"));
     }
 
     #[test]
@@ -439,6 +582,46 @@ mod tests {
             (
                 r#"{"GET": {"/": {"status": 200, "status": 201}}}"#,
                 "given twice",
+                SufastErrorCode::InvalidRoutes,
+            ),
+            (
+                r#"{"GET": {"/": {"kind": "lazy"}}}"#,
+                "kind must be",
+                SufastErrorCode::InvalidRoutes,
+            ),
+            (
+                r#"{"GET": {"/": {"kind": "dynamic"}}}"#,
+                "needs a handler id",
+                SufastErrorCode::InvalidRoutes,
+            ),
+            (
+                r#"{"GET": {"/": {"kind": "dynamic", "handler": -1}}}"#,
+                "handler must be an integer",
+                SufastErrorCode::InvalidRoutes,
+            ),
+            (
+                r#"{"GET": {"/": {"kind": "dynamic", "handler": 1, "body": "x"}}}"#,
+                "its handler makes the response",
+                SufastErrorCode::InvalidRoutes,
+            ),
+            (
+                r#"{"GET": {"/": {"kind": "dynamic", "handler": 1, "ttl_ms": 5}}}"#,
+                "unknown field \"ttl_ms\"",
+                SufastErrorCode::InvalidRoutes,
+            ),
+            (
+                r#"{"GET": {"/": {"kind": "cached", "handler": 1}}}"#,
+                "needs ttl_ms",
+                SufastErrorCode::InvalidRoutes,
+            ),
+            (
+                r#"{"GET": {"/": {"kind": "cached", "handler": 1, "ttl_ms": 0}}}"#,
+                "at least 1",
+                SufastErrorCode::InvalidRoutes,
+            ),
+            (
+                r#"{"GET": {"/": {"kind": "cached", "handler": 1, "ttl_ms": 9, "max_entries": 0}}}"#,
+                "max_entries must be at least 1",
                 SufastErrorCode::InvalidRoutes,
             ),
         ];
