@@ -18,7 +18,7 @@ def test_start_returns_the_bound_port_and_stop_releases_it(app):
     app.get("/")(lambda: "up")
     port = app.start()
     assert port > 0 and app.port == port and app.running
-    assert request(port, "GET", "/").body == b'"up"'
+    assert request(port, "GET", "/").body == b"up"
     app.stop()
     assert not app.running and app.port == 0
     with socket.socket() as s:
@@ -29,7 +29,7 @@ def test_restart_in_the_same_process(app):
     app.get("/")(lambda: "again")
     for _ in range(3):
         port = app.start()
-        assert request(port, "GET", "/").body == b'"again"'
+        assert request(port, "GET", "/").body == b"again"
         app.stop()
 
 
@@ -45,7 +45,7 @@ def test_a_second_app_cannot_start_while_one_serves(app):
     other.get("/")(lambda: "second")
     with pytest.raises(SufastError, match=f"already being served on port {port}"):
         other.start()
-    assert request(port, "GET", "/").body == b'"first"'
+    assert request(port, "GET", "/").body == b"first"
     with pytest.raises(SufastError, match="already being served"):
         app.start()
 

@@ -10,8 +10,9 @@
 
 from ._version import __version__
 from .applications import App
-from .exceptions import RouteWarning, SufastError
-from .responses import HTMLResponse, JSONResponse, PlainTextResponse, Response
+from .exceptions import HTTPException, RouteWarning, SufastError
+from .requests import Request
+from .responses import HTMLResponse, JSONResponse, PlainTextResponse, RedirectResponse, Response
 
 #: The seed's name for ``App``.
 Sufast = App
@@ -23,6 +24,9 @@ __all__ = [
     "JSONResponse",
     "HTMLResponse",
     "PlainTextResponse",
+    "RedirectResponse",
+    "Request",
+    "HTTPException",
     "SufastError",
     "RouteWarning",
     "__version__",

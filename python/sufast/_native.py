@@ -12,14 +12,25 @@ import ctypes
 import os
 import sys
 import threading
-from ctypes import POINTER, c_bool, c_char, c_char_p, c_int32, c_size_t, c_uint16, c_uint32, c_void_p
+from ctypes import POINTER, c_bool, c_char, c_char_p, c_int32, c_size_t, c_uint16, c_uint32, c_uint64, c_void_p
 from pathlib import Path
-from typing import Optional
+from typing import Callable, Optional
 
 from ._version import __version__ as PACKAGE_VERSION
 from .exceptions import SufastError
 
-__all__ = ["library_path", "set_routes", "check_routes", "start", "stop", "bound_port", "version"]
+__all__ = [
+    "Inbox",
+    "bound_port",
+    "check_routes",
+    "library_path",
+    "responder",
+    "set_limits",
+    "set_routes",
+    "start",
+    "stop",
+    "version",
+]
 
 # (name, argtypes, restype) for every export; see include/sufast.h.
 _SYMBOLS = (
@@ -32,6 +43,9 @@ _SYMBOLS = (
     ("sufast_bound_port", (), c_uint16),
     ("sufast_last_error", (POINTER(c_char), c_size_t), c_size_t),
     ("sufast_last_error_code", (), c_int32),
+    ("sufast_take_requests", (POINTER(c_char), c_size_t, c_uint32, POINTER(c_size_t)), c_int32),
+    ("sufast_respond", (c_uint64, c_char_p, c_size_t), c_bool),
+    ("sufast_set_limits", (c_uint32, ctypes.c_uint64), c_bool),
     # A static string owned by the library: read with string_at, never freed.
     ("sufast_version", (), c_void_p),
 )
@@ -149,3 +163,62 @@ def version() -> str:
     """The native library's version."""
     lib = _load()
     return ctypes.string_at(lib.sufast_version()).decode("utf-8")
+
+
+def set_limits(max_pending: int, max_body_size: int) -> None:
+    """Sets how many requests may wait for handlers and the largest body."""
+    lib = _load()
+    _check(lib, lib.sufast_set_limits(max_pending, max_body_size))
+
+
+# What sufast_take_requests returns (SufastTake in include/sufast.h).
+_TAKE_REQUESTS, _TAKE_TIMEOUT, _TAKE_TOO_SMALL, _TAKE_CLOSED = 0, 1, 2, 3
+
+
+class Inbox:
+    """One handler thread's end of the native request queue, with a buffer
+    of its own that grows when a request does not fit."""
+
+    def __init__(self, size: int = 256 * 1024) -> None:
+        self._lib = _load()
+        self._take = self._lib.sufast_take_requests
+        self._size = size
+        self._buffer = ctypes.create_string_buffer(size)
+        self._length = c_size_t()
+        self._length_ref = ctypes.byref(self._length)
+
+    def take(self, timeout_ms: int) -> Optional[bytes]:
+        """Request records, ``b""`` on timeout, ``None`` once the server
+        stopped. Releases the GIL while it waits."""
+        while True:
+            code = self._take(self._buffer, self._size, timeout_ms, self._length_ref)
+            if code == _TAKE_REQUESTS:
+                return ctypes.string_at(self._buffer, self._length.value)
+            if code == _TAKE_TIMEOUT:
+                return b""
+            if code == _TAKE_CLOSED:
+                return None
+            if code == _TAKE_TOO_SMALL:
+                # This one request is large; the next ones rarely are.
+                needed = self._length.value
+                buffer = ctypes.create_string_buffer(needed)
+                code = self._take(buffer, needed, 0, self._length_ref)
+                if code == _TAKE_REQUESTS:
+                    return ctypes.string_at(buffer, self._length.value)
+                continue
+            raise _last_error(self._lib)
+
+
+def responder() -> Callable[[int, bytes], Optional[str]]:
+    """A function that answers request ``id`` with an encoded response and
+    returns ``None``, or the reason the library refused the response (the
+    client then got a 500)."""
+    lib = _load()
+    respond = lib.sufast_respond
+
+    def send(request_id: int, data: bytes) -> Optional[str]:
+        if respond(request_id, data, len(data)):
+            return None
+        return _last_error(lib).message
+
+    return send

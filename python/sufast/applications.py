@@ -14,7 +14,9 @@ from . import _native
 from ._version import __version__
 from .exceptions import RouteWarning, SufastError
 from .responses import HeadersInput, normalize_headers
-from .routing import Route, describe, parameters, precompute, route_entry_table, route_table
+from .dispatch import HandlerPool
+from .endpoints import Endpoint
+from .routing import Route, parameters, precompute, route_entry_table, route_table
 
 __all__ = ["App"]
 
@@ -34,37 +36,65 @@ class App:
     ...     return {"message": "hello"}
     """
 
-    def __init__(self) -> None:
+    def __init__(
+        self,
+        *,
+        threads: int = 8,
+        max_pending: int = 1024,
+        max_body_size: int = 16 * 1024 * 1024,
+        cache_max_entries: int = 1024,
+    ) -> None:
+        """``threads`` Python threads run sync handlers (and hand ``async
+        def`` ones to the app's event loop); at most ``max_pending``
+        requests may wait for or be inside handlers (more get 503 at once);
+        request bodies over ``max_body_size`` bytes get 413; a cached route
+        keeps at most ``cache_max_entries`` responses unless it says
+        otherwise."""
+        _check_count("threads", threads)
+        _check_count("max_pending", max_pending, 2**32 - 1)
+        _check_count("max_body_size", max_body_size, 2**64 - 1)
+        _check_count("cache_max_entries", cache_max_entries, 2**32 - 1)
         self._routes: Dict[Tuple[str, str], Route] = {}
+        self._endpoints: Dict[int, Endpoint] = {}
+        self._next_handler = 1
         self._lock = threading.RLock()
         self._production = False
         self._stopped = threading.Event()
+        self._max_pending = max_pending
+        self._max_body_size = max_body_size
+        self._cache_max_entries = cache_max_entries
+        self._pool = HandlerPool(self._endpoints, threads)
 
     # Registration -----------------------------------------------------------
 
-    def get(self, path: str, *, status_code: int = 200, headers: HeadersInput = None) -> Callable[[Handler], Handler]:
-        """Registers a handler for GET (and HEAD) requests to ``path``."""
-        return self._decorator("GET", path, status_code, headers)
+    def get(self, path: str, **options: Any) -> Callable[[Handler], Handler]:
+        """Registers a handler for GET (and HEAD) requests to ``path``; ``options`` as
+        for ``add_route``."""
+        return self._decorator("GET", path, options)
 
-    def post(self, path: str, *, status_code: int = 200, headers: HeadersInput = None) -> Callable[[Handler], Handler]:
-        """Registers a handler for POST requests to ``path``."""
-        return self._decorator("POST", path, status_code, headers)
+    def post(self, path: str, **options: Any) -> Callable[[Handler], Handler]:
+        """Registers a handler for POST requests to ``path``; ``options`` as
+        for ``add_route``."""
+        return self._decorator("POST", path, options)
 
-    def put(self, path: str, *, status_code: int = 200, headers: HeadersInput = None) -> Callable[[Handler], Handler]:
-        """Registers a handler for PUT requests to ``path``."""
-        return self._decorator("PUT", path, status_code, headers)
+    def put(self, path: str, **options: Any) -> Callable[[Handler], Handler]:
+        """Registers a handler for PUT requests to ``path``; ``options`` as
+        for ``add_route``."""
+        return self._decorator("PUT", path, options)
 
-    def patch(self, path: str, *, status_code: int = 200, headers: HeadersInput = None) -> Callable[[Handler], Handler]:
-        """Registers a handler for PATCH requests to ``path``."""
-        return self._decorator("PATCH", path, status_code, headers)
+    def patch(self, path: str, **options: Any) -> Callable[[Handler], Handler]:
+        """Registers a handler for PATCH requests to ``path``; ``options`` as
+        for ``add_route``."""
+        return self._decorator("PATCH", path, options)
 
-    def delete(self, path: str, *, status_code: int = 200, headers: HeadersInput = None) -> Callable[[Handler], Handler]:
-        """Registers a handler for DELETE requests to ``path``."""
-        return self._decorator("DELETE", path, status_code, headers)
+    def delete(self, path: str, **options: Any) -> Callable[[Handler], Handler]:
+        """Registers a handler for DELETE requests to ``path``; ``options`` as
+        for ``add_route``."""
+        return self._decorator("DELETE", path, options)
 
-    def _decorator(self, method: str, path: str, status_code: int, headers: HeadersInput) -> Callable[[Handler], Handler]:
+    def _decorator(self, method: str, path: str, options: Dict[str, Any]) -> Callable[[Handler], Handler]:
         def register(endpoint: Handler) -> Handler:
-            self.add_route(method, path, endpoint, status_code=status_code, headers=headers, _stacklevel=4)
+            self.add_route(method, path, endpoint, _stacklevel=4, **options)
             return endpoint
 
         return register
@@ -77,30 +107,48 @@ class App:
         *,
         status_code: int = 200,
         headers: HeadersInput = None,
+        dynamic: bool = False,
+        cache_ttl: Optional[float] = None,
+        cache_max_entries: Optional[int] = None,
         _stacklevel: int = 2,
     ) -> Route:
         """Registers ``endpoint`` for ``method`` requests to ``path``.
 
-        A handler without parameters runs now, once; its result is what the
-        server sends. If it raises, the route answers 500 and a
-        ``RouteWarning`` names it. If the server is running, it serves the
-        new route at once.
+        A handler that declares parameters runs per request. One without
+        runs now, once, and its result is what the server sends; if it
+        raises, the route answers 500 and a ``RouteWarning`` names it.
+        ``dynamic=True`` runs it per request instead; ``cache_ttl=seconds``
+        runs it when its stored response (per path and query, at most
+        ``cache_max_entries`` of them) is older than that. ``status_code``
+        and ``headers`` apply to plain return values. If the server is
+        running, it serves the new route at once.
         """
         name = f"{method} {path}"
-        declared = parameters(endpoint)
-        if declared:
-            raise TypeError(
-                f"route {name}: handler {describe(endpoint)} declares "
-                f"parameters ({', '.join(declared)}); this version of sufast serves precomputed "
-                "routes only, so handlers must take no parameters"
-            )
+        if cache_ttl is not None:
+            if dynamic:
+                raise ValueError(f"route {name}: give dynamic=True or cache_ttl, not both")
+            if isinstance(cache_ttl, bool) or not isinstance(cache_ttl, (int, float)) or not 0.001 <= cache_ttl <= 4_000_000:
+                raise ValueError(f"route {name}: cache_ttl must be a number of seconds from 0.001 to 4000000, got {cache_ttl!r}")
+            if cache_max_entries is None:
+                cache_max_entries = self._cache_max_entries
+            _check_count(f"route {name}: cache_max_entries", cache_max_entries)
+        elif cache_max_entries is not None:
+            raise ValueError(f"route {name}: cache_max_entries needs cache_ttl")
+        per_request = dynamic or cache_ttl is not None or bool(parameters(endpoint))
         with self._lock:
             if (method, path) in self._routes:
                 raise ValueError(f"route {name} is already registered")
             # Check the path, status and headers before running the handler.
             placeholder = {"status": status_code, "headers": normalize_headers(headers)}
             _native.check_routes(route_entry_table(method, path, placeholder))
-            route = precompute(method, path, endpoint, status_code, headers)
+            if per_request:
+                handler_id = self._next_handler
+                handler = Endpoint(name, path, endpoint, status_code, headers)
+                route = Route(
+                    method, path, endpoint, handler_id=handler_id, cache_ttl=cache_ttl, cache_max_entries=cache_max_entries
+                )
+            else:
+                route = precompute(method, path, endpoint, status_code, headers)
             _native.check_routes(route_entry_table(method, path, route.table_entry(False)))
             if route.error is not None:
                 warnings.warn(
@@ -109,6 +157,9 @@ class App:
                     RouteWarning,
                     stacklevel=_stacklevel,
                 )
+            if per_request:
+                self._next_handler += 1
+                self._endpoints[handler_id] = handler
             self._routes[(method, path)] = route
             if self.running:
                 try:
@@ -152,10 +203,12 @@ class App:
             if _serving is not None:
                 raise SufastError(f"an App is already being served on port {_native.bound_port()}; stop it first")
             self._production = production
+            _native.set_limits(self._max_pending, self._max_body_size)
             self._ship()
             bound = _native.start(port, production, host)
             _serving = self
             self._stopped.clear()
+            self._pool.start()
         _register_atexit()
         return bound
 
@@ -169,6 +222,8 @@ class App:
             try:
                 _native.stop(timeout)
             finally:
+                # Handlers answered requests in flight until now.
+                self._pool.stop(timeout=max(timeout, 0.5))
                 _serving = None
                 self._stopped.set()
 
@@ -198,6 +253,11 @@ class App:
             return "  (no routes)"
         width = max(len(path) for _, path, _ in rows)
         return "\n".join(f"  {method:<7} {path:<{width}}  {tier}" for method, path, tier in rows)
+
+
+def _check_count(what: str, value: Any, limit: int = 2**31 - 1) -> None:
+    if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= limit:
+        raise ValueError(f"{what} must be an integer from 1 to {limit}, got {value!r}")
 
 
 def _install_stop_signals(handler: Callable[[], None]) -> Dict[int, Any]:

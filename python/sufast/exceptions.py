@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
-from typing import Optional
+from http import HTTPStatus
+from typing import Any, Iterable, Mapping, Optional, Tuple, Union
+
+HeadersLike = Union[Mapping[str, str], Iterable[Tuple[str, str]]]
 
 
 class SufastError(RuntimeError):
@@ -21,3 +24,25 @@ class SufastError(RuntimeError):
 
 class RouteWarning(UserWarning):
     """A route was registered, but not as its handler intended (it raised)."""
+
+
+class HTTPException(Exception):
+    """Raise in a handler to answer with ``status_code`` and a JSON body
+    ``{"detail": detail}`` (the status phrase when no detail is given).
+
+    >>> raise HTTPException(404, "no such user")  # doctest: +SKIP
+    """
+
+    def __init__(self, status_code: int, detail: Any = None, headers: Optional[HeadersLike] = None) -> None:
+        if detail is None:
+            try:
+                detail = HTTPStatus(status_code).phrase
+            except ValueError:
+                detail = ""
+        super().__init__(f"{status_code}: {detail}")
+        self.status_code = status_code
+        self.detail = detail
+        self.headers = headers
+
+    def __repr__(self) -> str:
+        return f"HTTPException(status_code={self.status_code!r}, detail={self.detail!r})"

@@ -4,14 +4,19 @@ headers and the exact bytes of the body."""
 from __future__ import annotations
 
 import json
+import struct
+from http.cookies import SimpleCookie
 from typing import Any, Iterable, List, Mapping, Optional, Tuple, Union
+from urllib.parse import quote
 
 __all__ = [
     "Response",
     "JSONResponse",
     "HTMLResponse",
     "PlainTextResponse",
+    "RedirectResponse",
     "HeadersInput",
+    "encode_response",
     "dump_json",
     "normalize_headers",
 ]
@@ -105,6 +110,47 @@ class Response:
             return f"{media_type}; charset={self.charset}"
         return media_type
 
+    def wire_headers(self) -> List[Tuple[str, str]]:
+        """Every header as sent, ``Content-Type`` first."""
+        content_type = self.content_type
+        rest = [(n, v) for n, v in self.headers if n.lower() != "content-type"]
+        return rest if content_type is None else [("content-type", content_type)] + rest
+
+    def set_cookie(
+        self,
+        key: str,
+        value: str = "",
+        max_age: Optional[int] = None,
+        expires: Optional[str] = None,
+        path: Optional[str] = "/",
+        domain: Optional[str] = None,
+        secure: bool = False,
+        httponly: bool = False,
+        samesite: Optional[str] = "lax",
+    ) -> None:
+        """Adds a ``Set-Cookie`` header; call it once per cookie."""
+        cookie: SimpleCookie = SimpleCookie()
+        cookie[key] = value
+        morsel = cookie[key]
+        for attribute, given in (
+            ("max-age", max_age),
+            ("expires", expires),
+            ("path", path),
+            ("domain", domain),
+            ("samesite", samesite),
+        ):
+            if given is not None:
+                morsel[attribute] = given
+        if secure:
+            morsel["secure"] = True
+        if httponly:
+            morsel["httponly"] = True
+        self.headers.append(("set-cookie", morsel.OutputString()))
+
+    def delete_cookie(self, key: str, path: str = "/", domain: Optional[str] = None) -> None:
+        """Adds a ``Set-Cookie`` header that expires the cookie ``key``."""
+        self.set_cookie(key, max_age=0, expires="Thu, 01 Jan 1970 00:00:00 GMT", path=path, domain=domain)
+
     def __repr__(self) -> str:
         return f"{type(self).__name__}(status_code={self.status_code}, body={self.body[:40]!r})"
 
@@ -128,3 +174,39 @@ class PlainTextResponse(Response):
     """Plain text."""
 
     media_type = "text/plain"
+
+
+class RedirectResponse(Response):
+    """A redirect to ``url`` (``307 Temporary Redirect`` unless told
+    otherwise), with an empty body."""
+
+    def __init__(self, url: str, status_code: int = 307, headers: HeadersInput = None) -> None:
+        super().__init__(None, status_code, headers)
+        location = quote(str(url), safe=":/%#?=@[]!$&'()*+,;")
+        self.headers = [(n, v) for n, v in self.headers if n.lower() != "location"] + [("location", location)]
+
+
+_HEAD = struct.Struct("<HI")
+_PAIR = struct.Struct("<II")
+
+
+def encode_head(status_code: int, headers: Iterable[Tuple[str, str]]) -> bytes:
+    """The status and headers of a response in the native layout
+    (``rust-core/src/dispatch.rs``); the body follows as is.
+
+    Raises ``UnicodeEncodeError`` for a header that is not Latin-1.
+    """
+    pairs = list(headers)
+    parts = [_HEAD.pack(status_code, len(pairs))]
+    for name, value in pairs:
+        name_bytes = name.encode("latin-1")
+        value_bytes = value.encode("latin-1")
+        parts.append(_PAIR.pack(len(name_bytes), len(value_bytes)))
+        parts.append(name_bytes)
+        parts.append(value_bytes)
+    return b"".join(parts)
+
+
+def encode_response(response: Response) -> bytes:
+    """A whole ``Response`` in the native layout."""
+    return encode_head(response.status_code, response.wire_headers()) + response.body

@@ -11,7 +11,7 @@ import json
 import traceback
 from typing import Any, Callable, Dict, Iterable, List, Optional
 
-from .responses import HeadersInput, JSONResponse, Response, normalize_headers
+from .responses import HeadersInput, JSONResponse, PlainTextResponse, Response, normalize_headers
 
 __all__ = ["METHODS", "Route", "describe", "parameters", "precompute", "render", "route_entry_table", "route_table"]
 
@@ -21,9 +21,8 @@ _SERVER_ERROR = {"error": "Internal Server Error"}
 
 
 class Route:
-    """A registered route and the response the server stores for it."""
-
-    tier = "static"
+    """A registered route: its tier, and the response the server stores
+    (static) or the handler it asks (dynamic, cached)."""
 
     def __init__(
         self,
@@ -32,6 +31,9 @@ class Route:
         endpoint: Callable[..., Any],
         response: Optional[Response] = None,
         error: Optional[BaseException] = None,
+        handler_id: Optional[int] = None,
+        cache_ttl: Optional[float] = None,
+        cache_max_entries: Optional[int] = None,
     ) -> None:
         self.method = method
         self.path = path
@@ -40,6 +42,18 @@ class Route:
         #: The exception the handler raised at registration; the route then
         #: answers 500.
         self.error = error
+        #: The id the server asks the handler by (per-request tiers only).
+        self.handler_id = handler_id
+        self.cache_ttl = cache_ttl
+        self.cache_max_entries = cache_max_entries
+
+    @property
+    def tier(self) -> str:
+        """``static`` (ran once), ``cached`` (kept for ``cache_ttl``) or
+        ``dynamic`` (runs per request)."""
+        if self.handler_id is None:
+            return "static"
+        return "dynamic" if self.cache_ttl is None else "cached"
 
     @property
     def name(self) -> str:
@@ -48,6 +62,15 @@ class Route:
 
     def table_entry(self, production: bool) -> Dict[str, Any]:
         """This route in the route-table format (see README)."""
+        if self.handler_id is not None:
+            if self.cache_ttl is None:
+                return {"kind": "dynamic", "handler": self.handler_id}
+            return {
+                "kind": "cached",
+                "handler": self.handler_id,
+                "ttl_ms": max(1, round(self.cache_ttl * 1000)),
+                "max_entries": self.cache_max_entries,
+            }
         if self.response is not None:
             return response_entry(self.response)
         body = dict(_SERVER_ERROR)
@@ -78,8 +101,8 @@ def render(result: Any, status_code: int, headers: HeadersInput) -> Response:
     """Turns a handler's return value into a response.
 
     A ``Response`` is taken as is (the route's headers are added unless it
-    sets the same name); ``bytes`` become ``application/octet-stream``;
-    anything else is serialized as JSON. Raises ``TypeError`` when the value
+    sets the same name); ``str`` becomes ``text/plain``; ``bytes`` become
+    ``application/octet-stream``; anything else is serialized as JSON. Raises ``TypeError`` when the value
     cannot be serialized.
     """
     extra = normalize_headers(headers)
@@ -90,6 +113,8 @@ def render(result: Any, status_code: int, headers: HeadersInput) -> Response:
         response = copy.copy(result)
         response.headers = [(n, v) for n, v in extra if n.lower() not in own] + result.headers
         return response
+    if isinstance(result, str):
+        return PlainTextResponse(result, status_code, extra)
     if isinstance(result, (bytes, bytearray, memoryview)):
         return Response(result, status_code, extra, media_type="application/octet-stream")
     return JSONResponse(result, status_code, extra)

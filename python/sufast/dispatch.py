@@ -1,0 +1,182 @@
+"""The handler threads: they take batches of requests from the native queue
+(a blocking call that releases the GIL), run sync handlers themselves and
+hand ``async def`` handlers to one event loop that the app owns. Tokio's
+threads never run Python."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import threading
+import time
+from typing import Any, List, Mapping, Optional, Set, Tuple
+
+from . import _native
+from .endpoints import INTERNAL_ERROR, Endpoint
+from .requests import Request, decode_records
+
+__all__ = ["HandlerPool"]
+
+logger = logging.getLogger("sufast")
+
+# How long a handler thread waits in the native queue before it looks at
+# its stop flag again; a stop wakes it at once anyway.
+_TAKE_TIMEOUT_MS = 2000
+
+
+class _Generation:
+    """One start-to-stop run of the pool; threads of an earlier run exit."""
+
+    def __init__(self) -> None:
+        self.stopped = False
+
+
+class HandlerPool:
+    """``threads`` handler threads and one asyncio loop thread, serving the
+    endpoints in ``endpoints`` (by handler id) while the server runs."""
+
+    def __init__(self, endpoints: Mapping[int, Endpoint], threads: int) -> None:
+        self._endpoints = endpoints
+        self._count = threads
+        self._generation = _Generation()
+        self._threads: List[threading.Thread] = []
+        self._loop: Optional[asyncio.AbstractEventLoop] = None
+        self._loop_thread: Optional[threading.Thread] = None
+        self._tasks: Set["asyncio.Task[None]"] = set()
+
+    def start(self) -> None:
+        """Starts the threads; call it after the server started."""
+        generation = self._generation = _Generation()
+        self._respond = _native.responder()
+        loop = self._loop = asyncio.new_event_loop()
+        eager = getattr(asyncio, "eager_task_factory", None)
+        if eager is not None:
+            # A handler that finishes without waiting costs no loop turn.
+            loop.set_task_factory(eager)
+        ready = threading.Event()
+        self._loop_thread = threading.Thread(
+            target=self._run_loop, args=(loop, ready), name="sufast-asyncio", daemon=True
+        )
+        self._loop_thread.start()
+        ready.wait()
+        self._threads = [
+            threading.Thread(target=self._work, args=(generation,), name=f"sufast-handler-{i}", daemon=True)
+            for i in range(self._count)
+        ]
+        for thread in self._threads:
+            thread.start()
+
+    def stop(self, timeout: float) -> None:
+        """Stops the threads; call it after the server stopped (the native
+        queue is then closed, which wakes every waiting thread). A handler
+        still running after ``timeout`` seconds is left to finish alone."""
+        self._generation.stopped = True
+        deadline = time.monotonic() + timeout
+        current = threading.current_thread()
+        for thread in self._threads:
+            if thread is not current:
+                thread.join(max(0.0, deadline - time.monotonic()))
+        self._threads = []
+        loop, self._loop = self._loop, None
+        if loop is not None and not loop.is_closed():
+            try:
+                loop.call_soon_threadsafe(loop.stop)
+            except RuntimeError:  # closed in between
+                pass
+        if self._loop_thread is not None and self._loop_thread is not current:
+            self._loop_thread.join(max(0.1, deadline - time.monotonic()))
+        self._loop_thread = None
+
+    # The asyncio loop -------------------------------------------------------
+
+    def _run_loop(self, loop: asyncio.AbstractEventLoop, ready: threading.Event) -> None:
+        asyncio.set_event_loop(loop)
+        loop.call_soon(ready.set)
+        try:
+            loop.run_forever()
+            # Handlers still waiting at a stop are cancelled; their clients
+            # were already answered by the stop.
+            pending = [task for task in asyncio.all_tasks(loop) if not task.done()]
+            for task in pending:
+                task.cancel()
+            if pending:
+                loop.run_until_complete(asyncio.gather(*pending, return_exceptions=True))
+        finally:
+            loop.close()
+
+    def _start_tasks(self, jobs: List[Tuple[Endpoint, Request]]) -> None:
+        loop = asyncio.get_running_loop()
+        for endpoint, request in jobs:
+            task = loop.create_task(self._answer_async(endpoint, request))
+            if not task.done():
+                self._tasks.add(task)
+                task.add_done_callback(self._tasks.discard)
+
+    async def _answer_async(self, endpoint: Endpoint, request: Request) -> None:
+        request._awaitable = True
+        try:
+            result = await endpoint.function(**endpoint.prepare(request))
+        except asyncio.CancelledError:
+            return  # the server stopped
+        except BaseException as exc:  # every request gets an answer
+            data = endpoint.failure(exc, request)
+        else:
+            data = endpoint.response(result, request)
+        self._send(endpoint, request, data)
+
+    # Handler threads --------------------------------------------------------
+
+    def _work(self, generation: _Generation) -> None:
+        try:
+            inbox = _native.Inbox()
+        except Exception:
+            logger.exception("a handler thread could not start")
+            return
+        endpoints = self._endpoints
+        while not generation.stopped:
+            try:
+                data = inbox.take(_TAKE_TIMEOUT_MS)
+            except Exception:
+                logger.exception("a handler thread could not take requests; it stops")
+                return
+            if data is None:
+                return
+            if not data:
+                continue
+            jobs: List[Tuple[Endpoint, Request]] = []
+            for request in decode_records(data):
+                endpoint = endpoints.get(request.handler)
+                if endpoint is None:
+                    logger.error("%s %s: no handler %d is registered", request.method, request._raw_path, request.handler)
+                    self._respond(request.id, INTERNAL_ERROR)
+                elif endpoint.is_async:
+                    jobs.append((endpoint, request))
+                else:
+                    self._answer(endpoint, request)
+            if jobs:
+                self._hand_to_loop(jobs)
+
+    def _hand_to_loop(self, jobs: List[Tuple[Endpoint, Request]]) -> None:
+        loop = self._loop
+        try:
+            if loop is None:
+                raise RuntimeError("the event loop is not running")
+            loop.call_soon_threadsafe(self._start_tasks, jobs)
+        except RuntimeError:  # the loop stopped: the server is stopping
+            for endpoint, request in jobs:
+                self._send(endpoint, request, INTERNAL_ERROR)
+
+    def _answer(self, endpoint: Endpoint, request: Request) -> None:
+        try:
+            result = endpoint.function(**endpoint.prepare(request))
+        except BaseException as exc:  # every request gets an answer
+            data = endpoint.failure(exc, request)
+        else:
+            data = endpoint.response(result, request)
+        self._send(endpoint, request, data)
+
+    def _send(self, endpoint: Endpoint, request: Request, data: Any) -> None:
+        refused = self._respond(request.id, data)
+        if refused is not None:
+            logger.error("%s %s: route %s: %s", request.method, request.path, endpoint.name, refused)
+

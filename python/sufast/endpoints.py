@@ -1,0 +1,125 @@
+"""``Endpoint``: a per-request handler made ready at registration (its
+arguments read from the signature, its common response heads encoded),
+so that a request costs one call and one encoding."""
+
+from __future__ import annotations
+
+import inspect
+import logging
+from typing import Any, Callable
+
+from .exceptions import HTTPException
+from .params import Arguments, RequestValidationError
+from .requests import Request
+from .responses import (
+    HeadersInput,
+    JSONResponse,
+    Response,
+    _check_status,
+    dump_json,
+    encode_head,
+    encode_response,
+    normalize_headers,
+)
+
+__all__ = ["Endpoint", "INTERNAL_ERROR"]
+
+logger = logging.getLogger("sufast")
+
+_JSON = "application/json"
+INTERNAL_ERROR = encode_head(500, [("content-type", _JSON)]) + b'{"error": "Internal Server Error"}'
+
+
+class Endpoint:
+    """A handler that runs per request."""
+
+    def __init__(
+        self,
+        name: str,
+        path: str,
+        function: Callable[..., Any],
+        status_code: int = 200,
+        headers: HeadersInput = None,
+    ) -> None:
+        self.name = name
+        self.function = function
+        self.is_async = inspect.iscoroutinefunction(function) or inspect.iscoroutinefunction(
+            getattr(function, "__call__", None)
+        )
+        where = f"route {name}: handler {getattr(function, '__qualname__', repr(function))}"
+        self.arguments = Arguments(function, path, where)
+        self.status_code = _check_status(status_code)
+        self.headers = normalize_headers(headers)
+        self._own_type = any(n.lower() == "content-type" for n, _ in self.headers)
+        self._json_head = self._head(_JSON)
+        self._text_head = self._head("text/plain; charset=utf-8")
+        self._bytes_head = self._head("application/octet-stream")
+
+    def _head(self, content_type: str) -> bytes:
+        pairs = self.headers if self._own_type else [("content-type", content_type)] + self.headers
+        return encode_head(self.status_code, pairs)
+
+    def prepare(self, request: Request) -> dict:
+        """The keyword arguments for this request (or a 422/400 raised)."""
+        request._path_param_reader = self.arguments.read_path_params
+        return self.arguments(request)
+
+    def encode(self, result: Any) -> bytes:
+        """A handler's return value as a response in the native layout.
+        Raises ``TypeError`` for a value that cannot be sent."""
+        if isinstance(result, Response):
+            return encode_response(self._with_route_headers(result))
+        if isinstance(result, str):
+            return self._text_head + result.encode("utf-8")
+        if isinstance(result, (bytes, bytearray, memoryview)):
+            return self._bytes_head + bytes(result)
+        return self._json_head + dump_json(result)
+
+    def response(self, result: Any, request: Request) -> bytes:
+        """``encode``, with a value that cannot be sent logged and answered
+        with a 500."""
+        try:
+            return self.encode(result)
+        except Exception as exc:
+            logger.error(
+                "%s %s: route %s: the handler returned a value that cannot be sent (%s: %s); the client got a 500",
+                request.method,
+                request.path,
+                self.name,
+                type(exc).__name__,
+                exc,
+            )
+            return INTERNAL_ERROR
+
+    def _with_route_headers(self, response: Response) -> Response:
+        if not self.headers:
+            return response
+        # As for precomputed routes: the response's own headers win.
+        own = {name.lower() for name, _ in response.headers}
+        extra = [(n, v) for n, v in self.headers if n.lower() not in own]
+        if not extra:
+            return response
+        merged = Response(response.body, response.status_code, extra + response.headers)
+        merged.media_type = response.media_type
+        return merged
+
+    def failure(self, exc: BaseException, request: Request) -> bytes:
+        """The response to a handler (or its arguments) that raised."""
+        try:
+            if isinstance(exc, HTTPException):
+                return encode_response(JSONResponse({"detail": exc.detail}, exc.status_code, exc.headers))
+            if isinstance(exc, RequestValidationError):
+                return encode_response(JSONResponse({"detail": exc.errors}, 422))
+        except Exception:
+            logger.exception("%s %s: route %s: the error response could not be built", request.method, request.path, self.name)
+            return INTERNAL_ERROR
+        logger.error(
+            "%s %s: route %s: handler raised %s; the client got a 500",
+            request.method,
+            request.path,
+            self.name,
+            type(exc).__name__,
+            exc_info=exc,
+        )
+        return INTERNAL_ERROR
+

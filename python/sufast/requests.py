@@ -1,0 +1,335 @@
+"""``Request``: what a per-request handler can read of the HTTP request.
+Everything but the basics is parsed on first use, so a handler pays only
+for what it reads."""
+
+from __future__ import annotations
+
+import json
+import struct
+from typing import Any, Callable, Dict, Iterator, List, NamedTuple, Optional, Sequence, Tuple
+from urllib.parse import parse_qsl, unquote
+
+from .exceptions import HTTPException
+
+__all__ = ["Address", "Headers", "QueryParams", "Request", "decode_records"]
+
+
+class Address(NamedTuple):
+    """The client's address."""
+
+    host: str
+    port: int
+
+
+class Headers:
+    """Request headers: case-insensitive, repeats kept in the order received.
+
+    ``headers["accept"]`` is the first value; ``getlist`` gives them all.
+    """
+
+    __slots__ = ("_items",)
+
+    def __init__(self, items: Sequence[Tuple[str, str]]) -> None:
+        self._items = [(name.lower(), value) for name, value in items]
+
+    def __getitem__(self, name: str) -> str:
+        wanted = name.lower()
+        for key, value in self._items:
+            if key == wanted:
+                return value
+        raise KeyError(name)
+
+    def get(self, name: str, default: Optional[str] = None) -> Optional[str]:
+        try:
+            return self[name]
+        except KeyError:
+            return default
+
+    def getlist(self, name: str) -> List[str]:
+        """Every value of ``name``, in order."""
+        wanted = name.lower()
+        return [value for key, value in self._items if key == wanted]
+
+    def items(self) -> List[Tuple[str, str]]:
+        """Every ``(name, value)`` pair, names in lower case, repeats kept."""
+        return list(self._items)
+
+    def keys(self) -> List[str]:
+        seen: Dict[str, None] = {}
+        for key, _ in self._items:
+            seen.setdefault(key)
+        return list(seen)
+
+    def values(self) -> List[str]:
+        return [value for _, value in self._items]
+
+    def __contains__(self, name: object) -> bool:
+        return isinstance(name, str) and any(key == name.lower() for key, _ in self._items)
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self.keys())
+
+    def __len__(self) -> int:
+        return len(self.keys())
+
+    def __repr__(self) -> str:
+        return f"Headers({self._items!r})"
+
+
+class QueryParams:
+    """Query-string parameters; a key may repeat.
+
+    ``params["tag"]`` is the last value (as a single-valued parameter sees
+    it); ``getlist`` gives them all in order.
+    """
+
+    __slots__ = ("_items", "_last")
+
+    def __init__(self, query: str) -> None:
+        self._items: List[Tuple[str, str]] = parse_qsl(query, keep_blank_values=True)
+        self._last = dict(self._items)
+
+    def __getitem__(self, key: str) -> str:
+        return self._last[key]
+
+    def get(self, key: str, default: Optional[str] = None) -> Optional[str]:
+        return self._last.get(key, default)
+
+    def getlist(self, key: str) -> List[str]:
+        """Every value of ``key``, in order."""
+        return [value for name, value in self._items if name == key]
+
+    def multi_items(self) -> List[Tuple[str, str]]:
+        """Every ``(key, value)`` pair, in order."""
+        return list(self._items)
+
+    def items(self) -> List[Tuple[str, str]]:
+        return list(self._last.items())
+
+    def keys(self) -> List[str]:
+        return list(self._last)
+
+    def __contains__(self, key: object) -> bool:
+        return key in self._last
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._last)
+
+    def __len__(self) -> int:
+        return len(self._last)
+
+    def __repr__(self) -> str:
+        return f"QueryParams({self._items!r})"
+
+
+class _Ready:
+    """An awaitable that is already done: ``await request.json()`` in an
+    ``async def`` handler costs no trip through the event loop."""
+
+    __slots__ = ("value",)
+
+    def __init__(self, value: Any) -> None:
+        self.value = value
+
+    def __await__(self) -> Iterator[Any]:
+        return self.value
+        yield  # pragma: no cover - makes this a generator
+
+
+_MISSING = object()
+
+
+class Request:
+    """One HTTP request as a handler sees it.
+
+    In an ``async def`` handler, ``body()``, ``text()`` and ``json()`` are
+    awaitable (``await request.json()``); in a plain ``def`` handler they
+    return the value directly.
+    """
+
+    __slots__ = (
+        "id",
+        "handler",
+        "method",
+        "_raw_path",
+        "_query",
+        "_client",
+        "_params",
+        "_headers_raw",
+        "_body",
+        "_awaitable",
+        "_path_params",
+        "_path_param_reader",
+        "_headers",
+        "_query_params",
+        "_cookies",
+        "_json",
+    )
+
+    def __init__(
+        self,
+        id: int,
+        handler: int,
+        method: str,
+        raw_path: str,
+        query: str,
+        client: Optional[Address],
+        params: List[str],
+        headers_raw: bytes,
+        body: bytes,
+    ) -> None:
+        self.id = id
+        self.handler = handler
+        #: The request method, e.g. ``"GET"``.
+        self.method = method
+        self._raw_path = raw_path
+        self._query = query
+        self._client = client
+        self._params = params
+        self._headers_raw = headers_raw
+        self._body = body
+        self._awaitable = False
+        self._path_params: Optional[Dict[str, Any]] = None
+        self._path_param_reader: Optional[Callable[[List[str]], Dict[str, Any]]] = None
+        self._headers: Optional[Headers] = None
+        self._query_params: Optional[QueryParams] = None
+        self._cookies: Optional[Dict[str, str]] = None
+        self._json: Any = _MISSING
+
+    @property
+    def path(self) -> str:
+        """The path, percent-decoded (``/caf%C3%A9`` reads ``/café``)."""
+        return unquote(self._raw_path)
+
+    @property
+    def url(self) -> str:
+        """The full URL as the client asked for it, path still encoded."""
+        host = self.headers.get("host") or "localhost"
+        query = f"?{self._query}" if self._query else ""
+        return f"http://{host}{self._raw_path}{query}"
+
+    @property
+    def query_string(self) -> str:
+        """The raw query string, without the ``?``."""
+        return self._query
+
+    @property
+    def path_params(self) -> Dict[str, Any]:
+        """Path parameters by name, converted as the route's convertors say."""
+        if self._path_params is None:
+            reader = self._path_param_reader
+            self._path_params = reader(self._params) if reader is not None else {}
+        return self._path_params
+
+    @property
+    def query_params(self) -> QueryParams:
+        if self._query_params is None:
+            self._query_params = QueryParams(self._query)
+        return self._query_params
+
+    @property
+    def headers(self) -> Headers:
+        if self._headers is None:
+            self._headers = Headers(_decode_headers(self._headers_raw))
+        return self._headers
+
+    @property
+    def cookies(self) -> Dict[str, str]:
+        """Cookies from every ``Cookie`` header; a repeated name keeps the first."""
+        if self._cookies is None:
+            cookies: Dict[str, str] = {}
+            for header in self.headers.getlist("cookie"):
+                for chunk in header.split(";"):
+                    name, sep, value = chunk.partition("=")
+                    name, value = name.strip(), value.strip()
+                    if not sep or not name:
+                        continue
+                    if len(value) >= 2 and value[0] == value[-1] == '"':
+                        value = value[1:-1]
+                    cookies.setdefault(name, value)
+            self._cookies = cookies
+        return self._cookies
+
+    @property
+    def client(self) -> Optional[Address]:
+        """The client's ``(host, port)``, or ``None`` when unknown."""
+        return self._client
+
+    def _give(self, value: Any) -> Any:
+        return _Ready(value) if self._awaitable else value
+
+    def body(self) -> Any:
+        """The body as bytes."""
+        return self._give(self._body)
+
+    def text(self) -> Any:
+        """The body decoded as UTF-8 (invalid bytes are replaced)."""
+        return self._give(self._body.decode("utf-8", "replace"))
+
+    def json(self) -> Any:
+        """The body parsed as JSON. A body that is not JSON makes the
+        request fail with 400."""
+        return self._give(self._json_value())
+
+    def _json_value(self) -> Any:
+        if self._json is _MISSING:
+            try:
+                self._json = json.loads(self._body)
+            except (ValueError, UnicodeDecodeError) as exc:
+                raise HTTPException(400, f"Invalid JSON body: {exc}") from None
+        return self._json
+
+    def __repr__(self) -> str:
+        return f"<Request {self.method} {self._raw_path}>"
+
+
+_FIXED = struct.Struct("<IQIHH6I")
+_PAIR = struct.Struct("<II")
+
+
+def _decode_headers(block: bytes) -> List[Tuple[str, str]]:
+    pairs = []
+    offset, end = 0, len(block)
+    while offset < end:
+        name_len, value_len = _PAIR.unpack_from(block, offset)
+        offset += 8
+        name = block[offset : offset + name_len].decode("latin-1")
+        offset += name_len
+        pairs.append((name, block[offset : offset + value_len].decode("latin-1")))
+        offset += value_len
+    return pairs
+
+
+def decode_records(data: bytes) -> List[Request]:
+    """Splits what the native queue handed over into requests (the record
+    layout is documented in ``rust-core/src/dispatch.rs``)."""
+    requests = []
+    offset, end = 0, len(data)
+    fixed = _FIXED.size
+    while offset < end:
+        (rest, rid, handler, port, count, n_method, n_path, n_query, n_host, n_headers, n_body) = _FIXED.unpack_from(
+            data, offset
+        )
+        record_end = offset + 4 + rest
+        pos = offset + fixed
+        lengths = struct.unpack_from(f"<{count}I", data, pos) if count else ()
+        pos += 4 * count
+        method = data[pos : pos + n_method].decode("latin-1")
+        pos += n_method
+        path = data[pos : pos + n_path].decode("latin-1")
+        pos += n_path
+        query = data[pos : pos + n_query].decode("latin-1")
+        pos += n_query
+        host = data[pos : pos + n_host].decode("latin-1")
+        pos += n_host
+        params = []
+        for length in lengths:
+            params.append(data[pos : pos + length].decode("utf-8"))
+            pos += length
+        headers = data[pos : pos + n_headers]
+        pos += n_headers
+        body = data[pos : pos + n_body]
+        client = Address(host, port) if host else None
+        requests.append(Request(rid, handler, method, path, query, client, params, headers, body))
+        offset = record_end
+    return requests
