@@ -1,12 +1,14 @@
-"""The smallest sufast app: `make run` serves it on http://127.0.0.1:8000."""
+"""A small sufast app with every tier: `make run` serves it on
+http://127.0.0.1:8000 and prints which tier each route is in."""
 
 import sys
+import time
 from pathlib import Path
 
 # Run from a checkout without installing: the package lives in ../python.
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "python"))
 
-from sufast import App, HTMLResponse, PlainTextResponse  # noqa: E402
+from sufast import App, HTMLResponse, PlainTextResponse, Request  # noqa: E402
 
 app = App()
 
@@ -29,6 +31,26 @@ def about():
 @app.get("/robots.txt")
 def robots():
     return PlainTextResponse("User-agent: *\nDisallow:\n")
+
+
+# Per request: the path parameter arrives as an int, the query as a bool.
+@app.get("/users/{user_id:int}")
+def get_user(user_id: int, verbose: bool = False):
+    user = {"id": user_id}
+    if verbose:
+        user["name"] = f"user {user_id}"
+    return user
+
+
+@app.post("/echo")
+async def echo(request: Request):
+    return {"received": await request.json()}
+
+
+# Rendered at most once a second; Rust serves the stored copy meanwhile.
+@app.get("/time", cache_ttl=1)
+def server_time():
+    return {"time": time.time()}
 
 
 if __name__ == "__main__":

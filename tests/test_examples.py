@@ -1,0 +1,64 @@
+"""The example apps, served and used over real HTTP as their docstrings
+describe."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+
+import pytest
+from conftest import ROOT, request
+
+
+def load(name: str):
+    spec = importlib.util.spec_from_file_location(f"example_{name}", ROOT / "examples" / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.fixture
+def served():
+    apps = []
+
+    def serve(name: str) -> int:
+        app = load(name).app
+        apps.append(app)
+        return app.start()
+
+    yield serve
+    for app in apps:
+        app.stop(timeout=0)
+
+
+def call(port: int, method: str, path: str, data=None):
+    body = None if data is None else json.dumps(data).encode()
+    reply = request(port, method, path, body=body)
+    return reply.status, (json.loads(reply.body) if reply.body else None)
+
+
+def test_crud_example_creates_reads_updates_lists_and_deletes(served):
+    port = served("crud")
+    assert call(port, "POST", "/items", {"name": "pen", "price": 1.5}) == (201, {"id": 1, "name": "pen", "price": 1.5})
+    assert call(port, "POST", "/items", {"name": "ink", "price": 3}) == (201, {"id": 2, "name": "ink", "price": 3})
+    assert call(port, "GET", "/items/1") == (200, {"id": 1, "name": "pen", "price": 1.5})
+    assert call(port, "PUT", "/items/1", {"name": "pen", "price": 2}) == (200, {"id": 1, "name": "pen", "price": 2})
+    assert call(port, "GET", "/items?limit=1&offset=1") == (200, {"items": [{"id": 2, "name": "ink", "price": 3}], "total": 2})
+    assert call(port, "GET", "/items?name=pen")[1]["total"] == 1
+    assert call(port, "DELETE", "/items/1") == (204, None)
+    assert call(port, "GET", "/items/1") == (404, {"detail": "item 1 not found"})
+    assert call(port, "DELETE", "/items/1")[0] == 404
+    assert call(port, "GET", "/items/abc")[0] == 404
+    assert call(port, "POST", "/items", {"name": "", "price": 1}) == (422, {"detail": "name must be a non-empty string"})
+    status, body = call(port, "GET", "/items?limit=many")
+    assert status == 422 and body["detail"][0]["loc"] == ["query", "limit"]
+    assert request(port, "POST", "/items", body=b"{not json").status == 400
+
+
+def test_hello_example_serves_every_tier(served):
+    port = served("hello")
+    assert call(port, "GET", "/") == (200, {"message": "hello"})
+    assert call(port, "GET", "/users/7?verbose=true") == (200, {"id": 7, "name": "user 7"})
+    assert call(port, "POST", "/echo", {"a": [1, 2]}) == (200, {"received": {"a": [1, 2]}})
+    first = call(port, "GET", "/time")
+    assert first[0] == 200 and call(port, "GET", "/time") == first
