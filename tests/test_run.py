@@ -28,6 +28,14 @@ def hello():
 def broken():
     raise RuntimeError("boom")
 
+@app.get("/users/{{user_id:int}}")
+def user(user_id: int):
+    return {{"id": user_id}}
+
+@app.get("/later")
+async def later(n: int = 1):
+    return {{"n": n}}
+
 app.run(port=0)
 print("run returned", flush=True)
 """
@@ -58,7 +66,7 @@ def served(tmp_path):
         [sys.executable, str(script)], stdout=subprocess.PIPE, stderr=subprocess.PIPE
     )
     try:
-        banner = _read_until(proc, r"GET\s+/broken\s+.*\n")
+        banner = _read_until(proc, r"GET\s+/later\s+.*\n")
         yield proc, banner
     finally:
         if proc.poll() is None:
@@ -77,7 +85,10 @@ def test_run_serves_prints_routes_and_stops_on_signal(served, signum):
     port = int(re.search(r"serving on http://127\.0\.0\.1:(\d+) \(development", banner).group(1))
     assert re.search(r"GET\s+/\s+static\n", banner)
     assert re.search(r"GET\s+/broken\s+static \(500: handler raised\)", banner)
+    assert re.search(r"GET\s+/users/\{user_id:int\}\s+dynamic\n", banner)
     assert request(port, "GET", "/").body == b'{"message":"hello"}'
+    assert request(port, "GET", "/users/7").body == b'{"id":7}'
+    assert request(port, "GET", "/later?n=2").body == b'{"n":2}'
 
     proc.send_signal(signum)
     stdout, stderr = proc.communicate(timeout=15)
@@ -93,3 +104,51 @@ def test_run_blocks_without_burning_cpu(served):
     before = _cpu_seconds(proc.pid)
     time.sleep(1.0)  # a measurement window, not synchronisation
     assert _cpu_seconds(proc.pid) - before < 0.1
+
+
+EXIT_MID_REQUEST = """
+import sys, threading, asyncio, http.client
+sys.path.insert(0, {python!r})
+from sufast import App
+app = App()
+entered = threading.Semaphore(0)
+
+@app.get("/blocked")
+def blocked(n: int = 0):
+    entered.release()
+    threading.Event().wait(60)
+
+@app.get("/awaiting")
+async def awaiting(n: int = 0):
+    entered.release()
+    await asyncio.sleep(60)
+
+port = app.start()
+
+def client(path):
+    try:
+        conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+        conn.request("GET", path)
+        print(path, conn.getresponse().status, flush=True)
+    except OSError as exc:
+        print(path, type(exc).__name__, flush=True)
+
+for path in ("/blocked", "/awaiting"):
+    threading.Thread(target=client, args=(path,), daemon=True).start()
+entered.acquire(); entered.acquire()
+print("exiting with handlers in flight", flush=True)
+"""
+
+
+def test_interpreter_exit_with_handlers_in_flight_is_prompt_and_clean(tmp_path):
+    script = tmp_path / "exit.py"
+    script.write_text(EXIT_MID_REQUEST.format(python=str(ROOT / "python")))
+    started = time.monotonic()
+    proc = subprocess.run([sys.executable, str(script)], capture_output=True, timeout=30)
+    elapsed = time.monotonic() - started
+    assert proc.returncode == 0, proc.stderr
+    assert b"exiting with handlers in flight" in proc.stdout
+    assert b"Fatal Python error" not in proc.stderr and b"panicked" not in proc.stderr
+    # atexit stops the server with a 1 s deadline; nothing waits for the
+    # 60 s handlers.
+    assert elapsed < 10, f"exit took {elapsed:.1f} s"
