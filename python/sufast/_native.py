@@ -214,7 +214,13 @@ def responder() -> Callable[[int, bytes], Optional[str]]:
     returns ``None``, or the reason the library refused the response (the
     client then got a 500)."""
     lib = _load()
-    respond = lib.sufast_respond
+    # sufast_respond never blocks (a short lock, a copy), so it is called
+    # through PyDLL, which keeps the GIL: releasing and taking it back per
+    # response would cost more than the call, and under load it would queue
+    # this thread behind the others for the GIL.
+    respond = ctypes.PyDLL(str(library_path()), handle=lib._handle).sufast_respond
+    respond.argtypes = (c_uint64, c_char_p, c_size_t)
+    respond.restype = c_bool
 
     def send(request_id: int, data: bytes) -> Optional[str]:
         if respond(request_id, data, len(data)):

@@ -132,7 +132,6 @@ class HandlerPool:
         except Exception:
             logger.exception("a handler thread could not start")
             return
-        endpoints = self._endpoints
         while not generation.stopped:
             try:
                 data = inbox.take(_TAKE_TIMEOUT_MS)
@@ -143,18 +142,25 @@ class HandlerPool:
                 return
             if not data:
                 continue
-            jobs: List[Tuple[Endpoint, Request]] = []
-            for request in decode_records(data):
-                endpoint = endpoints.get(request.handler)
-                if endpoint is None:
-                    logger.error("%s %s: no handler %d is registered", request.method, request._raw_path, request.handler)
-                    self._respond(request.id, INTERNAL_ERROR)
-                elif endpoint.is_async:
-                    jobs.append((endpoint, request))
-                else:
-                    self._answer(endpoint, request)
-            if jobs:
-                self._hand_to_loop(jobs)
+            try:
+                self._serve_batch(data)
+            except Exception:  # a bug here must not end the thread
+                logger.exception("a handler thread failed on a batch of requests")
+
+    def _serve_batch(self, data: bytes) -> None:
+        endpoints = self._endpoints
+        jobs: List[Tuple[Endpoint, Request]] = []
+        for request in decode_records(data):
+            endpoint = endpoints.get(request.handler)
+            if endpoint is None:
+                logger.error("%s %s: no handler %d is registered", request.method, request._raw_path, request.handler)
+                self._respond(request.id, INTERNAL_ERROR)
+            elif endpoint.is_async:
+                jobs.append((endpoint, request))
+            else:
+                self._answer(endpoint, request)
+        if jobs:
+            self._hand_to_loop(jobs)
 
     def _hand_to_loop(self, jobs: List[Tuple[Endpoint, Request]]) -> None:
         loop = self._loop
