@@ -294,10 +294,12 @@ fn parse_handler(kind: &Json, fields: &[(String, Json)]) -> Result<Action, Strin
                 0 => return Err("max_entries must be at least 1".into()),
                 n => max_entries = Some(n as usize),
             },
-            f if RESPONSE_FIELDS.contains(&f) => return Err(format!(
-                "field {f:?} is not allowed on a route of kind {}: its handler makes the response",
-                describe(kind)
-            )),
+            f if RESPONSE_FIELDS.contains(&f) => {
+                let kind = describe(kind);
+                return Err(format!(
+                    "field {f:?} is not allowed on a route of kind {kind}: its handler makes the response"
+                ));
+            }
             _ => {
                 return Err(format!(
                     "unknown field {field:?} for kind {}; expected handler{}",
