@@ -222,8 +222,10 @@ class App:
             try:
                 _native.stop(timeout)
             finally:
-                # Handlers answered requests in flight until now.
-                self._pool.stop(timeout=max(timeout, 0.5))
+                # Handlers answered requests in flight until the deadline;
+                # threads waiting for requests wake at once, and one still
+                # inside a handler is left to finish alone.
+                self._pool.stop(timeout=0.25)
                 _serving = None
                 self._stopped.set()
 
