@@ -332,6 +332,21 @@ pub fn json_error(status: StatusCode, body: &'static str) -> StaticResponse {
     }
 }
 
+/// A response in the layout `sufast_respond` reads, for Rust callers (a
+/// handler thread written in Rust, the tests).
+pub fn encode_response(status: u16, headers: &[(&str, &str)], body: &[u8]) -> Vec<u8> {
+    let mut out = status.to_le_bytes().to_vec();
+    out.extend_from_slice(&(headers.len() as u32).to_le_bytes());
+    for (name, value) in headers {
+        out.extend_from_slice(&(name.len() as u32).to_le_bytes());
+        out.extend_from_slice(&(value.len() as u32).to_le_bytes());
+        out.extend_from_slice(name.as_bytes());
+        out.extend_from_slice(value.as_bytes());
+    }
+    out.extend_from_slice(body);
+    out
+}
+
 fn decode_response(bytes: &[u8]) -> Result<StaticResponse, String> {
     let mut reader = Reader(bytes);
     let status = reader.u16().ok_or("it is shorter than its status")?;
@@ -403,19 +418,7 @@ impl<'a> Reader<'a> {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn response(status: u16, headers: &[(&str, &str)], body: &[u8]) -> Vec<u8> {
-        let mut out = status.to_le_bytes().to_vec();
-        out.extend_from_slice(&(headers.len() as u32).to_le_bytes());
-        for (n, v) in headers {
-            out.extend_from_slice(&(n.len() as u32).to_le_bytes());
-            out.extend_from_slice(&(v.len() as u32).to_le_bytes());
-            out.extend_from_slice(n.as_bytes());
-            out.extend_from_slice(v.as_bytes());
-        }
-        out.extend_from_slice(body);
-        out
-    }
+    use encode_response as response;
 
     #[test]
     fn responses_decode_with_repeated_headers() {

@@ -8,6 +8,7 @@ mod support;
 use std::thread;
 use std::time::Instant;
 
+use sufast::dispatch::encode_response as response;
 use sufast::error::SufastErrorCode;
 use sufast::SufastTake;
 
@@ -76,19 +77,6 @@ fn parse(bytes: &[u8]) -> Vec<Record> {
         at = end;
     }
     records
-}
-
-fn response(status: u16, headers: &[(&str, &str)], body: &[u8]) -> Vec<u8> {
-    let mut out = status.to_le_bytes().to_vec();
-    out.extend_from_slice(&(headers.len() as u32).to_le_bytes());
-    for (n, v) in headers {
-        out.extend_from_slice(&(n.len() as u32).to_le_bytes());
-        out.extend_from_slice(&(v.len() as u32).to_le_bytes());
-        out.extend_from_slice(n.as_bytes());
-        out.extend_from_slice(v.as_bytes());
-    }
-    out.extend_from_slice(body);
-    out
 }
 
 fn take(buf: &mut [u8], timeout_ms: u32) -> (SufastTake, usize) {
