@@ -160,7 +160,7 @@ fn parse_action(route: &Json) -> Result<Action, String> {
             headers: HeaderMap::from_iter([(header::CONTENT_TYPE, json)]),
             body: Bytes::from(body.clone()),
         })),
-        Json::Object(fields) => match fields.iter().find(|(f, _)| f == "kind") {
+        Json::Object(fields) => match no_repeats(fields)?.iter().find(|(f, _)| f == "kind") {
             None => parse_rich(fields).map(Action::Static),
             Some((_, Json::String(kind))) if kind == "static" => {
                 let rest: Vec<_> = fields
@@ -179,18 +179,23 @@ fn parse_action(route: &Json) -> Result<Action, String> {
     }
 }
 
+/// The fields of a route object, each given once.
+fn no_repeats(fields: &[(String, Json)]) -> Result<&[(String, Json)], String> {
+    for (i, (field, _)) in fields.iter().enumerate() {
+        if fields[..i].iter().any(|(f, _)| f == field) {
+            return Err(format!("field {field:?} is given twice"));
+        }
+    }
+    Ok(fields)
+}
+
 fn parse_rich(fields: &[(String, Json)]) -> Result<StaticResponse, String> {
     let mut status = StatusCode::OK;
     let mut content_type: Option<Option<HeaderValue>> = None;
     let mut headers = HeaderMap::new();
     let mut body: Option<Bytes> = None;
     let mut binary = false;
-    let mut seen: Vec<&str> = Vec::new();
     for (field, value) in fields {
-        if seen.contains(&field.as_str()) {
-            return Err(format!("field {field:?} is given twice"));
-        }
-        seen.push(field);
         match field.as_str() {
             "status" => status = parse_status(value)?,
             "content_type" => {
@@ -271,12 +276,7 @@ fn parse_handler(kind: &Json, fields: &[(String, Json)]) -> Result<Action, Strin
     let mut handler = None;
     let mut ttl = None;
     let mut max_entries = None;
-    let mut seen: Vec<&str> = Vec::new();
     for (field, value) in fields {
-        if seen.contains(&field.as_str()) {
-            return Err(format!("field {field:?} is given twice"));
-        }
-        seen.push(field);
         let number = |limit: i128| match value {
             Json::Int(n) if (0..=limit).contains(n) => Ok(*n),
             _ => Err(format!(
@@ -583,6 +583,11 @@ mod tests {
             ),
             (
                 r#"{"GET": {"/": {"status": 200, "status": 201}}}"#,
+                "given twice",
+                SufastErrorCode::InvalidRoutes,
+            ),
+            (
+                r#"{"GET": {"/": {"kind": "static", "kind": "dynamic", "handler": 1}}}"#,
                 "given twice",
                 SufastErrorCode::InvalidRoutes,
             ),
