@@ -125,13 +125,7 @@ async fn handle(State(settings): State<Settings>, request: Request) -> Response 
 }
 
 fn error_response(status: StatusCode, body: &'static str) -> Response {
-    let mut response = Response::new(Body::from(body));
-    *response.status_mut() = status;
-    response.headers_mut().insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static("application/json"),
-    );
-    response
+    tiers::owned(dispatch::json_error(status, body))
 }
 
 /// HEAD gets the headers a GET would, Content-Length included, no body.

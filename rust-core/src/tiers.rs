@@ -35,7 +35,8 @@ pub fn stored(response: &StaticResponse) -> Response {
     out
 }
 
-fn owned(response: StaticResponse) -> Response {
+/// A response built for one request, sent as it is.
+pub fn owned(response: StaticResponse) -> Response {
     let mut out = Response::new(Body::from(response.body));
     *out.status_mut() = response.status;
     *out.headers_mut() = response.headers;
