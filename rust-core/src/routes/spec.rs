@@ -163,12 +163,7 @@ fn parse_action(route: &Json) -> Result<Action, String> {
         Json::Object(fields) => match no_repeats(fields)?.iter().find(|(f, _)| f == "kind") {
             None => parse_rich(fields).map(Action::Static),
             Some((_, Json::String(kind))) if kind == "static" => {
-                let rest: Vec<_> = fields
-                    .iter()
-                    .filter(|(f, _)| f != "kind")
-                    .cloned()
-                    .collect();
-                parse_rich(&rest).map(Action::Static)
+                parse_rich(fields).map(Action::Static)
             }
             Some((_, kind)) => parse_handler(kind, fields),
         },
@@ -197,6 +192,8 @@ fn parse_rich(fields: &[(String, Json)]) -> Result<StaticResponse, String> {
     let mut binary = false;
     for (field, value) in fields {
         match field.as_str() {
+            // Only ever "static" here: the caller dispatched on it.
+            "kind" => {}
             "status" => status = parse_status(value)?,
             "content_type" => {
                 content_type = Some(match value {
