@@ -159,18 +159,26 @@ pub enum Rejected {
 pub struct Pending {
     id: u64,
     reply: oneshot::Receiver<StaticResponse>,
+    /// The reply arrived, so `respond` already removed the request.
+    answered: bool,
 }
 
 impl Pending {
     /// The handler's response; `None` if the queue closed first.
     pub async fn reply(&mut self) -> Option<StaticResponse> {
-        (&mut self.reply).await.ok()
+        let reply = (&mut self.reply).await.ok();
+        self.answered = reply.is_some();
+        reply
     }
 }
 
 impl Drop for Pending {
     fn drop(&mut self) {
-        state().waiting.remove(&self.id);
+        // Only a request still waiting needs withdrawing: an answered one
+        // costs no second trip through the queue's lock.
+        if !self.answered {
+            state().waiting.remove(&self.id);
+        }
     }
 }
 
@@ -193,7 +201,11 @@ pub fn submit(parts: &RequestParts<'_>) -> Result<Pending, Rejected> {
     if wake {
         QUEUE.ready.notify_one();
     }
-    Ok(Pending { id, reply })
+    Ok(Pending {
+        id,
+        reply,
+        answered: false,
+    })
 }
 
 /// What a take found.
