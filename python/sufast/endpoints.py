@@ -20,6 +20,7 @@ from .responses import (
     encode_head,
     encode_response,
     normalize_headers,
+    with_route_headers,
 )
 
 __all__ = ["Endpoint", "INTERNAL_ERROR"]
@@ -68,7 +69,9 @@ class Endpoint:
         """A handler's return value as a response in the native layout.
         Raises ``TypeError`` for a value that cannot be sent."""
         if isinstance(result, Response):
-            return encode_response(self._with_route_headers(result))
+            if self.headers:
+                result = with_route_headers(result, self.headers)
+            return encode_response(result)
         if isinstance(result, str):
             return self._text_head + result.encode("utf-8")
         if isinstance(result, (bytes, bytearray, memoryview)):
@@ -90,18 +93,6 @@ class Endpoint:
                 exc,
             )
             return INTERNAL_ERROR
-
-    def _with_route_headers(self, response: Response) -> Response:
-        if not self.headers:
-            return response
-        # As for precomputed routes: the response's own headers win.
-        own = {name.lower() for name, _ in response.headers}
-        extra = [(n, v) for n, v in self.headers if n.lower() not in own]
-        if not extra:
-            return response
-        merged = Response(response.body, response.status_code, extra + response.headers)
-        merged.media_type = response.media_type
-        return merged
 
     def failure(self, exc: BaseException, request: Request) -> bytes:
         """The response to a handler (or its arguments) that raised."""

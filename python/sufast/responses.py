@@ -3,6 +3,7 @@ headers and the exact bytes of the body."""
 
 from __future__ import annotations
 
+import copy
 import json
 import struct
 from http.cookies import SimpleCookie
@@ -17,6 +18,7 @@ __all__ = [
     "RedirectResponse",
     "HeadersInput",
     "encode_response",
+    "with_route_headers",
     "dump_json",
     "normalize_headers",
 ]
@@ -188,6 +190,16 @@ class RedirectResponse(Response):
         super().__init__(None, status_code, headers)
         location = quote(str(url), safe=":/%#?=@[]!$&'()*+,;")
         self.headers = [(n, v) for n, v in self.headers if n.lower() != "location"] + [("location", location)]
+
+
+def with_route_headers(response: Response, headers: List[Tuple[str, str]]) -> Response:
+    """A copy of ``response`` with a route's ``headers`` added, except those
+    it sets itself. A copy: the same ``Response`` object may be returned by
+    other routes with other headers, which must not stick to it."""
+    own = {name.lower() for name, _ in response.headers}
+    merged = copy.copy(response)
+    merged.headers = [(n, v) for n, v in headers if n.lower() not in own] + response.headers
+    return merged
 
 
 _HEAD = struct.Struct("<HI")

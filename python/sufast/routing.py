@@ -5,13 +5,12 @@ from __future__ import annotations
 
 import asyncio
 import base64
-import copy
 import inspect
 import json
 import traceback
 from typing import Any, Callable, Dict, Iterable, List, Optional
 
-from .responses import HeadersInput, JSONResponse, PlainTextResponse, Response, normalize_headers
+from .responses import HeadersInput, JSONResponse, PlainTextResponse, Response, normalize_headers, with_route_headers
 
 __all__ = ["METHODS", "Route", "describe", "parameters", "precompute", "render", "route_entry_table", "route_table"]
 
@@ -107,12 +106,7 @@ def render(result: Any, status_code: int, headers: HeadersInput) -> Response:
     """
     extra = normalize_headers(headers)
     if isinstance(result, Response):
-        # A copy: the same Response object may be returned by other routes
-        # with other headers, so the route's headers must not stick to it.
-        own = {name.lower() for name, _ in result.headers}
-        response = copy.copy(result)
-        response.headers = [(n, v) for n, v in extra if n.lower() not in own] + result.headers
-        return response
+        return with_route_headers(result, extra)
     if isinstance(result, str):
         return PlainTextResponse(result, status_code, extra)
     if isinstance(result, (bytes, bytearray, memoryview)):
