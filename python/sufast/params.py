@@ -16,7 +16,7 @@ import re
 import sys
 import typing
 import uuid
-from typing import Any, Callable, Dict, List, Optional, Tuple, Union
+from typing import Any, Callable, Dict, List, Tuple, Union
 
 from .requests import Request
 
