@@ -24,15 +24,16 @@
 //! then the body: every remaining byte
 //! ```
 
+use std::cell::Cell;
 use std::collections::{HashMap, VecDeque};
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Condvar, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 use axum::body::Bytes;
 use axum::http::{HeaderMap, HeaderName, HeaderValue, StatusCode};
 use once_cell::sync::Lazy;
-use tokio::sync::oneshot;
+use tokio::sync::{oneshot, Notify};
 
 use crate::error::{Error, SufastErrorCode};
 use crate::routes::spec::{is_managed_header, StaticResponse};
@@ -44,11 +45,28 @@ pub const DEFAULT_MAX_PENDING: usize = 1024;
 /// blocks holds few requests back.
 const MAX_BATCH: usize = 64;
 
+/// How long queued requests may wait with no thread taking any before one
+/// more handler thread is woken (a thread stuck in a slow handler holds
+/// nothing queued back for longer than about this).
+const STALL: Duration = Duration::from_millis(1);
+
 const FIXED: usize = 4 + 8 + 4 + 2 + 2 + 6 * 4;
 
 static QUEUE: Lazy<Queue> = Lazy::new(|| Queue {
-    state: Mutex::new(State::default()),
+    state: Mutex::new(State {
+        open: false,
+        queue: VecDeque::new(),
+        waiting: HashMap::new(),
+        idle: 0,
+        busy: 0,
+        waking: false,
+        takes: 0,
+        held: Vec::new(),
+        held_since: Instant::now(),
+    }),
     ready: Condvar::new(),
+    deferred: AtomicBool::new(false),
+    queued: Notify::new(),
     next_id: AtomicU64::new(1),
     max_pending: AtomicUsize::new(DEFAULT_MAX_PENDING),
 });
@@ -56,11 +74,16 @@ static QUEUE: Lazy<Queue> = Lazy::new(|| Queue {
 struct Queue {
     state: Mutex<State>,
     ready: Condvar,
+    /// Requests were queued while no handler thread was awake: the next
+    /// tokio worker to run out of work wakes one, so that one wake-up
+    /// carries every request queued in the meantime.
+    deferred: AtomicBool,
+    /// Tells `watch` that requests were queued.
+    queued: Notify,
     next_id: AtomicU64,
     max_pending: AtomicUsize,
 }
 
-#[derive(Default)]
 struct State {
     open: bool,
     /// Records not yet taken, oldest first.
@@ -69,6 +92,22 @@ struct State {
     waiting: HashMap<u64, oneshot::Sender<StaticResponse>>,
     /// Handler threads blocked in `take`.
     idle: usize,
+    /// Handler threads that took requests and have not come back for more:
+    /// they take what is queued next, so nobody needs waking for it.
+    busy: usize,
+    /// A thread was notified and has not left its wait yet.
+    waking: bool,
+    /// Takes that handed out records; `watch` reads progress from it.
+    takes: u64,
+    /// Responses from busy handler threads, not yet sent (see `respond`).
+    held: Vec<(oneshot::Sender<StaticResponse>, StaticResponse)>,
+    /// When the oldest held response arrived.
+    held_since: Instant,
+}
+
+thread_local! {
+    /// This thread is counted in `State::busy`.
+    static BUSY: Cell<bool> = const { Cell::new(false) };
 }
 
 fn state() -> MutexGuard<'static, State> {
@@ -196,11 +235,12 @@ pub fn submit(parts: &RequestParts<'_>) -> Result<Pending, Rejected> {
     }
     state.waiting.insert(id, send);
     state.queue.push_back((id, record));
-    let wake = state.idle > 0;
+    let defer = state.busy == 0 && !state.waking && state.idle > 0;
     drop(state);
-    if wake {
-        QUEUE.ready.notify_one();
+    if defer {
+        QUEUE.deferred.store(true, Ordering::Release);
     }
+    QUEUE.queued.notify_one();
     Ok(Pending {
         id,
         reply,
@@ -221,11 +261,70 @@ pub enum Taken {
     Closed,
 }
 
-/// Waits up to `timeout` for requests and copies whole records into `buf`:
-/// a fair share of those queued, so that idle handler threads get the rest.
+/// Wakes a handler thread for requests queued while none was awake. Runs
+/// on a tokio worker about to park, so it must stay cheap when there is
+/// nothing to do.
+pub fn wake_deferred() {
+    if QUEUE.deferred.swap(false, Ordering::AcqRel) {
+        let state = state();
+        if state.busy == 0 && !state.queue.is_empty() {
+            wake_one(state);
+        }
+    }
+}
+
+fn wake_one(mut state: MutexGuard<'_, State>) {
+    if state.idle > 0 && !state.waking {
+        state.waking = true;
+        drop(state);
+        QUEUE.ready.notify_one();
+    }
+}
+
+/// Runs beside the server while requests are queued or answers held:
+/// sends answers held for `STALL` (their thread is inside a slow handler),
+/// and when queued requests see no take for `STALL` (every awake handler
+/// thread is inside a slow handler, or the tokio workers never ran out of
+/// work), wakes one more handler thread.
+pub async fn watch() {
+    loop {
+        QUEUE.queued.notified().await;
+        let mut seen = state().takes;
+        loop {
+            tokio::time::sleep(STALL).await;
+            let state = state();
+            if state.queue.is_empty() && state.held.is_empty() {
+                break;
+            }
+            let overdue = !state.held.is_empty() && state.held_since.elapsed() >= STALL;
+            let stalled = !state.queue.is_empty() && state.takes == seen;
+            seen = state.takes;
+            if stalled {
+                wake_one(state);
+            } else {
+                drop(state);
+            }
+            if overdue {
+                release_held();
+            }
+        }
+    }
+}
+
+/// Waits up to `timeout` for requests and copies whole records into `buf`.
+/// The calling thread then counts as busy until its next take: requests
+/// queued meanwhile are left for it, unless it stalls (see `watch`).
 pub fn take(buf: &mut [u8], timeout: Duration) -> Taken {
     let deadline = Instant::now() + timeout;
+    if BUSY.get() {
+        // Still counted busy, so that the requests these answers bring
+        // are left for this thread rather than waking another.
+        release_held();
+    }
     let mut state = state();
+    if BUSY.replace(false) {
+        state.busy = state.busy.saturating_sub(1);
+    }
     loop {
         if !state.open {
             return Taken::Closed;
@@ -250,8 +349,11 @@ pub fn take(buf: &mut [u8], timeout: Duration) -> Taken {
             .wait_timeout(state, deadline - now)
             .map_or_else(|poisoned| poisoned.into_inner().0, |(s, _)| s);
         state.idle -= 1;
+        // Whether or not this thread was the one notified, a thread is
+        // awake now: a spare wake-up costs less than a lost one.
+        state.waking = false;
     }
-    let share = state.queue.len().div_ceil(state.idle + 1).min(MAX_BATCH);
+    let share = MAX_BATCH;
     let mut written = 0;
     let mut taken = 0;
     while taken < share {
@@ -273,39 +375,61 @@ pub fn take(buf: &mut [u8], timeout: Duration) -> Taken {
         taken += 1;
         state.queue.pop_front();
     }
-    let more = !state.queue.is_empty() && state.idle > 0;
-    drop(state);
-    if more {
-        QUEUE.ready.notify_one();
-    }
+    state.takes += 1;
+    state.busy += 1;
+    BUSY.set(true);
     Taken::Records(written)
 }
 
 /// Delivers the response to request `id`. A malformed response is an error,
 /// and the client then gets a 500 instead. A request whose client went away
 /// (or that was closed by a stop) is answered by nobody: that is no error.
+///
+/// A handler thread's responses are held until it comes back for more
+/// requests (or for `STALL`, see `watch`): waking a tokio worker once per
+/// batch instead of once per response saves a context switch per request.
 pub fn respond(id: u64, response: &[u8]) -> Result<(), Error> {
-    let Some(send) = state().waiting.remove(&id) else {
-        return Ok(());
-    };
-    match decode_response(response) {
-        Ok(decoded) => {
-            let _ = send.send(decoded);
-            Ok(())
-        }
-        Err(why) => {
-            let _ = send.send(internal_error());
+    let (reply, result) = match decode_response(response) {
+        Ok(decoded) => (decoded, Ok(())),
+        Err(why) => (
+            internal_error(),
             Err(Error::new(
                 SufastErrorCode::InvalidResponse,
                 format!("response to request {id}: {why}; the client got a 500"),
-            ))
+            )),
+        ),
+    };
+    let mut state = state();
+    let Some(send) = state.waiting.remove(&id) else {
+        return Ok(());
+    };
+    if BUSY.get() {
+        if state.held.is_empty() {
+            state.held_since = Instant::now();
         }
+        state.held.push((send, reply));
+    } else {
+        drop(state);
+        let _ = send.send(reply);
+    }
+    result
+}
+
+/// Sends the held responses.
+fn release_held() {
+    let held = std::mem::take(&mut state().held);
+    for (send, reply) in held {
+        let _ = send.send(reply);
     }
 }
 
 /// Opens the queue for a server that starts.
 pub fn open() {
-    state().open = true;
+    let mut state = state();
+    state.open = true;
+    // Threads of an earlier run that were busy are not coming back.
+    state.busy = 0;
+    state.waking = false;
 }
 
 /// Closes the queue: requests still waiting get a 503, threads blocked in
@@ -315,6 +439,7 @@ pub fn close() {
     state.open = false;
     state.queue.clear();
     state.waiting.clear();
+    state.held.clear();
     drop(state);
     QUEUE.ready.notify_all();
 }

@@ -187,7 +187,11 @@ pub enum SufastTake {
 ///
 /// Blocks the calling thread (never a server thread); call it without
 /// holding locks other threads need (Python's ctypes releases the GIL).
-/// When several threads wait, requests are shared out between them.
+/// A thread that took requests counts as busy until its next take: new
+/// requests are left for it rather than waking another thread, and the
+/// answers it gives meanwhile go out when it comes back (or after about a
+/// millisecond, as another thread is woken when queued requests see no
+/// take for that long). So take again as soon as a batch is answered.
 ///
 /// # Safety
 /// `buf` must point to `cap` writable bytes and `len` to a writable

@@ -222,6 +222,9 @@ pub fn start(host: &str, port: u16, production: bool) -> Result<u16, Error> {
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .thread_name("sufast-worker")
+        // Handler threads are woken when the workers run out of work, so
+        // that one wake carries every request queued meanwhile.
+        .on_thread_park(dispatch::wake_deferred)
         .build()
         .map_err(runtime_error)?;
     let listener = {
@@ -250,6 +253,8 @@ pub fn start(host: &str, port: u16, production: bool) -> Result<u16, Error> {
 /// Serves `app` on `listener` until a stop is requested, then drains
 /// in-flight requests until they finish or the requested deadline passes.
 async fn run(listener: TcpListener, app: Router, stop_requested: oneshot::Receiver<Duration>) {
+    // Ends with the runtime.
+    tokio::spawn(dispatch::watch());
     let (drain, draining) = oneshot::channel::<()>();
     let serve = axum::serve(
         listener,

@@ -277,3 +277,65 @@ fn a_cached_route_asks_its_handler_once_per_ttl() {
     drop(server);
     assert_eq!(worker.join().unwrap(), 2, "one render per key");
 }
+
+/// Takes until `count` records arrived, failing after `IO_TIMEOUT`.
+fn take_records(buf: &mut [u8], count: usize) -> Vec<Record> {
+    let deadline = Instant::now() + IO_TIMEOUT;
+    let mut records = Vec::new();
+    while records.len() < count {
+        assert!(
+            Instant::now() < deadline,
+            "only {} records arrived",
+            records.len()
+        );
+        if let (SufastTake::Requests, n) = take(buf, 100) {
+            records.extend(parse(&buf[..n]));
+        }
+    }
+    records
+}
+
+#[test]
+fn an_answer_goes_out_while_its_thread_runs_a_slow_handler() {
+    let _serial = serial();
+    set_ok(r#"{"GET": {"/d": {"kind": "dynamic", "handler": 1}}}"#);
+    let server = Server::start();
+    let port = server.port;
+    let first = thread::spawn(move || get(port, "/d?1").text().to_owned());
+    let second = thread::spawn(move || get(port, "/d?2").text().to_owned());
+    let mut buf = vec![0u8; 4096];
+    let records = take_records(&mut buf, 2);
+    // Answer one, then "run" the other's handler: this thread does not come
+    // back for more, yet the answer it gave must not wait for it.
+    let (answered, slow) = (&records[0], &records[1]);
+    assert!(respond(
+        answered.id,
+        &response(200, &[], answered.query.as_bytes())
+    ));
+    let started = Instant::now();
+    let early = if answered.query == "1" { first } else { second };
+    assert_eq!(early.join().unwrap(), answered.query);
+    assert!(started.elapsed() < AT_ONCE);
+    assert!(respond(slow.id, &response(200, &[], b"late")));
+    drop(server);
+}
+
+#[test]
+fn a_thread_inside_a_slow_handler_holds_no_queued_request_back() {
+    let _serial = serial();
+    set_ok(r#"{"GET": {"/d": {"kind": "dynamic", "handler": 1}}}"#);
+    let server = Server::start();
+    let port = server.port;
+    let slow = thread::spawn(move || get(port, "/d?slow").text().to_owned());
+    let mut buf = vec![0u8; 4096];
+    let held = take_records(&mut buf, 1);
+    // This thread now counts as busy; a second one waits for requests.
+    let worker = handler_thread(|r| response(200, &[], r.query.as_bytes()));
+    let started = Instant::now();
+    assert_eq!(get(port, "/d?fast").text(), "fast");
+    assert!(started.elapsed() < AT_ONCE);
+    assert!(respond(held[0].id, &response(200, &[], b"slow")));
+    assert_eq!(slow.join().unwrap(), "slow");
+    drop(server);
+    assert_eq!(worker.join().unwrap(), 1);
+}
