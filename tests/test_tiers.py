@@ -112,6 +112,28 @@ def test_100_concurrent_async_handlers_overlap_on_one_event_loop(make_app):
     assert len({thread for _, thread in seen}) == 1
 
 
+def test_blocking_sync_handlers_arriving_together_run_on_separate_threads(make_app):
+    # Run one after another on one thread, 8 x 0.3 s would take 2.4 s.
+    app = make_app(threads=8)
+    threads = set()
+
+    @app.get("/io")
+    def io(i: int):
+        threads.add(threading.get_ident())
+        time.sleep(0.3)  # stands for blocking I/O, which releases the GIL
+        return {"i": i}
+
+    port = app.start()
+    started = time.monotonic()
+    with ThreadPoolExecutor(8) as pool:
+        replies = list(pool.map(lambda i: request(port, "GET", f"/io?i={i}"), range(8)))
+    total = time.monotonic() - started
+
+    assert [json.loads(r.body) for r in replies] == [{"i": i} for i in range(8)]
+    assert total < 1.2, f"8 x 0.3 s of blocking took {total:.2f} s: handlers did not overlap"
+    assert len(threads) == 8
+
+
 # A blocked sync handler delays nobody else --------------------------------------
 
 

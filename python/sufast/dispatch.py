@@ -132,24 +132,30 @@ class HandlerPool:
         except Exception:
             logger.exception("a handler thread could not start")
             return
+        # Requests for async handlers gathered while more are queued, so
+        # that one wake-up of the event loop starts them all.
+        jobs: List[Tuple[Endpoint, Request]] = []
         while not generation.stopped:
             try:
-                data = inbox.take(_TAKE_TIMEOUT_MS)
+                data = inbox.take(0 if jobs else _TAKE_TIMEOUT_MS)
             except Exception:
                 logger.exception("a handler thread could not take requests; it stops")
-                return
+                data = None
+            if not data and jobs:
+                self._hand_to_loop(jobs)
+                jobs = []
             if data is None:
                 return
-            if not data:
-                continue
             try:
-                self._serve_batch(data)
+                self._serve_batch(data, jobs)
             except Exception:  # a bug here must not end the thread
                 logger.exception("a handler thread failed on a batch of requests")
 
-    def _serve_batch(self, data: bytes) -> None:
+    def _serve_batch(self, data: bytes, jobs: List[Tuple[Endpoint, Request]]) -> None:
+        """Answers the requests in ``data`` for sync handlers and adds those
+        for async ones to ``jobs``; a sync handler runs only after the jobs
+        gathered before it were handed to the loop."""
         endpoints = self._endpoints
-        jobs: List[Tuple[Endpoint, Request]] = []
         for request in decode_records(data):
             endpoint = endpoints.get(request.handler)
             if endpoint is None:
@@ -158,9 +164,10 @@ class HandlerPool:
             elif endpoint.is_async:
                 jobs.append((endpoint, request))
             else:
+                if jobs:
+                    self._hand_to_loop(jobs[:])
+                    jobs.clear()
                 self._answer(endpoint, request)
-        if jobs:
-            self._hand_to_loop(jobs)
 
     def _hand_to_loop(self, jobs: List[Tuple[Endpoint, Request]]) -> None:
         loop = self._loop

@@ -41,9 +41,10 @@ use crate::routes::spec::{is_managed_header, StaticResponse};
 /// How many requests may wait for or be inside handlers unless told otherwise.
 pub const DEFAULT_MAX_PENDING: usize = 1024;
 
-/// The most records one take hands out, so that a handler thread that
-/// blocks holds few requests back.
-const MAX_BATCH: usize = 64;
+/// The most records one take hands out: one, so that a thread inside a
+/// slow handler holds no other request back (see `watch`). Taking again
+/// while busy costs no wake-up, so this costs little.
+const MAX_BATCH: usize = 1;
 
 /// How long queued requests may wait with no thread taking any before one
 /// more handler thread is woken (a thread stuck in a slow handler holds
@@ -404,10 +405,17 @@ pub fn respond(id: u64, response: &[u8]) -> Result<(), Error> {
         return Ok(());
     };
     if BUSY.get() {
-        if state.held.is_empty() {
+        let first = state.held.is_empty();
+        if first {
             state.held_since = Instant::now();
         }
         state.held.push((send, reply));
+        drop(state);
+        if first {
+            // The thread may never take again (it stops): `watch` sends
+            // the answers then.
+            QUEUE.queued.notify_one();
+        }
     } else {
         drop(state);
         let _ = send.send(reply);
