@@ -93,6 +93,10 @@ enum SufastErrorCode
    its client got a 500.
    */
   SUFAST_ERROR_CODE_INVALID_RESPONSE = 11,
+  /*
+   The call is not available on this platform.
+   */
+  SUFAST_ERROR_CODE_UNSUPPORTED = 12,
 };
 #ifndef __cplusplus
 #if __STDC_VERSION__ >= 202311L
@@ -188,6 +192,31 @@ bool start_server(bool production, uint16_t port);
  `host` must point to `len` readable bytes (or be NULL, an error).
  */
 bool sufast_start_server_on(const uint8_t *host, size_t len, uint16_t port, bool production);
+
+/*
+ Like `start_server`, but serves the TCP socket `fd` that the caller has
+ already bound and set listening, for example once before forking worker
+ processes that each serve it. `production` only turns the access log
+ off. `sufast_bound_port` reports the socket's port.
+
+ The library serves a duplicate of `fd` (close-on-exec) and never closes
+ `fd` itself: the caller keeps it and may close it as soon as this
+ returns. A stop closes only the duplicate: while `fd` stays open (here
+ or in a forked process), the socket stays bound and listening, and a
+ later start may serve it again. The duplicate shares the socket's file
+ status flags: `fd` becomes non-blocking too.
+
+ Returns `false` with `SUFAST_ERROR_CODE_INVALID_ARGUMENT` if `fd` is
+ negative, not open, not an IP socket or not bound, and fails as
+ `start_server` does if a server is running. A socket that is bound but
+ not listening is not detected: it gets no connections. Outside Unix
+ this always fails with `SUFAST_ERROR_CODE_UNSUPPORTED`.
+
+ # Safety
+ No other thread may close `fd` during the call (it could be reused for
+ another file before the library duplicates it).
+ */
+bool sufast_start_server_fd(int fd, bool production);
 
 /*
  Stops the server gracefully: no new connections; requests in flight get

@@ -34,6 +34,8 @@ pub enum SufastErrorCode {
     /// A handler's response was malformed (bad status, header or framing);
     /// its client got a 500.
     InvalidResponse = 11,
+    /// The call is not available on this platform.
+    Unsupported = 12,
 }
 
 /// A failure with its code and a message meant for people.

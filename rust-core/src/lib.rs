@@ -33,7 +33,7 @@ pub mod routes;
 pub mod server;
 pub mod tiers;
 
-use std::os::raw::c_char;
+use std::os::raw::{c_char, c_int};
 use std::time::Duration;
 
 use error::SufastErrorCode;
@@ -102,6 +102,55 @@ pub unsafe extern "C" fn sufast_start_server_on(
         // SAFETY: the caller's contract above.
         let host = unsafe { borrow_str(host, len, "host") }?;
         server::start(host, port, production).map(|_| true)
+    })
+}
+
+/// Like `start_server`, but serves the TCP socket `fd` that the caller has
+/// already bound and set listening, for example once before forking worker
+/// processes that each serve it. `production` only turns the access log
+/// off. `sufast_bound_port` reports the socket's port.
+///
+/// The library serves a duplicate of `fd` (close-on-exec) and never closes
+/// `fd` itself: the caller keeps it and may close it as soon as this
+/// returns. A stop closes only the duplicate: while `fd` stays open (here
+/// or in a forked process), the socket stays bound and listening, and a
+/// later start may serve it again. The duplicate shares the socket's file
+/// status flags: `fd` becomes non-blocking too.
+///
+/// Returns `false` with `SUFAST_ERROR_CODE_INVALID_ARGUMENT` if `fd` is
+/// negative, not open, not an IP socket or not bound, and fails as
+/// `start_server` does if a server is running. A socket that is bound but
+/// not listening is not detected: it gets no connections. Outside Unix
+/// this always fails with `SUFAST_ERROR_CODE_UNSUPPORTED`.
+///
+/// # Safety
+/// No other thread may close `fd` during the call (it could be reused for
+/// another file before the library duplicates it).
+#[no_mangle]
+pub unsafe extern "C" fn sufast_start_server_fd(fd: c_int, production: bool) -> bool {
+    boundary("sufast_start_server_fd", false, || {
+        #[cfg(unix)]
+        {
+            if fd < 0 {
+                return Err(error::Error::new(
+                    SufastErrorCode::InvalidArgument,
+                    format!("fd {fd} is negative, not a file descriptor"),
+                ));
+            }
+            // SAFETY: the caller keeps `fd` open during the call. A number
+            // that names no open file is only passed to the duplication,
+            // which then fails (EBADF); nothing reads or closes it.
+            let fd = unsafe { std::os::fd::BorrowedFd::borrow_raw(fd) };
+            server::start_fd(fd, production).map(|_| true)
+        }
+        #[cfg(not(unix))]
+        {
+            let _ = (fd, production);
+            Err(error::Error::new(
+                SufastErrorCode::Unsupported,
+                "sufast_start_server_fd is not supported on this platform; use start_server",
+            ))
+        }
     })
 }
 

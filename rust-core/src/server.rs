@@ -19,6 +19,7 @@ use once_cell::sync::Lazy;
 use tokio::net::TcpListener;
 use tokio::sync::oneshot;
 
+use crate::cache::Cache;
 use crate::error::{Error, SufastErrorCode};
 use crate::routes::{Lookup, RouteTable, Serve};
 use crate::{dispatch, tiers};
@@ -84,34 +85,42 @@ async fn handle(State(settings): State<Settings>, request: Request) -> Response 
     // The table is only borrowed here: a handler call below may outlive it.
     let call = {
         let routes = ROUTES.load();
-        match routes.lookup(request.method(), request.uri().path()) {
-            Lookup::Found(route, params) => match &route.serve {
-                Serve::Static(response) => Err(tiers::stored(response)),
-                Serve::Dynamic { handler } => Ok((*handler, params, None)),
-                Serve::Cached { handler, cache } => Ok((*handler, params, Some(cache.clone()))),
-            },
-            Lookup::NotFound => Err(error_response(
-                StatusCode::NOT_FOUND,
-                r#"{"error": "Not found"}"#,
-            )),
-            Lookup::MethodNotAllowed(allow) => {
-                let mut response = error_response(
-                    StatusCode::METHOD_NOT_ALLOWED,
-                    r#"{"error": "Method Not Allowed"}"#,
-                );
-                response.headers_mut().insert(header::ALLOW, allow);
-                Err(response)
+        let app = routes.app_wide();
+        // Only an OPTIONS request can be a preflight; no other pays for it.
+        let preflight = match *request.method() {
+            Method::OPTIONS => app.preflight(request.headers()),
+            _ => None,
+        };
+        match preflight {
+            Some(preflight) => Err(tiers::owned(preflight)),
+            None => {
+                let origin = app.allowed_origin(request.headers());
+                match answer(&routes, &request) {
+                    Answer::Stored(mut response) => {
+                        app.finish_prepared(response.headers_mut(), origin);
+                        Err(response)
+                    }
+                    Answer::Made(mut response) => {
+                        app.finish(response.headers_mut(), origin);
+                        Err(response)
+                    }
+                    Answer::Handler(handler, params, cache) => {
+                        Ok((handler, params, cache, Arc::clone(app), origin))
+                    }
+                }
             }
-            Lookup::BadPath => Err(error_response(
-                StatusCode::BAD_REQUEST,
-                r#"{"error": "Bad Request: the path is not UTF-8 after percent-decoding"}"#,
-            )),
         }
     };
     let response = match call {
         Err(response) => response,
-        Ok((handler, params, None)) => tiers::dynamic(handler, params, request).await,
-        Ok((handler, params, Some(cache))) => tiers::cached(handler, params, cache, request).await,
+        Ok((handler, params, cache, app, origin)) => {
+            let mut response = match cache {
+                None => tiers::dynamic(handler, params, request).await,
+                Some(cache) => tiers::cached(handler, params, cache, request).await,
+            };
+            app.finish(response.headers_mut(), origin);
+            response
+        }
     };
     let response = if head {
         without_body(response)
@@ -122,6 +131,44 @@ async fn handle(State(settings): State<Settings>, request: Request) -> Response 
         log.write(&response);
     }
     response
+}
+
+/// What the table says to do with a request.
+enum Answer {
+    /// Send a stored response, which already carries the app-wide headers.
+    Stored(Response),
+    /// Send a response made for this request.
+    Made(Response),
+    /// Ask a handler: its id, the parameter values, the route's cache.
+    Handler(u32, Vec<String>, Option<Arc<Cache>>),
+}
+
+fn answer(routes: &RouteTable, request: &Request) -> Answer {
+    match routes.lookup(request.method(), request.uri().path()) {
+        Lookup::Found(route, params) => match &route.serve {
+            Serve::Static(response) => Answer::Stored(tiers::stored(response)),
+            Serve::Dynamic { handler } => Answer::Handler(*handler, params, None),
+            Serve::Cached { handler, cache } => {
+                Answer::Handler(*handler, params, Some(cache.clone()))
+            }
+        },
+        Lookup::NotFound => Answer::Made(error_response(
+            StatusCode::NOT_FOUND,
+            r#"{"error": "Not found"}"#,
+        )),
+        Lookup::MethodNotAllowed(allow) => {
+            let mut response = error_response(
+                StatusCode::METHOD_NOT_ALLOWED,
+                r#"{"error": "Method Not Allowed"}"#,
+            );
+            response.headers_mut().insert(header::ALLOW, allow);
+            Answer::Made(response)
+        }
+        Lookup::BadPath => Answer::Made(error_response(
+            StatusCode::BAD_REQUEST,
+            r#"{"error": "Bad Request: the path is not UTF-8 after percent-decoding"}"#,
+        )),
+    }
 }
 
 fn error_response(status: StatusCode, body: &'static str) -> Response {
@@ -179,16 +226,18 @@ impl AccessLog {
 /// port once the socket is listening. Fails at once on a busy port or if a
 /// server is already running.
 pub fn start(host: &str, port: u16, production: bool) -> Result<u16, Error> {
-    let mut slot = server();
-    if let Some(running) = slot.as_ref() {
-        return Err(Error::new(
-            SufastErrorCode::AlreadyRunning,
-            format!(
-                "a server is already running on port {}; stop it first",
-                running.port
-            ),
-        ));
-    }
+    start_with(production, || bind(host, port))
+}
+
+/// Starts serving a copy of the listening socket `fd` on a new thread;
+/// returns its port. The caller keeps `fd`: a stop closes only the copy.
+/// Fails at once if `fd` is not a bound TCP socket or a server is running.
+#[cfg(unix)]
+pub fn start_fd(fd: std::os::fd::BorrowedFd<'_>, production: bool) -> Result<u16, Error> {
+    start_with(production, || adopt(fd))
+}
+
+fn bind(host: &str, port: u16) -> Result<std::net::TcpListener, Error> {
     let ip: IpAddr = match host {
         "localhost" => IpAddr::from([127, 0, 0, 1]),
         _ => host.parse().map_err(|_| {
@@ -199,20 +248,66 @@ pub fn start(host: &str, port: u16, production: bool) -> Result<u16, Error> {
         })?,
     };
     let addr = SocketAddr::new(ip, port);
-    let listener = std::net::TcpListener::bind(addr)
-        .and_then(|l| l.set_nonblocking(true).map(|()| l))
+    std::net::TcpListener::bind(addr).map_err(|e| {
+        Error::new(
+            SufastErrorCode::Bind,
+            format!("cannot listen on {addr}: {e}"),
+        )
+    })
+}
+
+/// Duplicates `fd` (close-on-exec) as a listener of our own. std cannot
+/// ask a socket whether it listens without raw `getsockopt`, so this
+/// rejects what it can tell apart: no descriptor, not an IP socket, not
+/// bound. A bound socket that never called `listen` passes and gets no
+/// connections.
+#[cfg(unix)]
+fn adopt(fd: std::os::fd::BorrowedFd<'_>) -> Result<std::net::TcpListener, Error> {
+    use std::os::fd::AsRawFd;
+    let raw = fd.as_raw_fd();
+    let invalid =
+        |why: String| Error::new(SufastErrorCode::InvalidArgument, format!("fd {raw} {why}"));
+    let listener = std::net::TcpListener::from(
+        fd.try_clone_to_owned()
+            .map_err(|e| invalid(format!("is not an open file descriptor: {e}")))?,
+    );
+    let addr = listener
+        .local_addr()
+        .map_err(|e| invalid(format!("is not a listening TCP socket: {e}")))?;
+    if addr.port() == 0 {
+        return Err(invalid(format!(
+            "is a socket that is not bound ({addr}), so it cannot be listening"
+        )));
+    }
+    Ok(listener)
+}
+
+/// The one start path: refuses a second server, gets the listener from
+/// `listen`, and serves it from a runtime on a thread of its own.
+fn start_with(
+    production: bool,
+    listen: impl FnOnce() -> Result<std::net::TcpListener, Error>,
+) -> Result<u16, Error> {
+    let mut slot = server();
+    if let Some(running) = slot.as_ref() {
+        return Err(Error::new(
+            SufastErrorCode::AlreadyRunning,
+            format!(
+                "a server is already running on port {}; stop it first",
+                running.port
+            ),
+        ));
+    }
+    let listener = listen()?;
+    let bound = listener
+        .set_nonblocking(true)
+        .and_then(|()| listener.local_addr())
         .map_err(|e| {
             Error::new(
                 SufastErrorCode::Bind,
-                format!("cannot listen on {addr}: {e}"),
+                format!("cannot prepare the listening socket: {e}"),
             )
         })?;
-    let bound = listener.local_addr().map_err(|e| {
-        Error::new(
-            SufastErrorCode::Bind,
-            format!("cannot read bound address: {e}"),
-        )
-    })?;
     let runtime_error = |e: std::io::Error| {
         Error::new(
             SufastErrorCode::Runtime,

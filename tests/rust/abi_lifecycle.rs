@@ -1,5 +1,6 @@
 //! Starting and stopping the server through the C exports: ports, second
-//! starts, graceful stops with deadlines, restarts.
+//! starts, graceful stops with deadlines, restarts, and serving a
+//! listening socket the caller bound.
 
 #[path = "support/mod.rs"]
 mod support;
@@ -189,5 +190,123 @@ fn an_idle_keep_alive_connection_does_not_delay_a_stop() {
     assert!(
         rest.as_ref().map_or(true, Vec::is_empty),
         "{rest:?} after the stop"
+    );
+}
+
+// ---------------------------------------------------------------------------
+// Serving a listening socket the caller bound (sufast_start_server_fd).
+// ---------------------------------------------------------------------------
+
+#[cfg(unix)]
+fn start_fd(fd: std::os::raw::c_int) -> bool {
+    // SAFETY: nothing closes `fd` during the call.
+    unsafe { sufast::sufast_start_server_fd(fd, false) }
+}
+
+#[cfg(unix)]
+#[test]
+fn start_server_fd_serves_a_copy_and_the_caller_keeps_its_socket() {
+    use std::io::BufReader;
+    use std::os::fd::AsRawFd;
+
+    let _serial = serial();
+    set_ok(KEPT);
+    let listener = TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).expect("bind a port");
+    let port = listener.local_addr().unwrap().port();
+
+    let first = Server::adopt(start_fd(listener.as_raw_fd()));
+    assert_eq!(first.port, port, "the bound port is the socket's");
+    assert_eq!(body(port, "/x"), r#""kept""#);
+    assert!(!start_fd(listener.as_raw_fd()));
+    assert_failed(
+        SufastErrorCode::AlreadyRunning,
+        &[&port.to_string()],
+        "second start",
+    );
+
+    // A stop closes only the library's copy: the caller's socket keeps
+    // listening, so a client that connects in between waits in the
+    // backlog and the next server answers it.
+    assert!(sufast::sufast_stop_server(), "{}", last_error());
+    assert_eq!(sufast::sufast_bound_port(), 0);
+    let mut waiting = connect(port);
+    waiting
+        .write_all(request_head("GET", "/x", true).as_bytes())
+        .unwrap();
+    let second = Server::adopt(start_fd(listener.as_raw_fd()));
+    assert_eq!(second.port, port);
+    let reply = read_reply(&mut BufReader::new(waiting), false);
+    assert_eq!(reply.text(), r#""kept""#);
+
+    // The caller may close its descriptor while the copy serves.
+    drop(listener);
+    assert_eq!(body(port, "/x"), r#""kept""#);
+    assert!(sufast::sufast_stop_server(), "{}", last_error());
+    drop(TcpListener::bind((Ipv4Addr::LOCALHOST, port)).expect("both closed: the port is free"));
+}
+
+#[cfg(unix)]
+#[test]
+fn start_server_fd_rejects_what_is_not_a_bound_ip_socket_at_once() {
+    use std::os::fd::AsRawFd;
+    use std::os::unix::net::UnixListener;
+
+    let _serial = serial();
+    let _stop = StopOnDrop;
+    let started = Instant::now();
+
+    assert!(!start_fd(-1));
+    assert_failed(
+        SufastErrorCode::InvalidArgument,
+        &["fd -1", "negative"],
+        "negative",
+    );
+    // Far above any descriptor limit, so surely not open.
+    assert!(!start_fd(i32::MAX));
+    assert_failed(
+        SufastErrorCode::InvalidArgument,
+        &["not an open file descriptor"],
+        "closed",
+    );
+
+    let file = std::fs::File::open("/dev/null").expect("open /dev/null");
+    assert!(!start_fd(file.as_raw_fd()));
+    assert_failed(
+        SufastErrorCode::InvalidArgument,
+        &[
+            &format!("fd {}", file.as_raw_fd()),
+            "not a listening TCP socket",
+        ],
+        "a file",
+    );
+    file.metadata()
+        .expect("the caller's descriptor is still open");
+
+    let path = std::env::temp_dir().join(format!("sufast-abi-{}.sock", std::process::id()));
+    let _ = std::fs::remove_file(&path);
+    let unix = UnixListener::bind(&path).expect("bind a Unix socket");
+    let refused = start_fd(unix.as_raw_fd());
+    let _ = std::fs::remove_file(&path);
+    assert!(!refused);
+    assert_failed(
+        SufastErrorCode::InvalidArgument,
+        &["not a listening TCP socket"],
+        "a Unix socket",
+    );
+
+    assert!(started.elapsed() < AT_ONCE, "{:?}", started.elapsed());
+    assert_eq!(sufast::sufast_bound_port(), 0, "no failure starts a server");
+}
+
+#[cfg(not(unix))]
+#[test]
+fn start_server_fd_is_unsupported_outside_unix() {
+    let _serial = serial();
+    // SAFETY: the descriptor is never used outside Unix.
+    assert!(!unsafe { sufast::sufast_start_server_fd(3, false) });
+    assert_failed(
+        SufastErrorCode::Unsupported,
+        &["not supported"],
+        "outside Unix",
     );
 }

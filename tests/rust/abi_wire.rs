@@ -162,6 +162,180 @@ fn a_malformed_request_does_not_stop_the_server() {
 }
 
 // ---------------------------------------------------------------------------
+// The app-wide section: headers on every response, and CORS.
+// ---------------------------------------------------------------------------
+
+const APP_WIDE: &str = r#"{
+    "@app": {"headers": {"X-Powered-By": "sufast", "Cache-Control": "no-store"},
+             "cors": {"allow_origins": ["https://a.example"], "allow_methods": ["GET", "POST"],
+                      "allow_headers": ["X-Token"], "allow_credentials": true,
+                      "expose_headers": ["X-Total"], "max_age": 60}},
+    "GET": {"/": "{}", "/own": {"headers": {"Cache-Control": "max-age=9"}, "body": "own"}},
+    "POST": {"/": "{}"}
+}"#;
+
+#[test]
+fn app_wide_headers_reach_every_response_and_a_route_header_wins() {
+    let _serial = serial();
+    set_ok(APP_WIDE);
+    let server = Server::start();
+
+    let replies = [
+        ("GET", "/", 200),
+        ("HEAD", "/", 200),
+        ("GET", "/nowhere", 404),
+        ("DELETE", "/", 405),
+        ("GET", "/caf%FF", 400),
+    ];
+    for (method, target, status) in replies {
+        let reply = fetch(server.port, method, target);
+        assert_eq!(reply.status, status, "{method} {target}");
+        assert_eq!(
+            reply.header("x-powered-by"),
+            Some("sufast"),
+            "{method} {target}"
+        );
+        assert_eq!(
+            reply.all("cache-control"),
+            ["no-store"],
+            "{method} {target}"
+        );
+        // Listed origins: every response varies on Origin, and only an
+        // allowed origin is named.
+        assert_eq!(reply.all("vary"), ["Origin"], "{method} {target}");
+        assert_eq!(reply.header("access-control-allow-origin"), None);
+    }
+    let own = get(server.port, "/own");
+    assert_eq!(own.all("cache-control"), ["max-age=9"]);
+    assert_eq!(own.header("x-powered-by"), Some("sufast"));
+}
+
+#[test]
+fn an_allowed_origin_is_named_and_others_get_no_cors_headers() {
+    let _serial = serial();
+    set_ok(APP_WIDE);
+    let server = Server::start();
+
+    for (method, target) in [("GET", "/"), ("HEAD", "/"), ("GET", "/nowhere")] {
+        let reply = fetch_with(
+            server.port,
+            method,
+            target,
+            &[("Origin", "https://a.example")],
+        );
+        assert_eq!(
+            reply.header("access-control-allow-origin"),
+            Some("https://a.example"),
+            "{method} {target}"
+        );
+        assert_eq!(
+            reply.header("access-control-allow-credentials"),
+            Some("true")
+        );
+        assert_eq!(
+            reply.header("access-control-expose-headers"),
+            Some("X-Total")
+        );
+        assert_eq!(reply.all("vary"), ["Origin"]);
+    }
+    let other = fetch_with(server.port, "GET", "/", &[("Origin", "https://b.example")]);
+    assert_eq!(other.status, 200);
+    assert!(
+        other
+            .headers
+            .iter()
+            .all(|(n, _)| !n.starts_with("access-control-")),
+        "{:?}",
+        other.headers
+    );
+}
+
+#[test]
+fn the_server_answers_a_preflight_itself() {
+    let _serial = serial();
+    set_ok(APP_WIDE);
+    let server = Server::start();
+    let preflight = |origin: &str, method: &str, headers: &str| {
+        fetch_with(
+            server.port,
+            "OPTIONS",
+            "/",
+            &[
+                ("Origin", origin),
+                ("Access-Control-Request-Method", method),
+                ("Access-Control-Request-Headers", headers),
+            ],
+        )
+    };
+
+    let ok = preflight("https://a.example", "POST", "x-token");
+    assert_eq!(ok.status, 200);
+    assert_eq!(ok.text(), "OK");
+    assert_eq!(
+        ok.header("access-control-allow-origin"),
+        Some("https://a.example")
+    );
+    assert_eq!(ok.header("access-control-allow-methods"), Some("GET, POST"));
+    assert_eq!(ok.header("access-control-max-age"), Some("60"));
+    assert_eq!(ok.header("access-control-allow-credentials"), Some("true"));
+    assert_eq!(ok.header("x-powered-by"), Some("sufast"));
+
+    let denied = preflight("https://a.example", "PUT", "x-other");
+    assert_eq!(denied.status, 400);
+    assert_eq!(denied.text(), "Disallowed CORS method, headers");
+    assert_eq!(preflight("https://b.example", "GET", "").status, 400);
+
+    // An OPTIONS request that is no preflight goes to the routes: none here.
+    let plain = fetch_with(
+        server.port,
+        "OPTIONS",
+        "/",
+        &[("Origin", "https://a.example")],
+    );
+    assert_eq!(plain.status, 405);
+}
+
+#[test]
+fn the_app_wide_section_swaps_with_the_table() {
+    let _serial = serial();
+    set_ok(APP_WIDE);
+    let server = Server::start();
+    assert_eq!(get(server.port, "/").header("x-powered-by"), Some("sufast"));
+
+    // A rejected table leaves the section in place with its routes.
+    let bad = r#"{"@app": {"headers": {"X-A": "1"}, "cors": {"allow_origins": ["nope"]}}, "GET": {"/new": "{}"}}"#;
+    assert!(!set_routes(bad.as_bytes()));
+    assert_failed(
+        sufast::error::SufastErrorCode::InvalidRoutes,
+        &[
+            "app-wide section \"@app\": cors: allow_origins",
+            "not an origin",
+        ],
+        "bad origin",
+    );
+    assert_eq!(get(server.port, "/").header("x-powered-by"), Some("sufast"));
+    assert_eq!(get(server.port, "/new").status, 404);
+
+    set_ok(r#"{"@app": {"cors": {"allow_origins": ["*"]}}, "GET": {"/": "{}"}}"#);
+    let reply = get(server.port, "/");
+    assert_eq!(reply.header("x-powered-by"), None);
+    assert_eq!(reply.header("access-control-allow-origin"), Some("*"));
+    assert_eq!(reply.header("vary"), None);
+    assert_eq!(
+        get(server.port, "/nowhere").header("access-control-allow-origin"),
+        Some("*")
+    );
+
+    set_ok(r#"{"GET": {"/": "{}"}}"#);
+    let reply = fetch_with(server.port, "GET", "/", &[("Origin", "https://a.example")]);
+    let names: Vec<&str> = reply.headers.iter().map(|(n, _)| n.as_str()).collect();
+    assert_eq!(
+        names,
+        ["content-type", "content-length", "connection", "date"]
+    );
+}
+
+// ---------------------------------------------------------------------------
 // Swapping the table while requests run.
 // ---------------------------------------------------------------------------
 

@@ -1,6 +1,8 @@
 //! The route table: built from validated specs, matched per request by a
 //! radix router (`matchit`, the router axum itself uses). Pure: no I/O.
 
+pub mod app_wide;
+pub mod cors;
 mod json;
 pub mod pattern;
 pub mod spec;
@@ -12,6 +14,7 @@ use axum::http::{HeaderValue, Method};
 
 use crate::cache::Cache;
 use crate::error::Error;
+use app_wide::AppWide;
 use pattern::Param;
 pub use spec::{Action, RouteSpec, StaticResponse};
 
@@ -77,12 +80,37 @@ pub struct RouteTable {
     router: matchit::Router<usize>,
     entries: Vec<PathEntry>,
     len: usize,
+    /// Shared so that a request answered by a handler keeps the section of
+    /// the table it started with, whatever is swapped in meanwhile.
+    app: Arc<AppWide>,
 }
 
 impl RouteTable {
     /// Parses, validates and builds a table from route-table JSON.
     pub fn from_json(json: &[u8]) -> Result<Self, Error> {
-        Self::build(spec::parse_table(json)?)
+        let spec::TableSpec { routes, app } = spec::parse_table(json)?;
+        let mut table = Self::build(routes)?;
+        table.set_app_wide(app);
+        Ok(table)
+    }
+
+    /// Sets the app-wide section. What it adds to every response goes into
+    /// each stored response now, once, so that serving one costs nothing
+    /// more.
+    fn set_app_wide(&mut self, app: AppWide) {
+        for entry in &mut self.entries {
+            for (_, route) in &mut entry.routes {
+                if let Serve::Static(response) = &mut route.serve {
+                    app.prepare(&mut response.headers);
+                }
+            }
+        }
+        self.app = Arc::new(app);
+    }
+
+    /// The app-wide section, for what depends on the request.
+    pub fn app_wide(&self) -> &Arc<AppWide> {
+        &self.app
     }
 
     /// Builds a table, rejecting duplicate and conflicting routes.

@@ -9,6 +9,9 @@
 //!          "/users/{id:int}": {"kind": "dynamic", "handler": 1},
 //!          "/stats": {"kind": "cached", "handler": 2, "ttl_ms": 5000}}}
 //! ```
+//!
+//! Beside the methods, the key `"@app"` holds the app-wide section
+//! ([`super::app_wide`]).
 
 use std::time::Duration;
 
@@ -16,6 +19,7 @@ use axum::body::Bytes;
 use axum::http::{header, HeaderMap, HeaderName, HeaderValue, Method, StatusCode};
 use base64::Engine;
 
+use super::app_wide::{self, AppWide};
 use super::json::{self, Json};
 use super::pattern::{self, Pattern};
 use crate::error::{Error, SufastErrorCode};
@@ -94,8 +98,15 @@ impl RouteSpec {
     }
 }
 
+/// A whole route table as parsed: its routes and its app-wide section.
+#[derive(Debug)]
+pub struct TableSpec {
+    pub routes: Vec<RouteSpec>,
+    pub app: AppWide,
+}
+
 /// Parses and validates a whole route table.
-pub fn parse_table(bytes: &[u8]) -> Result<Vec<RouteSpec>, Error> {
+pub fn parse_table(bytes: &[u8]) -> Result<TableSpec, Error> {
     let doc = json::parse(bytes).map_err(|e| {
         Error::new(
             SufastErrorCode::InvalidJson,
@@ -109,7 +120,26 @@ pub fn parse_table(bytes: &[u8]) -> Result<Vec<RouteSpec>, Error> {
         )));
     };
     let mut specs = Vec::new();
+    let mut app = None;
     for (method_name, paths) in methods {
+        if method_name == app_wide::KEY {
+            if app.is_some() {
+                return Err(Error::routes(format!(
+                    "the app-wide section {:?} is given twice",
+                    app_wide::KEY
+                )));
+            }
+            app = Some(AppWide::parse(&paths).map_err(|why| {
+                Error::routes(format!("app-wide section {:?}: {why}", app_wide::KEY))
+            })?);
+            continue;
+        }
+        if method_name.starts_with('@') {
+            return Err(Error::routes(format!(
+                "unknown key {method_name:?}; the app-wide section is {:?}",
+                app_wide::KEY
+            )));
+        }
         let method = parse_method(&method_name)?;
         let Json::Object(paths) = paths else {
             return Err(Error::routes(format!(
@@ -130,10 +160,13 @@ pub fn parse_table(bytes: &[u8]) -> Result<Vec<RouteSpec>, Error> {
             });
         }
     }
-    Ok(specs)
+    Ok(TableSpec {
+        routes: specs,
+        app: app.unwrap_or_default(),
+    })
 }
 
-fn parse_method(name: &str) -> Result<Method, Error> {
+pub(super) fn parse_method(name: &str) -> Result<Method, Error> {
     if let Some(method) = METHODS.iter().find(|m| m.as_str() == name) {
         return Ok(method.clone());
     }
@@ -175,7 +208,7 @@ fn parse_action(route: &Json) -> Result<Action, String> {
 }
 
 /// The fields of a route object, each given once.
-fn no_repeats(fields: &[(String, Json)]) -> Result<&[(String, Json)], String> {
+pub(super) fn no_repeats(fields: &[(String, Json)]) -> Result<&[(String, Json)], String> {
     for (i, (field, _)) in fields.iter().enumerate() {
         if fields[..i].iter().any(|(f, _)| f == field) {
             return Err(format!("field {field:?} is given twice"));
@@ -321,7 +354,7 @@ fn parse_handler(kind: &Json, fields: &[(String, Json)]) -> Result<Action, Strin
     })
 }
 
-fn describe(value: &Json) -> String {
+pub(super) fn describe(value: &Json) -> String {
     match value {
         Json::String(s) => format!("{s:?}"),
         Json::Int(n) => n.to_string(),
@@ -339,7 +372,7 @@ fn parse_status(value: &Json) -> Result<StatusCode, String> {
     }
 }
 
-fn parse_headers(value: &Json) -> Result<HeaderMap, String> {
+pub(super) fn parse_headers(value: &Json) -> Result<HeaderMap, String> {
     let pairs: Vec<(&str, &str)> = match value {
         Json::Object(members) => members
             .iter()
@@ -396,7 +429,7 @@ mod tests {
     use super::*;
 
     fn one(json: &str) -> StaticResponse {
-        let mut specs = parse_table(json.as_bytes()).unwrap();
+        let mut specs = parse_table(json.as_bytes()).unwrap().routes;
         assert_eq!(specs.len(), 1);
         match specs.remove(0).action {
             Action::Static(response) => response,
@@ -460,7 +493,8 @@ mod tests {
                          "/b": {"kind": "cached", "handler": 9, "ttl_ms": 1, "max_entries": 3},
                          "/s": {"kind": "static", "body": "x"}}}"#,
         )
-        .unwrap();
+        .unwrap()
+        .routes;
         let actions: Vec<String> = specs.iter().map(|s| format!("{:?}", s.action)).collect();
         assert_eq!(actions[0], "Dynamic { handler: 7 }");
         assert_eq!(

@@ -234,10 +234,20 @@ pub fn request_head(method: &str, target: &str, close: bool) -> String {
 /// Sends one request with `Connection: close` and reads the response. Also
 /// proves that nothing follows the response before the server closes.
 pub fn fetch(port: u16, method: &str, target: &str) -> Reply {
+    fetch_with(port, method, target, &[])
+}
+
+/// `fetch` with more request headers.
+pub fn fetch_with(port: u16, method: &str, target: &str, headers: &[(&str, &str)]) -> Reply {
+    let mut head = request_head(method, target, true);
+    // Reopen the head (drop its closing blank line) to add the headers.
+    head.truncate(head.len() - 2);
+    for (name, value) in headers {
+        head.push_str(&format!("{name}: {value}\r\n"));
+    }
+    head.push_str("\r\n");
     let mut stream = connect(port);
-    stream
-        .write_all(request_head(method, target, true).as_bytes())
-        .expect("send the request");
+    stream.write_all(head.as_bytes()).expect("send the request");
     let mut reader = BufReader::new(stream);
     let reply = read_reply(&mut reader, method == "HEAD");
     let mut rest = Vec::new();

@@ -1,0 +1,258 @@
+//! The app-wide section of a route table, `"@app"`: headers every response
+//! carries, and a CORS policy. Whatever does not depend on the request is
+//! merged into each stored response once, when the table is built; a
+//! request to a stored response then costs nothing more, or one `Origin`
+//! lookup when the policy names origins.
+//!
+//! ```json
+//! {"@app": {"headers": {"X-Powered-By": "sufast"},
+//!           "cors": {"allow_origins": ["https://example.com"]}},
+//!  "GET": {"/": "{}"}}
+//! ```
+
+use axum::http::{HeaderMap, HeaderValue};
+
+use super::cors::Cors;
+use super::json::Json;
+use super::spec::{self, StaticResponse};
+
+/// The table's key for the section: `@` cannot appear in an HTTP method.
+pub const KEY: &str = "@app";
+
+const FIELDS: &str = "headers, cors";
+
+/// A validated app-wide section; the default adds nothing.
+#[derive(Debug, Default)]
+pub struct AppWide {
+    /// Sent on every response that does not set the same name itself.
+    headers: HeaderMap,
+    cors: Option<Cors>,
+}
+
+impl AppWide {
+    /// Parses the value of the table's `"@app"` key.
+    pub fn parse(value: &Json) -> Result<Self, String> {
+        let Json::Object(fields) = value else {
+            return Err(format!(
+                "must be an object with {FIELDS}, got {}",
+                value.kind()
+            ));
+        };
+        let mut app = AppWide::default();
+        for (field, value) in spec::no_repeats(fields)? {
+            match field.as_str() {
+                "headers" => {
+                    app.headers =
+                        spec::parse_headers(value).map_err(|why| format!("headers: {why}"))?
+                }
+                "cors" => {
+                    app.cors = match value {
+                        Json::Null => None,
+                        _ => Some(Cors::parse(value).map_err(|why| format!("cors: {why}"))?),
+                    }
+                }
+                _ => return Err(format!("unknown field {field:?}; expected one of {FIELDS}")),
+            }
+        }
+        if app.cors.is_some() {
+            if let Some(name) = app.headers.keys().find(|name| Cors::sets(name)) {
+                return Err(format!(
+                    "headers: {:?} is set by cors; configure it there",
+                    name.as_str()
+                ));
+            }
+        }
+        Ok(app)
+    }
+
+    /// Once per stored response, when the table is built: the app-wide
+    /// headers it does not set itself, and the CORS headers that do not
+    /// depend on the request.
+    pub fn prepare(&self, headers: &mut HeaderMap) {
+        self.add_headers(headers);
+        if let Some(cors) = &self.cors {
+            cors.prepare(headers);
+        }
+    }
+
+    /// Per request, before the request is handed on: the origin its
+    /// response must name, if any. `None` at once without CORS.
+    pub fn allowed_origin(&self, request: &HeaderMap) -> Option<HeaderValue> {
+        self.cors.as_ref()?.allowed_origin(request)
+    }
+
+    /// Per request, to a response that `prepare` has seen: names the
+    /// allowed origin.
+    pub fn finish_prepared(&self, headers: &mut HeaderMap, origin: Option<HeaderValue>) {
+        if let (Some(cors), Some(origin)) = (&self.cors, origin) {
+            cors.allow(headers, origin);
+        }
+    }
+
+    /// Per request, to a response made for that request alone (a handler's,
+    /// a cached one, the server's own errors).
+    pub fn finish(&self, headers: &mut HeaderMap, origin: Option<HeaderValue>) {
+        self.prepare(headers);
+        self.finish_prepared(headers, origin);
+    }
+
+    /// The server's own answer to a CORS preflight, app-wide headers
+    /// included; `None` without CORS or when `request` is not a preflight.
+    /// Only for OPTIONS requests.
+    pub fn preflight(&self, request: &HeaderMap) -> Option<StaticResponse> {
+        let mut response = self.cors.as_ref()?.preflight(request)?;
+        self.add_headers(&mut response.headers);
+        Some(response)
+    }
+
+    /// The app-wide headers `headers` lacks, each with all its values: a
+    /// response's own header wins, repeats such as `Set-Cookie` included.
+    fn add_headers(&self, headers: &mut HeaderMap) {
+        for name in self.headers.keys() {
+            if !headers.contains_key(name) {
+                for value in self.headers.get_all(name) {
+                    headers.append(name.clone(), value.clone());
+                }
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::routes::{Lookup, RouteTable, Serve};
+    use axum::http::{header, Method};
+
+    fn stored(table: &RouteTable, path: &str) -> HeaderMap {
+        match table.lookup(&Method::GET, path) {
+            Lookup::Found(route, _) => match &route.serve {
+                Serve::Static(response) => response.headers.clone(),
+                other => panic!("{other:?}"),
+            },
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn stored_responses_get_the_headers_once_and_a_route_header_wins() {
+        let table = RouteTable::from_json(
+            br#"{"@app": {"headers": [["X-Powered-By", "sufast"], ["Set-Cookie", "a=1"],
+                                      ["Set-Cookie", "b=2"], ["Cache-Control", "no-store"]]},
+                 "GET": {"/": "{}",
+                         "/own": {"headers": {"Cache-Control": "max-age=60", "Set-Cookie": "c=3"}},
+                         "/d": {"kind": "dynamic", "handler": 1}}}"#,
+        )
+        .unwrap();
+        let plain = stored(&table, "/");
+        assert_eq!(plain["x-powered-by"], "sufast");
+        assert_eq!(plain.get_all(header::SET_COOKIE).iter().count(), 2);
+        assert_eq!(plain[header::CONTENT_TYPE], "application/json");
+        let own = stored(&table, "/own");
+        assert_eq!(own["x-powered-by"], "sufast");
+        let cookies: Vec<_> = own.get_all(header::SET_COOKIE).iter().collect();
+        assert_eq!(cookies, ["c=3"]);
+        assert_eq!(own[header::CACHE_CONTROL], "max-age=60");
+
+        // A response made per request gets the same, also with nothing set.
+        let mut made = HeaderMap::new();
+        made.insert(header::CACHE_CONTROL, HeaderValue::from_static("private"));
+        table.app_wide().finish(&mut made, None);
+        assert_eq!(made[header::CACHE_CONTROL], "private");
+        assert_eq!(made["x-powered-by"], "sufast");
+    }
+
+    #[test]
+    fn without_the_section_nothing_is_added() {
+        let table = RouteTable::from_json(br#"{"GET": {"/": "{}"}}"#).unwrap();
+        assert_eq!(stored(&table, "/").len(), 1);
+        let app = table.app_wide();
+        let mut made = HeaderMap::new();
+        let request = HeaderMap::from_iter([(
+            header::ORIGIN,
+            HeaderValue::from_static("https://a.example"),
+        )]);
+        assert!(app.allowed_origin(&request).is_none());
+        assert!(app.preflight(&request).is_none());
+        app.finish(&mut made, None);
+        assert!(made.is_empty());
+    }
+
+    #[test]
+    fn a_preflight_carries_the_app_headers_but_keeps_its_own() {
+        let app = AppWide::parse(
+            &super::super::json::parse(
+                br#"{"headers": {"X-Powered-By": "sufast", "Content-Type": "text/html"},
+                     "cors": {"allow_origins": ["*"]}}"#,
+            )
+            .unwrap(),
+        )
+        .unwrap();
+        let request = HeaderMap::from_iter([
+            (
+                header::ORIGIN,
+                HeaderValue::from_static("https://a.example"),
+            ),
+            (
+                header::ACCESS_CONTROL_REQUEST_METHOD,
+                HeaderValue::from_static("GET"),
+            ),
+        ]);
+        let response = app.preflight(&request).unwrap();
+        assert_eq!(response.headers["x-powered-by"], "sufast");
+        assert_eq!(
+            response.headers[header::CONTENT_TYPE],
+            "text/plain; charset=utf-8"
+        );
+    }
+
+    #[test]
+    fn every_bad_section_names_the_problem() {
+        let cases = [
+            (
+                r#"{"@app": []}"#,
+                r#"app-wide section "@app": must be an object"#,
+            ),
+            (r#"{"@app": {}, "@app": {}}"#, "given twice"),
+            (r#"{"@ap": {}}"#, r#"the app-wide section is "@app""#),
+            (
+                r#"{"@app": {"header": {}}}"#,
+                r#"unknown field "header"; expected one of headers, cors"#,
+            ),
+            (r#"{"@app": {"headers": {}, "headers": {}}}"#, "given twice"),
+            (
+                r#"{"@app": {"headers": {"X A": "1"}}}"#,
+                "headers: header name \"X A\" is not a valid",
+            ),
+            (r#"{"@app": {"headers": {"X-A": "1\n"}}}"#, "CR, LF"),
+            (
+                r#"{"@app": {"headers": {"Content-Length": "1"}}}"#,
+                "set by the server",
+            ),
+            (r#"{"@app": {"headers": "X-A: 1"}}"#, "headers must be"),
+            (
+                r#"{"@app": {"headers": {"Access-Control-Allow-Origin": "*"}, "cors": {}}}"#,
+                r#""access-control-allow-origin" is set by cors"#,
+            ),
+            (r#"{"@app": {"cors": []}}"#, "cors: must be an object"),
+            (
+                r#"{"@app": {"cors": {"max_age": "1"}}}"#,
+                "cors: max_age must be",
+            ),
+        ];
+        for (json, needle) in cases {
+            let err = RouteTable::from_json(json.as_bytes()).unwrap_err();
+            assert!(err.message.contains(needle), "{json}: {}", err.message);
+            assert_eq!(
+                err.code,
+                crate::error::SufastErrorCode::InvalidRoutes,
+                "{json}"
+            );
+        }
+        // Without cors, the headers are the app's to set.
+        RouteTable::from_json(
+            br#"{"@app": {"headers": {"Access-Control-Allow-Origin": "*"}, "cors": null}}"#,
+        )
+        .unwrap();
+    }
+}
