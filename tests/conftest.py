@@ -62,3 +62,19 @@ def app():
     application = App()
     yield application
     application.stop(timeout=0)
+
+
+@pytest.fixture
+def make_app():
+    """Makes Apps with options (``make_app(headers=...)``); every one is
+    stopped after the test whatever happens."""
+    made: List[App] = []
+
+    def make(**options) -> App:
+        application = App(**options)
+        made.append(application)
+        return application
+
+    yield make
+    for application in made:
+        application.stop(timeout=0)

@@ -10,6 +10,7 @@
 
 from ._version import __version__
 from .applications import App
+from .cors import CORS
 from .exceptions import HTTPException, RouteWarning, SufastError
 from .requests import Request
 from .responses import HTMLResponse, JSONResponse, PlainTextResponse, RedirectResponse, Response
@@ -20,6 +21,7 @@ Sufast = App
 __all__ = [
     "App",
     "Sufast",
+    "CORS",
     "Response",
     "JSONResponse",
     "HTMLResponse",

@@ -12,7 +12,7 @@ import ctypes
 import os
 import sys
 import threading
-from ctypes import POINTER, c_bool, c_char, c_char_p, c_int32, c_size_t, c_uint16, c_uint32, c_uint64, c_void_p
+from ctypes import POINTER, c_bool, c_char, c_char_p, c_int, c_int32, c_size_t, c_uint16, c_uint32, c_uint64, c_void_p
 from pathlib import Path
 from typing import Callable, Optional
 
@@ -28,6 +28,7 @@ __all__ = [
     "set_limits",
     "set_routes",
     "start",
+    "start_fd",
     "stop",
     "version",
 ]
@@ -38,6 +39,7 @@ _SYMBOLS = (
     ("sufast_check_routes", (c_char_p, c_size_t), c_bool),
     ("start_server", (c_bool, c_uint16), c_bool),
     ("sufast_start_server_on", (c_char_p, c_size_t, c_uint16, c_bool), c_bool),
+    ("sufast_start_server_fd", (c_int, c_bool), c_bool),
     ("sufast_stop_server", (), c_bool),
     ("sufast_stop_server_within", (c_uint32,), c_bool),
     ("sufast_bound_port", (), c_uint16),
@@ -142,6 +144,14 @@ def start(port: int, production: bool, host: Optional[str] = None) -> int:
     else:
         encoded = host.encode("utf-8")
         _check(lib, lib.sufast_start_server_on(encoded, len(encoded), port, production))
+    return lib.sufast_bound_port()
+
+
+def start_fd(fd: int, production: bool) -> int:
+    """Starts the server on a copy of the listening socket ``fd``, which the
+    caller keeps (and closes); returns its port."""
+    lib = _load()
+    _check(lib, lib.sufast_start_server_fd(fd, production))
     return lib.sufast_bound_port()
 
 

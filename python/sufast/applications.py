@@ -12,11 +12,13 @@ from typing import Any, Callable, Dict, List, Optional, Tuple, TypeVar
 
 from . import _native
 from ._version import __version__
+from .cors import CORS
 from .exceptions import RouteWarning, SufastError
 from .responses import HeadersInput, normalize_headers
 from .dispatch import HandlerPool
 from .endpoints import Endpoint
 from .routing import Route, parameters, precompute, route_entry_table, route_table
+from .workers import serve_workers
 
 __all__ = ["App"]
 
@@ -43,17 +45,27 @@ class App:
         max_pending: int = 1024,
         max_body_size: int = 16 * 1024 * 1024,
         cache_max_entries: int = 1024,
+        headers: HeadersInput = None,
+        cors: Optional[CORS] = None,
     ) -> None:
         """``threads`` Python threads run sync handlers (and hand ``async
         def`` ones to the app's event loop); at most ``max_pending``
         requests may wait for or be inside handlers (more get 503 at once);
         request bodies over ``max_body_size`` bytes get 413; a cached route
         keeps at most ``cache_max_entries`` responses unless it says
-        otherwise."""
+        otherwise.
+
+        ``headers`` (a dict, or ``(name, value)`` pairs) go on every
+        response the server sends, its own errors included, unless the
+        response sets the same name. ``cors`` is a ``CORS`` policy the
+        server applies to every response, answering preflight requests
+        itself. A bad header or policy raises ``SufastError`` here.
+        """
         _check_count("threads", threads)
         _check_count("max_pending", max_pending, 2**32 - 1)
         _check_count("max_body_size", max_body_size, 2**64 - 1)
         _check_count("cache_max_entries", cache_max_entries, 2**32 - 1)
+        self._app_wide = _app_wide(headers, cors)
         self._routes: Dict[Tuple[str, str], Route] = {}
         self._endpoints: Dict[int, Endpoint] = {}
         self._next_handler = 1
@@ -188,9 +200,9 @@ class App:
         return _native.bound_port() if self.running else 0
 
     def _ship(self) -> None:
-        _native.set_routes(route_table(self.routes, self._production))
+        _native.set_routes(route_table(self.routes, self._production, self._app_wide))
 
-    def start(self, port: int = 0, *, production: bool = False, host: Optional[str] = None) -> int:
+    def start(self, port: int = 0, *, production: bool = False, host: Optional[str] = None, _fd: Optional[int] = None) -> int:
         """Starts serving without blocking and returns the bound port.
 
         ``production`` binds 0.0.0.0, hides exception text from 500 bodies
@@ -198,6 +210,7 @@ class App:
         each request to stderr. ``host`` overrides the address. Port 0 picks
         a free port.
         """
+        # ``_fd``: serve this listening socket (a worker's) instead of binding.
         global _serving
         with _serving_lock, self._lock:
             if _serving is not None:
@@ -205,7 +218,7 @@ class App:
             self._production = production
             _native.set_limits(self._max_pending, self._max_body_size)
             self._ship()
-            bound = _native.start(port, production, host)
+            bound = _native.start(port, production, host) if _fd is None else _native.start_fd(_fd, production)
             _serving = self
             self._stopped.clear()
             self._pool.start()
@@ -229,13 +242,20 @@ class App:
                 _serving = None
                 self._stopped.set()
 
-    def run(self, port: int = 8000, production: bool = False, host: Optional[str] = None) -> None:
-        """Serves until Ctrl-C, SIGTERM or ``stop()``, then stops gracefully."""
+    def run(self, port: int = 8000, production: bool = False, host: Optional[str] = None, workers: int = 1) -> None:
+        """Serves until Ctrl-C, SIGTERM or ``stop()``, then stops gracefully.
+
+        ``workers`` > 1 serves from that many processes forked from this one
+        (not on Windows), all accepting on one socket that this process
+        binds; a worker that dies is replaced. Ctrl-C or SIGTERM stops them
+        all gracefully. See ``sufast.workers``.
+        """
+        _check_count("workers", workers)
+        if workers > 1:
+            serve_workers(self, workers, port=port, production=production, host=host)
+            return
         bound = self.start(port, production=production, host=host)
-        shown = host or ("0.0.0.0" if production else "127.0.0.1")
-        mode = "production" if production else "development"
-        print(f"sufast {__version__} serving on http://{shown}:{bound} ({mode}; Ctrl-C to stop)", flush=True)
-        print(self._route_summary(), flush=True)
+        print(self._banner(host, bound, production), flush=True)
         previous = _install_stop_signals(self._stopped.set)
         try:
             if sys.platform == "win32":
@@ -249,12 +269,35 @@ class App:
             self.stop()
         print("sufast stopped", flush=True)
 
+    def _banner(self, host: Optional[str], port: int, production: bool, workers: int = 1) -> str:
+        shown = host or ("0.0.0.0" if production else "127.0.0.1")
+        mode = "production" if production else "development"
+        if workers > 1:
+            mode += f", {workers} workers"
+        return f"sufast {__version__} serving on http://{shown}:{port} ({mode}; Ctrl-C to stop)\n{self._route_summary()}"
+
     def _route_summary(self) -> str:
         rows = [(r.method, r.path, r.tier + ("" if r.error is None else " (500: handler raised)")) for r in self.routes]
         if not rows:
             return "  (no routes)"
         width = max(len(path) for _, path, _ in rows)
         return "\n".join(f"  {method:<7} {path:<{width}}  {tier}" for method, path, tier in rows)
+
+
+def _app_wide(headers: HeadersInput, cors: Optional[CORS]) -> Dict[str, Any]:
+    """The route table's app-wide section, checked by the library now so
+    that a mistake surfaces where the App is made."""
+    if cors is not None and not isinstance(cors, CORS):
+        raise TypeError(f"cors must be a sufast.CORS, got {type(cors).__name__}")
+    section: Dict[str, Any] = {}
+    pairs = normalize_headers(headers)
+    if pairs:
+        section["headers"] = [[name, value] for name, value in pairs]
+    if cors is not None:
+        section["cors"] = cors.table_entry()
+    if section:
+        _native.check_routes(route_table((), False, section))
+    return section
 
 
 def _check_count(what: str, value: Any, limit: int = 2**31 - 1) -> None:

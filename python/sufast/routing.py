@@ -12,9 +12,13 @@ from typing import Any, Callable, Dict, Iterable, List, Optional
 
 from .responses import HeadersInput, JSONResponse, PlainTextResponse, Response, normalize_headers, with_route_headers
 
-__all__ = ["METHODS", "Route", "describe", "parameters", "precompute", "render", "route_entry_table", "route_table"]
+__all__ = ["APP_WIDE_KEY", "METHODS", "Route", "describe", "parameters", "precompute", "render", "route_entry_table", "route_table"]
 
 METHODS = ("GET", "POST", "PUT", "PATCH", "DELETE")
+
+#: The route table's key for the app-wide section (headers, CORS); no
+#: method can be spelled with ``@``.
+APP_WIDE_KEY = "@app"
 
 _SERVER_ERROR = {"error": "Internal Server Error"}
 
@@ -167,9 +171,12 @@ def route_entry_table(method: str, path: str, entry: Dict[str, Any]) -> bytes:
     return _dump({method: {path: entry}})
 
 
-def route_table(routes: Iterable[Route], production: bool) -> bytes:
-    """The whole route table as UTF-8 JSON for ``set_routes``."""
+def route_table(routes: Iterable[Route], production: bool, app_wide: Optional[Dict[str, Any]] = None) -> bytes:
+    """The whole route table as UTF-8 JSON for ``set_routes``, with the
+    app-wide section (``{"headers": ..., "cors": ...}``) when given."""
     table: Dict[str, Dict[str, Any]] = {}
+    if app_wide:
+        table[APP_WIDE_KEY] = app_wide
     for route in routes:
         table.setdefault(route.method, {})[route.path] = route.table_entry(production)
     return _dump(table)
