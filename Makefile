@@ -16,7 +16,7 @@ else
   LIB := libsufast.so
 endif
 
-.PHONY: build header run test lint check-header test-rust test-python clean
+.PHONY: build header run test lint check-header test-rust test-python bench clean
 
 ## build: the release library, copied into the Python package
 build:
@@ -53,7 +53,14 @@ $(TEST_VENV)/.installed: tests/requirements.txt
 	$(TEST_VENV)/bin/python -m pip install --quiet -r tests/requirements.txt
 	touch $@
 
+## bench: side-by-side benchmark against bare axum and peers (QUICK=1: under 2 minutes)
+bench: build
+	scripts/bench-setup.sh
+	.venv-bench/bin/python bench/check_servers.py
+	.venv-bench/bin/python bench/run.py $(if $(QUICK),--quick)
+
 clean:
 	$(CARGO) clean $(MANIFEST)
-	rm -rf $(TEST_VENV) python/sufast/$(LIB) .pytest_cache
+	rm -rf $(TEST_VENV) .venv-bench python/sufast/$(LIB) .pytest_cache
+	$(CARGO) clean --manifest-path bench/axum-ref/Cargo.toml
 	find . -name __pycache__ -type d -prune -exec rm -rf {} +

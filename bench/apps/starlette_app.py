@@ -1,0 +1,87 @@
+"""The benchmark endpoints in Starlette idiom, for uvicorn or granian:
+
+    python -m uvicorn --app-dir bench/apps starlette_app:app --port 8000
+    granian --interface asgi --working-dir bench/apps starlette_app:app --port 8000
+
+`/users/{id}` is a plain ``def`` (Starlette runs it on its thread pool),
+the rest are ``async def``. JSONResponse encodes compactly (separators
+``,`` and ``:``, UTF-8), the same bytes as the other servers.
+Configuration: see bench_common.py (BENCH_ROUTES, BENCH_CORS).
+"""
+
+from starlette.applications import Starlette
+from starlette.middleware import Middleware
+from starlette.middleware.cors import CORSMiddleware
+from starlette.requests import Request
+from starlette.responses import JSONResponse
+from starlette.routing import Route
+
+import bench_common as bench
+
+
+async def hello(request: Request) -> JSONResponse:
+    return JSONResponse({"message": "hello"})
+
+
+def get_user(request: Request) -> JSONResponse:
+    return JSONResponse({"id": request.path_params["id"]})
+
+
+async def get_user_async(request: Request) -> JSONResponse:
+    return JSONResponse({"id": request.path_params["id"]})
+
+
+async def cached(request: Request) -> JSONResponse:
+    return JSONResponse({"message": "hello"})
+
+
+async def echo(request: Request) -> JSONResponse:
+    return JSONResponse(await request.json())
+
+
+def padding():
+    # Factories, so that each endpoint closes over its own i.
+    def static(i):
+        async def pad(request: Request) -> JSONResponse:
+            return JSONResponse({"pad": i})
+
+        return pad
+
+    def with_param(i):
+        async def item(request: Request) -> JSONResponse:
+            return JSONResponse({"pad": i, "id": request.path_params["id"]})
+
+        return item
+
+    for i, param in bench.padding():
+        if param:
+            yield Route(f"/pad/{i}/items/{{id:int}}", with_param(i))
+        else:
+            yield Route(f"/pad/{i}", static(i))
+
+
+routes = [
+    Route("/", hello),
+    # {id:int}: a non-integer id does not match, so it is a 404.
+    Route("/users/{id:int}", get_user),
+    Route("/async/users/{id:int}", get_user_async),
+    Route("/cached", cached),
+    Route("/echo", echo, methods=["POST"]),
+    *padding(),
+]
+
+middleware = []
+if bench.CORS:
+    # Outermost first: the header is on every response, preflights included.
+    middleware = [
+        Middleware(bench.ExtraHeader),
+        Middleware(
+            CORSMiddleware,
+            allow_origins=[bench.CORS_ORIGIN],
+            allow_methods=bench.CORS_METHODS,
+            allow_headers=bench.CORS_HEADERS,
+            max_age=bench.CORS_MAX_AGE,
+        ),
+    ]
+
+app = Starlette(routes=routes, middleware=middleware)

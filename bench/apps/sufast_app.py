@@ -1,0 +1,102 @@
+"""The benchmark endpoints in sufast idiom: `/` is precomputed (static
+tier), `/cached` is cached (``cache_ttl=60``), the others run per request.
+
+    BENCH_PORT=8000 python bench/apps/sufast_app.py
+
+Configuration: see bench_common.py; also ``BENCH_WORKERS`` (passed to
+``app.run(workers=...)`` when above 1). sufast encodes JSON compactly
+(separators ``,`` and ``:``), so plain dict returns give the same bytes as
+the other servers.
+"""
+
+import inspect
+import sys
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+# sufast from this checkout (python/), not an installed copy.
+sys.path.insert(0, str(HERE.parent.parent / "python"))
+
+import bench_common as bench  # noqa: E402
+from sufast import App  # noqa: E402
+
+
+def make_app() -> App:
+    options = {}
+    if bench.CORS:
+        try:
+            from sufast import CORS
+        except ImportError:
+            bench.unsupported("BENCH_CORS=1 needs sufast.CORS, which this sufast does not have")
+        options["headers"] = dict([bench.EXTRA_HEADER])
+        options["cors"] = CORS(
+            allow_origins=[bench.CORS_ORIGIN],
+            allow_methods=bench.CORS_METHODS,
+            allow_headers=bench.CORS_HEADERS,
+            max_age=bench.CORS_MAX_AGE,
+        )
+    return App(**options)
+
+
+app = make_app()
+
+
+@app.get("/")
+def hello():
+    return {"message": "hello"}
+
+
+@app.get("/users/{id:int}")
+def get_user(id: int):
+    return {"id": id}
+
+
+@app.get("/async/users/{id:int}")
+async def get_user_async(id: int):
+    return {"id": id}
+
+
+@app.get("/cached", cache_ttl=60)
+def cached():
+    return {"message": "hello"}
+
+
+# Sync: sufast runs sync handlers on its handler threads directly, while an
+# async one would take an extra hop to the app's event loop.
+@app.post("/echo")
+def echo(body: dict):
+    return body
+
+
+def add_padding() -> None:
+    # Factories, so that each handler closes over its own i.
+    def static(i):
+        return lambda: {"pad": i}
+
+    def with_param(i):
+        def item(id: int):
+            return {"pad": i, "id": id}
+
+        return item
+
+    for i, param in bench.padding():
+        if param:
+            app.get(f"/pad/{i}/items/{{id:int}}")(with_param(i))
+        else:
+            app.get(f"/pad/{i}")(static(i))
+
+
+add_padding()
+
+
+def main() -> None:
+    run_options = {"port": bench.PORT, "production": True, "host": "127.0.0.1"}
+    if bench.WORKERS > 1:
+        if "workers" not in inspect.signature(app.run).parameters:
+            bench.unsupported(f"BENCH_WORKERS={bench.WORKERS} needs App.run(workers=...), which this sufast does not have")
+        run_options["workers"] = bench.WORKERS
+    app.run(**run_options)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,614 @@
+"""The side-by-side benchmark: every server answers the same requests, on
+one core each for server and load generator, in interleaved rounds, and each
+figure is reported as a ratio to bare axum measured in the same round.
+
+Run by ``make bench`` (``make bench QUICK=1`` for a short development run);
+writes ``bench/results/results.md``, ``results.json`` and ``chart.png``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import re
+import resource
+import shutil
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Dict, List, Optional, Tuple
+
+HERE = Path(__file__).resolve().parent
+ROOT = HERE.parent
+RESULTS = HERE / "results"
+sys.path.insert(0, str(HERE))
+
+import servers  # noqa: E402
+
+SERVER_CORE = "0"
+CLIENT_CORE = "1"
+CONNECTIONS = 16
+TICK = os.sysconf("SC_CLK_TCK")
+ECHO_BODY = json.dumps(
+    {"items": [{"id": i, "name": f"item-{i:04d}", "tags": ["a", "b"], "ok": True} for i in range(17)]},
+    separators=(",", ":"),
+)
+ORIGIN = "https://example.com"
+
+
+@dataclass
+class Scenario:
+    """One request, sent to every server that supports it."""
+
+    name: str
+    path: str
+    servers: List[str]
+    method: str = "GET"
+    body: Optional[str] = None
+    headers: Dict[str, str] = field(default_factory=dict)
+    options: Dict[str, str] = field(default_factory=dict)
+    # Scenarios that compare variants of one server, not servers: each
+    # variant is (label, server name, options).
+    variants: Optional[List[Tuple[str, str, Dict[str, str]]]] = None
+    pin: bool = True
+    baseline: str = "axum"
+
+
+# --- processes -------------------------------------------------------------
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class Server:
+    """A server under test in a process group of its own, pinned to a core."""
+
+    def __init__(self, label: str, definition: "servers.Server", options: Dict[str, str], pin: bool) -> None:
+        self.label = label
+        self.port = free_port()
+        argv, env = definition.command(self.port, options)
+        cores = SERVER_CORE if pin else f"{SERVER_CORE},{CLIENT_CORE}"
+        self.log = tempfile.TemporaryFile()
+        self.process = subprocess.Popen(
+            ["taskset", "-c", cores, *argv],
+            cwd=ROOT,
+            env={**os.environ, **env},
+            stdout=self.log,
+            stderr=self.log,
+            start_new_session=True,
+        )
+        self.wait_ready()
+
+    def url(self, path: str) -> str:
+        return f"http://127.0.0.1:{self.port}{path}"
+
+    def wait_ready(self, timeout: float = 60.0) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise RuntimeError(f"{self.label} exited with {self.process.returncode}:\n{self.output()}")
+            try:
+                with urllib.request.urlopen(self.url("/"), timeout=1) as reply:
+                    if reply.status == 200:
+                        return
+            except OSError:
+                time.sleep(0.05)  # polling interval, not synchronisation
+        raise RuntimeError(f"{self.label} did not answer within {timeout:.0f} s:\n{self.output()}")
+
+    def output(self) -> str:
+        self.log.seek(0)
+        return self.log.read().decode("utf-8", "replace")[-2000:]
+
+    def pids(self) -> List[int]:
+        """Every live process of the server's process group."""
+        found = []
+        for entry in os.listdir("/proc"):
+            if entry.isdigit():
+                stat = read_stat(int(entry))
+                if stat is not None and int(stat[2]) == self.process.pid:
+                    found.append(int(entry))
+        return found
+
+    def cpu_seconds(self) -> float:
+        total = 0
+        for pid in self.pids():
+            stat = read_stat(pid)
+            if stat is not None:
+                total += int(stat[11]) + int(stat[12])
+        return total / TICK
+
+    def rss_mib(self) -> float:
+        total = 0
+        for pid in self.pids():
+            try:
+                status = Path(f"/proc/{pid}/status").read_text()
+            except OSError:
+                continue
+            match = re.search(r"^VmRSS:\s+(\d+) kB", status, re.M)
+            if match:
+                total += int(match.group(1))
+        return total / 1024
+
+    def stop(self) -> None:
+        try:
+            os.killpg(self.process.pid, signal.SIGTERM)
+            self.process.wait(timeout=10)
+        except (ProcessLookupError, subprocess.TimeoutExpired):
+            try:
+                os.killpg(self.process.pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+            self.process.wait()
+
+
+def read_stat(pid: int) -> Optional[List[str]]:
+    """Fields of /proc/<pid>/stat after the command name (index 0 = state)."""
+    try:
+        text = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return None
+    return text[text.rindex(")") + 2 :].split()
+
+
+def machine_busy_seconds() -> float:
+    with open("/proc/stat") as f:
+        fields = [int(x) for x in f.readline().split()[1:]]
+    user, nice, system, _idle, _iowait, irq, softirq, steal = fields[:8]
+    return (user + nice + system + irq + softirq + steal) / TICK
+
+
+# --- load ------------------------------------------------------------------
+
+
+@dataclass
+class Sample:
+    requests: int
+    seconds: float
+    rps: float
+    p50_us: float
+    p99_us: float
+    cpu_us: float  # server CPU per request
+    server_util: float  # server CPU seconds per second
+    client_util: float  # load generator CPU seconds per second
+    other_util: float  # everything else on the machine
+    errors: int
+
+    def flags(self, pinned: bool) -> List[str]:
+        found = []
+        if self.errors:
+            found.append(f"{self.errors} errors")
+        if pinned and self.client_util > 0.9 and self.server_util < 0.9:
+            found.append("client-bound")
+        if self.other_util > 0.15:
+            found.append(f"disturbed ({self.other_util:.0%} of a core elsewhere)")
+        return found
+
+
+def lua_script(scenario: Scenario) -> Optional[str]:
+    if scenario.body is None and scenario.method == "GET":
+        return None
+    lines = [f"wrk.method = {json.dumps(scenario.method)}"]
+    if scenario.body is not None:
+        lines.append(f"wrk.body = {json.dumps(scenario.body)}")
+        lines.append('wrk.headers["Content-Type"] = "application/json"')
+    path = Path(tempfile.gettempdir()) / f"sufast-bench-{scenario.name}.lua"
+    path.write_text("\n".join(lines) + "\n")
+    return str(path)
+
+
+UNITS = {"us": 1.0, "ms": 1000.0, "s": 1_000_000.0}
+
+
+def parse_latency(output: str, percentile: str) -> float:
+    match = re.search(rf"^\s+{percentile}%\s+([\d.]+)(us|ms|s)\s*$", output, re.M)
+    return float(match.group(1)) * UNITS[match.group(2)] if match else float("nan")
+
+
+def load(server: Server, scenario: Scenario, seconds: float, pinned: bool) -> Sample:
+    """Runs wrk against one server and reads the server's CPU around it."""
+    # wrk takes whole seconds.
+    argv = ["wrk", "-t1", f"-c{CONNECTIONS}", f"-d{max(1, round(seconds))}s", "--latency"]
+    for name, value in scenario.headers.items():
+        argv += ["-H", f"{name}: {value}"]
+    script = lua_script(scenario)
+    if script:
+        argv += ["-s", script]
+    argv.append(server.url(scenario.path))
+    argv = ["taskset", "-c", CLIENT_CORE, *argv] if pinned else argv
+    children = resource.getrusage(resource.RUSAGE_CHILDREN)
+    cpu, busy, start = server.cpu_seconds(), machine_busy_seconds(), time.monotonic()
+    result = subprocess.run(argv, capture_output=True, text=True, check=True)
+    wall = time.monotonic() - start
+    server_cpu = server.cpu_seconds() - cpu
+    machine = machine_busy_seconds() - busy
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    client_cpu = (after.ru_utime - children.ru_utime) + (after.ru_stime - children.ru_stime)
+    out = result.stdout
+    match = re.search(r"(\d+) requests in ([\d.]+)(us|ms|s)", out)
+    if not match:
+        raise RuntimeError(f"cannot read wrk's output:\n{out}\n{result.stderr}")
+    requests = int(match.group(1))
+    elapsed = float(match.group(2)) * UNITS[match.group(3)] / 1_000_000
+    errors = sum(int(n) for n in re.findall(r"Non-2xx or 3xx responses: (\d+)", out))
+    socket_errors = re.search(r"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)", out)
+    if socket_errors:
+        errors += sum(int(n) for n in socket_errors.groups())
+    return Sample(
+        requests=requests,
+        seconds=elapsed,
+        rps=requests / elapsed,
+        p50_us=parse_latency(out, "50"),
+        p99_us=parse_latency(out, "99"),
+        cpu_us=server_cpu / max(requests, 1) * 1e6,
+        server_util=server_cpu / wall,
+        client_util=client_cpu / wall,
+        other_util=max(0.0, machine - server_cpu - client_cpu) / wall,
+        errors=errors,
+    )
+
+
+# --- scenarios -------------------------------------------------------------
+
+
+def scenarios(available: List[str], quick: bool) -> List[Scenario]:
+    everyone = [name for name in servers.ORDER if name in available]
+    plain = [name for name in everyone if name != "robyn-const"]
+    core = ["axum", "sufast"] if quick else everyone
+    found = [
+        Scenario("precomputed", "/", core),
+        Scenario("sync", "/users/123", ["axum", "sufast"] if quick else plain),
+        Scenario("async", "/async/users/123", ["axum", "sufast"] if quick else plain),
+        Scenario("cached", "/cached", core),
+    ]
+    if quick:
+        return found
+    found += [
+        Scenario("echo 1 KB", "/echo", plain, method="POST", body=ECHO_BODY),
+        Scenario("precomputed + CORS", "/", ["axum", "sufast"], headers={"Origin": ORIGIN}, options={"cors": "1"}),
+        Scenario(
+            "10 vs 10,000 routes, /",
+            "/",
+            [],
+            variants=[
+                ("sufast 10", "sufast", {"routes": "10"}),
+                ("sufast 10000", "sufast", {"routes": "10000"}),
+            ],
+            baseline="sufast 10",
+        ),
+        Scenario(
+            "10 vs 10,000 routes, /users/123",
+            "/users/123",
+            [],
+            variants=[
+                ("sufast 10", "sufast", {"routes": "10"}),
+                ("sufast 10000", "sufast", {"routes": "10000"}),
+            ],
+            baseline="sufast 10",
+        ),
+        Scenario(
+            "workers 1 vs 2, /users/123 (both cores)",
+            "/users/123",
+            [],
+            variants=[
+                ("sufast workers=1", "sufast", {"workers": "1"}),
+                ("sufast workers=2", "sufast", {"workers": "2"}),
+            ],
+            baseline="sufast workers=1",
+            pin=False,
+        ),
+    ]
+    return found
+
+
+def run_scenario(scenario: Scenario, rounds: int, seconds: float, warmup: float) -> Dict[str, List[Sample]]:
+    variants = scenario.variants or [(name, name, scenario.options) for name in scenario.servers]
+    running: List[Server] = []
+    try:
+        for label, name, options in variants:
+            running.append(Server(label, servers.SERVERS[name], options, scenario.pin))
+        for server in running:
+            load(server, scenario, warmup, scenario.pin)
+        samples: Dict[str, List[Sample]] = {server.label: [] for server in running}
+        for round_number in range(rounds):
+            for server in running:
+                sample = load(server, scenario, seconds, scenario.pin)
+                samples[server.label].append(sample)
+                flags = ", ".join(sample.flags(scenario.pin))
+                print(
+                    f"  round {round_number + 1} {server.label:<18} {sample.rps:>9.0f} req/s "
+                    f"p50 {sample.p50_us:>7.0f} us p99 {sample.p99_us:>7.0f} us "
+                    f"cpu {sample.cpu_us:>6.2f} us/req {flags}",
+                    flush=True,
+                )
+        return samples
+    finally:
+        for server in running:
+            server.stop()
+
+
+def memory(requests_total: int, first: int, seconds: float) -> Dict[str, float]:
+    """RSS of the sufast app: idle, then after `first` and `requests_total`
+    requests to a per-request route."""
+    server = Server("sufast", servers.SERVERS["sufast"], {}, True)
+    scenario = Scenario("memory", "/users/123", [])
+    try:
+        result = {"idle_mib": server.rss_mib()}
+        done = 0
+        for target, key in ((first, "after_first_mib"), (requests_total, "after_all_mib")):
+            while done < target:
+                done += load(server, scenario, seconds, True).requests
+            result[key] = server.rss_mib()
+            result[key.replace("_mib", "_requests")] = done
+        return result
+    finally:
+        server.stop()
+
+
+# --- report ----------------------------------------------------------------
+
+
+def ratio_summary(samples: Dict[str, List[Sample]], baseline: str, metric: str) -> Dict[str, Tuple[float, float, float]]:
+    """Per server: the median, lowest and highest of per-round ratios to the
+    baseline server of the same round."""
+    summary = {}
+    base = samples[baseline]
+    for label, runs in samples.items():
+        ratios = [getattr(run, metric) / getattr(ref, metric) for run, ref in zip(runs, base)]
+        summary[label] = (statistics.median(ratios), min(ratios), max(ratios))
+    return summary
+
+
+def summarize_flags(runs: List[Sample], pinned: bool) -> List[str]:
+    """One entry per kind of flag, with how many rounds raised it."""
+    found = []
+    errors = sum(run.errors for run in runs)
+    if errors:
+        found.append(f"{errors} errors")
+    bound = sum(1 for run in runs if "client-bound" in run.flags(pinned))
+    if bound:
+        found.append(f"client-bound in {bound}/{len(runs)} rounds")
+    disturbed = [run.other_util for run in runs if run.other_util > 0.15]
+    if disturbed:
+        found.append(f"disturbed in {len(disturbed)}/{len(runs)} rounds (up to {max(disturbed):.0%} of a core elsewhere)")
+    return found
+
+
+def fmt_ratio(value: Tuple[float, float, float]) -> str:
+    median, low, high = value
+    return f"{median:.2f}× ({low:.2f}–{high:.2f})"
+
+
+def versions() -> Dict[str, str]:
+    found = {"python": platform.python_version()}
+    for tool, argv in {
+        "rustc": ["rustc", "--version"],
+        "wrk": ["wrk", "-v"],
+    }.items():
+        try:
+            out = subprocess.run(argv, capture_output=True, text=True).stdout or ""
+            found[tool] = out.strip().splitlines()[0] if out.strip() else "?"
+        except OSError:
+            found[tool] = "not found"
+    try:
+        from importlib.metadata import version
+    except ImportError:  # pragma: no cover
+        version = None
+    for package in ("fastapi", "starlette", "uvicorn", "robyn", "granian"):
+        try:
+            found[package] = version(package) if version else "?"
+        except Exception:
+            found[package] = "not installed"
+    lock = (ROOT / "rust-core" / "Cargo.lock").read_text()
+    for crate in ("axum", "hyper", "tokio"):
+        match = re.search(rf'name = "{crate}"\nversion = "([^"]+)"', lock)
+        found[crate] = match.group(1) if match else "?"
+    sys.path.insert(0, str(ROOT / "python"))
+    from sufast import __version__
+
+    found["sufast"] = __version__
+    return found
+
+
+def machine() -> str:
+    model = "?"
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                model = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    return f"{model}, {os.cpu_count()} cores, {platform.system()} {platform.release()}"
+
+
+TARGETS = [
+    # (scenario, server, metric, limit, text); ratios against the scenario's baseline.
+    ("precomputed", "sufast", "cpu_us", 1.05, "precomputed: CPU/request ≤ 1.05× axum"),
+    ("precomputed", "sufast", "rps", -0.95, "precomputed: req/s ≥ 0.95× axum"),
+    ("precomputed + CORS", "sufast", "cpu_us", 1.05, "precomputed with CORS + global header: CPU/request ≤ 1.05× axum"),
+    ("sync", "sufast", "cpu_us", 2.0, "per-request sync: CPU/request ≤ 2.0× axum"),
+    ("10 vs 10,000 routes, /", "sufast 10000", "cpu_us", 1.1, "10,000 routes: CPU/request ≤ 1.1× 10 routes (/)"),
+    (
+        "10 vs 10,000 routes, /users/123",
+        "sufast 10000",
+        "cpu_us",
+        1.1,
+        "10,000 routes: CPU/request ≤ 1.1× 10 routes (/users/123)",
+    ),
+]
+
+
+def report(results: Dict[str, Dict[str, List[Sample]]], baselines: Dict[str, str], pinned: Dict[str, bool], mem, meta) -> Tuple[str, list]:
+    lines = [
+        "# sufast benchmark",
+        "",
+        f"- date: {meta['date']}",
+        f"- machine: {meta['machine']}",
+        f"- command: `{meta['command']}`",
+        f"- method: server pinned to core {SERVER_CORE}, wrk (1 thread, {CONNECTIONS} connections) to core {CLIENT_CORE};"
+        f" {meta['rounds']} interleaved rounds of {meta['seconds']} s after a {meta['warmup']} s warm-up;"
+        " ratios are the median of per-round ratios to the baseline of the same round (range in brackets);"
+        " CPU is the server's whole process group, from /proc.",
+        "- versions: " + ", ".join(f"{k} {v}" for k, v in meta["versions"].items()),
+        "",
+        "| scenario | server | req/s | p50 µs | p99 µs | CPU µs/req | CPU vs baseline | req/s vs baseline | flags |",
+        "|---|---|---:|---:|---:|---:|---|---|---|",
+    ]
+    checks = []
+    for name, samples in results.items():
+        baseline = baselines[name]
+        cpu = ratio_summary(samples, baseline, "cpu_us")
+        rps = ratio_summary(samples, baseline, "rps")
+        for label, runs in samples.items():
+            flags = summarize_flags(runs, pinned[name])
+            lines.append(
+                f"| {name} | {label} | {statistics.median(r.rps for r in runs):,.0f} | "
+                f"{statistics.median(r.p50_us for r in runs):,.0f} | {statistics.median(r.p99_us for r in runs):,.0f} | "
+                f"{statistics.median(r.cpu_us for r in runs):.2f} | "
+                f"{'baseline' if label == baseline else fmt_ratio(cpu[label])} | "
+                f"{'baseline' if label == baseline else fmt_ratio(rps[label])} | {'; '.join(flags)} |"
+            )
+    lines += ["", "## Targets", "", "| target | measured | met |", "|---|---|---|"]
+    targets = list(TARGETS)
+    for scenario, server, metric, limit, text in targets:
+        samples = results.get(scenario)
+        if not samples or server not in samples:
+            continue
+        value = ratio_summary(samples, baselines[scenario], metric)[server]
+        met = value[0] <= limit if limit > 0 else value[0] >= -limit
+        checks.append({"target": text, "median": value[0], "low": value[1], "high": value[2], "met": met})
+        lines.append(f"| {text} | {fmt_ratio(value)} | {'yes' if met else 'no'} |")
+    if "cached" in results and "precomputed" in results:
+        cached = results["cached"]["sufast"]
+        static = results["precomputed"]["sufast"]
+        ratios = [c.cpu_us / s.cpu_us for c, s in zip(cached, static)]
+        value = (statistics.median(ratios), min(ratios), max(ratios))
+        met = value[0] <= 1.1
+        text = "cached: CPU/request ≤ 1.1× precomputed (rounds of different scenarios)"
+        checks.append({"target": text, "median": value[0], "low": value[1], "high": value[2], "met": met})
+        lines.append(f"| {text} | {fmt_ratio(value)} | {'yes' if met else 'no'} |")
+    if "sync" in results and "async" in results:
+        sync = results["sync"]["sufast"]
+        asynchronous = results["async"]["sufast"]
+        ratios = [a.rps / s.rps for a, s in zip(asynchronous, sync)]
+        value = (statistics.median(ratios), min(ratios), max(ratios))
+        met = value[0] >= 0.8
+        text = "async req/s ≥ 0.8× sync (rounds of different scenarios)"
+        checks.append({"target": text, "median": value[0], "low": value[1], "high": value[2], "met": met})
+        lines.append(f"| {text} | {fmt_ratio(value)} | {'yes' if met else 'no'} |")
+    if mem:
+        growth = mem["after_all_mib"] / mem["after_first_mib"]
+        lines.append(
+            f"| RSS after {mem['after_all_requests']:,} requests ≤ 1.10× after {mem['after_first_requests']:,} |"
+            f" {growth:.3f}× ({mem['after_first_mib']:.1f} → {mem['after_all_mib']:.1f} MiB) | {'yes' if growth <= 1.1 else 'no'} |"
+        )
+        lines.append(f"| idle hello-world app ≤ 30 MB RSS | {mem['idle_mib']:.1f} MiB | {'yes' if mem['idle_mib'] * 1.048576 <= 30 else 'no'} |")
+        checks.append({"target": "rss growth", "median": growth, "met": growth <= 1.1})
+        checks.append({"target": "idle rss MiB", "median": mem["idle_mib"], "met": mem["idle_mib"] * 1.048576 <= 30})
+    lines.append("")
+    return "\n".join(lines), checks
+
+
+def chart(results: Dict[str, Dict[str, List[Sample]]], baselines: Dict[str, str], path: Path) -> bool:
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        print("matplotlib is not installed; no chart", file=sys.stderr)
+        return False
+    names = [name for name in results if baselines[name] == "axum"]
+    labels = [s for s in servers.ORDER if any(s in results[n] for n in names)]
+    fig, ax = plt.subplots(figsize=(11, 5))
+    width = 0.8 / max(len(labels), 1)
+    for i, label in enumerate(labels):
+        values = []
+        for name in names:
+            samples = results[name]
+            values.append(ratio_summary(samples, "axum", "cpu_us")[label][0] if label in samples else 0)
+        ax.bar([x + i * width for x in range(len(names))], values, width, label=label)
+    ax.set_xticks([x + width * (len(labels) - 1) / 2 for x in range(len(names))], names)
+    ax.set_yscale("log")
+    ax.axhline(1.0, color="black", linewidth=0.8)
+    ax.set_ylabel("server CPU per request, × bare axum (log)")
+    ax.set_title("Server CPU per request relative to bare axum (lower is better)")
+    ax.legend(ncol=4, fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return True
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--quick", action="store_true", help="a short run for development (under 2 minutes)")
+    parser.add_argument("--rounds", type=int)
+    parser.add_argument("--seconds", type=float)
+    parser.add_argument("--only", help="run only scenarios whose name contains this text")
+    parser.add_argument("--out", type=Path, default=RESULTS)
+    args = parser.parse_args()
+    if os.cpu_count() is None or os.cpu_count() < 2:
+        print("the benchmark pins the server and the load generator to two different cores; this machine has fewer", file=sys.stderr)
+        return 2
+    if shutil.which("wrk") is None:
+        print("wrk is not installed (make bench installs it)", file=sys.stderr)
+        return 2
+    rounds = args.rounds or 3
+    seconds = args.seconds or (1 if args.quick else 4)
+    warmup = 1
+    available = servers.available()
+    for name, why in servers.unavailable().items():
+        print(f"skipping {name}: {why}", file=sys.stderr)
+    plan = [s for s in scenarios(available, args.quick) if not args.only or args.only in s.name]
+    results: Dict[str, Dict[str, List[Sample]]] = {}
+    baselines: Dict[str, str] = {}
+    pinned: Dict[str, bool] = {}
+    started = time.monotonic()
+    for scenario in plan:
+        print(f"== {scenario.name}: {scenario.method} {scenario.path}", flush=True)
+        results[scenario.name] = run_scenario(scenario, rounds, seconds, warmup)
+        baselines[scenario.name] = scenario.baseline
+        pinned[scenario.name] = scenario.pin
+    mem = None
+    if not args.only or "memory" in args.only:
+        total, first = (200_000, 20_000) if args.quick else (1_000_000, 100_000)
+        print(f"== memory: RSS idle, after {first:,} and {total:,} requests", flush=True)
+        mem = memory(total, first, 2.0)
+        print(f"  {mem}", flush=True)
+    meta = {
+        "date": time.strftime("%Y-%m-%d %H:%M %Z"),
+        "machine": machine(),
+        "command": "make bench" + (" QUICK=1" if args.quick else ""),
+        "rounds": rounds,
+        "seconds": seconds,
+        "warmup": warmup,
+        "versions": versions(),
+        "minutes": round((time.monotonic() - started) / 60, 1),
+    }
+    markdown, checks = report(results, baselines, pinned, mem, meta)
+    args.out.mkdir(parents=True, exist_ok=True)
+    (args.out / "results.md").write_text(markdown)
+    raw = {name: {label: [vars(s) for s in runs] for label, runs in samples.items()} for name, samples in results.items()}
+    (args.out / "results.json").write_text(json.dumps({"meta": meta, "results": raw, "memory": mem, "targets": checks}, indent=1))
+    chart(results, baselines, args.out / "chart.png")
+    print()
+    print(markdown)
+    print(f"written to {args.out} in {meta['minutes']} minutes")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,280 @@
+"""The servers the benchmark compares, and how to start each one.
+
+This module is the contract between the servers (bench/axum-ref,
+bench/apps/*) and whatever drives them. It needs only the standard library:
+
+    import sys; sys.path.insert(0, "bench"); import servers
+    for name in servers.available():           # servers.unavailable(): {name: why}
+        server = servers.SERVERS[name]
+        argv, env = server.command(port, {"routes": "100"})
+        proc = subprocess.Popen(argv, env=env, cwd=server.cwd, start_new_session=True)
+        servers.wait_ready(port, proc)
+        ...
+        servers.stop(proc)
+
+- ``argv`` paths are relative to the repository root: run with
+  ``cwd=server.cwd`` (the repository root).
+- ``env`` is the whole environment for the process: this one's, with every
+  ``BENCH_*`` variable the servers read set explicitly (so it can also be
+  merged over ``os.environ``).
+- Options (``OPTIONS`` holds the defaults), given as values or strings:
+  ``routes`` total routes in the table, ``cors`` (true or "1") CORS and
+  ``x-powered-by: bench`` on every response, ``workers`` processes.
+  ``command`` raises ``ValueError`` for an option a server does not support
+  (see ``Server.options``) unless it has its default value.
+- ``Server.endpoints``: the ``ENDPOINTS`` worth measuring on that server
+  (robyn-const differs from robyn only on ``/`` and ``/cached``).
+- A server that exits with ``EXIT_UNSUPPORTED`` at startup was asked for a
+  feature this build of it lacks (its stderr says which).
+"""
+
+from __future__ import annotations
+
+import functools
+import http.client
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Callable, Dict, List, NamedTuple, Optional, Tuple
+
+ROOT = Path(__file__).resolve().parent.parent
+PYTHON = ".venv-bench/bin/python"  # made by: python3 -m venv .venv-bench; pip install -r bench/requirements.txt
+AXUM_BIN = "bench/axum-ref/target/release/axum-ref"
+APPS = "bench/apps"
+SUFAST_LIBS = ("libsufast.so", "libsufast.dylib", "sufast.dll")  # what `make build` copies into python/sufast
+
+OPTIONS = {"routes": 10, "cors": False, "workers": 1}
+EXIT_UNSUPPORTED = 3  # keep in step with bench/apps/bench_common.py
+
+
+class Endpoint(NamedTuple):
+    method: str
+    path: str
+    body: Optional[bytes]  # request body (sent as application/json)
+    expected: bytes  # the exact response body every server must send
+
+
+# What every server answers, byte for byte (status 200, application/json).
+ENDPOINTS: Dict[str, Endpoint] = {
+    "root": Endpoint("GET", "/", None, b'{"message":"hello"}'),
+    "user": Endpoint("GET", "/users/123", None, b'{"id":123}'),
+    "async_user": Endpoint("GET", "/async/users/123", None, b'{"id":123}'),
+    "cached": Endpoint("GET", "/cached", None, b'{"message":"hello"}'),
+    "echo": Endpoint(
+        "POST",
+        "/echo",
+        b'{"name":"sufast","tags":["fast","rust"],"n":42,"x":1.5,"ok":true,"none":null,"nested":{"z":1,"a":"caf\xc3\xa9"}}',
+        b'{"name":"sufast","tags":["fast","rust"],"n":42,"x":1.5,"ok":true,"none":null,"nested":{"z":1,"a":"caf\xc3\xa9"}}',
+    ),
+}
+
+
+class Server(NamedTuple):
+    name: str
+    build: Callable[[int, dict], List[str]]  # (port, options) -> argv
+    options: frozenset  # which of OPTIONS it supports
+    extra_env: Dict[str, str] = {}
+    needs: Tuple[str, ...] = ()  # Python modules it imports
+    endpoints: frozenset = frozenset(ENDPOINTS)
+    cwd: Path = ROOT
+
+    def command(self, port: int, options: Optional[dict] = None) -> Tuple[List[str], Dict[str, str]]:
+        """The argv and full environment to serve on 127.0.0.1:``port``."""
+        opts = dict(OPTIONS)
+        for key, value in (options or {}).items():
+            if key not in OPTIONS:
+                raise ValueError(f"unknown option {key!r} (known: {', '.join(OPTIONS)})")
+            value = _option(key, value)
+            if key not in self.options and value != OPTIONS[key]:
+                raise ValueError(f"{self.name} does not support {key}={value!r}")
+            opts[key] = value
+        env = dict(os.environ)
+        env.update(self.extra_env)
+        env["BENCH_PORT"] = str(port)
+        env["BENCH_ROUTES"] = str(opts["routes"])
+        env["BENCH_CORS"] = "1" if opts["cors"] else "0"
+        env["BENCH_WORKERS"] = str(opts["workers"])
+        return self.build(port, opts), env
+
+    def unavailable(self) -> Optional[str]:
+        """None if the server can start here, else what is missing."""
+        if self.name == "axum":
+            if not (ROOT / AXUM_BIN).exists():
+                return f"{AXUM_BIN} is missing: cargo build --release --manifest-path bench/axum-ref/Cargo.toml"
+            return None
+        if not (ROOT / PYTHON).exists():
+            return f"{PYTHON} is missing: python3 -m venv .venv-bench && .venv-bench/bin/pip install -r bench/requirements.txt"
+        if self.name == "sufast" and not any((ROOT / "python" / "sufast" / lib).exists() for lib in SUFAST_LIBS):
+            return "the sufast library is missing from python/sufast: make build"
+        return _import_error(self.needs) if self.needs else None
+
+
+def _option(key: str, value) -> object:
+    """An option's value from a value or a string ("1", "10000")."""
+    if key == "cors":
+        if isinstance(value, str):
+            if value.lower() not in ("0", "1", "true", "false", ""):
+                raise ValueError(f"cors must be 0/1 or true/false, got {value!r}")
+            return value.lower() in ("1", "true")
+        return bool(value)
+    number = int(value)
+    if number < (1 if key == "workers" else 0):
+        raise ValueError(f"{key} out of range: {value!r}")
+    return number
+
+
+@functools.lru_cache(maxsize=None)
+def _import_error(modules: Tuple[str, ...]) -> Optional[str]:
+    """None if the bench venv imports ``modules``, else the error."""
+    probe = subprocess.run(
+        [PYTHON, "-c", f"import {', '.join(modules)}"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    if probe.returncode == 0:
+        return None
+    lines = probe.stderr.strip().splitlines() or ["exit status %d" % probe.returncode]
+    return f"cannot import {', '.join(modules)} in {PYTHON}: {lines[-1]}"
+
+
+def _axum(port: int, opts: dict) -> List[str]:
+    return [AXUM_BIN]
+
+
+def _script(name: str) -> Callable[[int, dict], List[str]]:
+    return lambda port, opts: [PYTHON, f"{APPS}/{name}"]
+
+
+def _uvicorn(module: str) -> Callable[[int, dict], List[str]]:
+    def argv(port: int, opts: dict) -> List[str]:
+        args = [PYTHON, "-m", "uvicorn", "--app-dir", APPS, f"{module}:app"]
+        args += ["--host", "127.0.0.1", "--port", str(port)]
+        args += ["--log-level", "warning", "--no-access-log", "--loop", "uvloop", "--http", "httptools"]
+        if opts["workers"] != 1:  # without --workers uvicorn runs no supervisor process
+            args += ["--workers", str(opts["workers"])]
+        return args
+
+    return argv
+
+
+def _granian(module: str) -> Callable[[int, dict], List[str]]:
+    def argv(port: int, opts: dict) -> List[str]:
+        args = [PYTHON, "-m", "granian", "--interface", "asgi", "--working-dir", APPS]
+        args += ["--host", "127.0.0.1", "--port", str(port), "--workers", str(opts["workers"])]
+        # HTTP/1 only, like the other servers; uvloop, like uvicorn.
+        args += ["--http", "1", "--loop", "uvloop", "--log-level", "warning", "--no-access-log"]
+        return args + [f"{module}:app"]
+
+    return argv
+
+
+ALL = frozenset(OPTIONS)
+
+_DEFINITIONS: List[Server] = [
+    Server("axum", _axum, frozenset({"routes", "cors"})),
+    Server("sufast", _script("sufast_app.py"), ALL),
+    Server("fastapi-uvicorn", _uvicorn("fastapi_app"), ALL, needs=("fastapi", "uvicorn", "uvloop", "httptools")),
+    Server("fastapi-granian", _granian("fastapi_app"), ALL, needs=("fastapi", "granian", "uvloop")),
+    Server("starlette-uvicorn", _uvicorn("starlette_app"), ALL, needs=("starlette", "uvicorn", "uvloop", "httptools")),
+    Server("starlette-granian", _granian("starlette_app"), ALL, needs=("starlette", "granian", "uvloop")),
+    # One process, one worker (set in robyn_app.py).
+    Server("robyn", _script("robyn_app.py"), frozenset({"routes"}), needs=("robyn",)),
+    Server(
+        "robyn-const",
+        _script("robyn_app.py"),
+        frozenset({"routes"}),
+        extra_env={"ROBYN_CONST": "1"},
+        needs=("robyn",),
+        endpoints=frozenset({"root", "cached"}),
+    ),
+]
+
+# By name, and the order to list them in (reference first).
+SERVERS: Dict[str, Server] = {s.name: s for s in _DEFINITIONS}
+ORDER: List[str] = [s.name for s in _DEFINITIONS]
+
+
+def unavailable() -> Dict[str, str]:
+    """{name: why it cannot run here} for the servers that cannot."""
+    found = {}
+    for name in ORDER:
+        reason = SERVERS[name].unavailable()
+        if reason:
+            found[name] = reason
+    return found
+
+
+def available() -> List[str]:
+    """The names of the servers that can run here, in ORDER."""
+    missing = unavailable()
+    return [name for name in ORDER if name not in missing]
+
+
+def free_port() -> int:
+    """A port free on 127.0.0.1 right now (the kernel picks it)."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_ready(port: int, proc: subprocess.Popen, timeout: float = 30.0) -> None:
+    """Returns once ``GET /`` answers 200; raises RuntimeError if the
+    process exits first or ``timeout`` seconds pass."""
+    deadline = time.monotonic() + timeout
+    while True:
+        if proc.poll() is not None:
+            raise RuntimeError(f"exited with status {proc.returncode} before answering")
+        try:
+            conn = http.client.HTTPConnection("127.0.0.1", port, timeout=1.0)
+            try:
+                conn.request("GET", "/")
+                if conn.getresponse().status == 200:
+                    return
+            finally:
+                conn.close()
+        except OSError:
+            pass  # not listening yet
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"not answering on port {port} after {timeout:.0f} s")
+        time.sleep(0.05)  # poll interval, not a synchronisation
+
+
+def stop(proc: subprocess.Popen, timeout: float = 10.0) -> Tuple[int, bool]:
+    """SIGTERM to the server, then SIGKILL to its whole process group
+    (started with ``start_new_session=True``) for anything left.
+    Returns (exit status, whether it exited by itself within ``timeout``)."""
+    clean = True
+    if proc.poll() is None:
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            clean = False
+    try:
+        os.killpg(proc.pid, signal.SIGKILL)  # worker processes, or a server that hung
+    except (ProcessLookupError, PermissionError):
+        pass
+    return proc.wait(), clean
+
+
+def clean_exit(status: int) -> bool:
+    """Exit statuses that mean a graceful stop: 0, or dying of the signal
+    it was sent (uvicorn re-raises SIGTERM once it has shut down)."""
+    return status in (0, -signal.SIGTERM, 128 + signal.SIGTERM)
+
+
+if __name__ == "__main__":
+    # A listing of the servers and their command lines.
+    for server in SERVERS.values():
+        argv, _ = server.command(8000)
+        extra = " ".join(f"{k}={v}" for k, v in server.extra_env.items())
+        print(f"{server.name:18} {extra + ' ' if extra else ''}{' '.join(argv)}")
+        reason = server.unavailable()
+        if reason:
+            print(f"{'':18} unavailable: {reason}", file=sys.stderr)
