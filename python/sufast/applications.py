@@ -254,10 +254,20 @@ class App:
         if workers > 1:
             serve_workers(self, workers, port=port, production=production, host=host)
             return
-        bound = self.start(port, production=production, host=host)
-        print(self._banner(host, bound, production), flush=True)
-        previous = _install_stop_signals(self._stopped.set)
+        # Signals are routed before the server starts: a SIGTERM that
+        # arrives while it starts stops it gracefully, not the process.
+        requested = threading.Event()
+
+        def request_stop() -> None:
+            requested.set()
+            self._stopped.set()
+
+        previous = _install_stop_signals(request_stop)
         try:
+            bound = self.start(port, production=production, host=host)
+            if requested.is_set():  # start() cleared the flag
+                self._stopped.set()
+            print(self._banner(host, bound, production), flush=True)
             if sys.platform == "win32":
                 # Ctrl-C cannot interrupt an untimed wait on Windows.
                 while not self._stopped.wait(0.5):
