@@ -153,7 +153,8 @@ class Request:
         "method",
         "_raw_path",
         "_query",
-        "_client",
+        "_host",
+        "_port",
         "_params",
         "_headers_raw",
         "_body",
@@ -173,7 +174,8 @@ class Request:
         method: str,
         raw_path: str,
         query: str,
-        client: Optional[Address],
+        host: str,
+        port: int,
         params: List[str],
         headers_raw: bytes,
         body: bytes,
@@ -184,7 +186,8 @@ class Request:
         self.method = method
         self._raw_path = raw_path
         self._query = query
-        self._client = client
+        self._host = host
+        self._port = port
         self._params = params
         self._headers_raw = headers_raw
         self._body = body
@@ -253,7 +256,7 @@ class Request:
     @property
     def client(self) -> Optional[Address]:
         """The client's ``(host, port)``, or ``None`` when unknown."""
-        return self._client
+        return Address(self._host, self._port) if self._host else None
 
     def _give(self, value: Any) -> Any:
         return _Ready(value) if self._awaitable else value
@@ -284,6 +287,8 @@ class Request:
 
 
 _FIXED = struct.Struct("<IQIHH6I")
+# The path parameters' lengths, by their number (routes have few).
+_LENGTHS = [struct.Struct(f"<{n}I") for n in range(16)]
 _PAIR = struct.Struct("<II")
 
 
@@ -312,13 +317,13 @@ def decode_records(data: bytes) -> List[Request]:
         )
         record_end = offset + 4 + rest
         pos = offset + fixed
-        lengths = struct.unpack_from(f"<{count}I", data, pos) if count else ()
+        lengths = (_LENGTHS[count] if count < 16 else struct.Struct(f"<{count}I")).unpack_from(data, pos)
         pos += 4 * count
         method = data[pos : pos + n_method].decode("latin-1")
         pos += n_method
         path = data[pos : pos + n_path].decode("latin-1")
         pos += n_path
-        query = data[pos : pos + n_query].decode("latin-1")
+        query = data[pos : pos + n_query].decode("latin-1") if n_query else ""
         pos += n_query
         host = data[pos : pos + n_host].decode("latin-1")
         pos += n_host
@@ -329,7 +334,6 @@ def decode_records(data: bytes) -> List[Request]:
         headers = data[pos : pos + n_headers]
         pos += n_headers
         body = data[pos : pos + n_body]
-        client = Address(host, port) if host else None
-        requests.append(Request(rid, handler, method, path, query, client, params, headers, body))
+        requests.append(Request(rid, handler, method, path, query, host, port, params, headers, body))
         offset = record_end
     return requests
