@@ -43,6 +43,7 @@ ECHO_BODY = json.dumps(
     separators=(",", ":"),
 )
 ORIGIN = "https://example.com"
+TIERS = "sufast tiers"
 
 
 @dataclass
@@ -57,8 +58,8 @@ class Scenario:
     headers: Dict[str, str] = field(default_factory=dict)
     options: Dict[str, str] = field(default_factory=dict)
     # Scenarios that compare variants of one server, not servers: each
-    # variant is (label, server name, options).
-    variants: Optional[List[Tuple[str, str, Dict[str, str]]]] = None
+    # variant is (label, server name, options, path or None for `path`).
+    variants: Optional[List[Tuple[str, str, Dict[str, str], Optional[str]]]] = None
     pin: bool = True
     baseline: str = "axum"
 
@@ -77,6 +78,7 @@ class Server:
 
     def __init__(self, label: str, definition: "servers.Server", options: Dict[str, str], pin: bool) -> None:
         self.label = label
+        self.path: Optional[str] = None  # the scenario's own path unless set
         self.port = free_port()
         argv, env = definition.command(self.port, options)
         cores = SERVER_CORE if pin else f"{SERVER_CORE},{CLIENT_CORE}"
@@ -225,7 +227,7 @@ def load(server: Server, scenario: Scenario, seconds: float, pinned: bool) -> Sa
     script = lua_script(scenario)
     if script:
         argv += ["-s", script]
-    argv.append(server.url(scenario.path))
+    argv.append(server.url(server.path or scenario.path))
     argv = ["taskset", "-c", CLIENT_CORE, *argv] if pinned else argv
     children = resource.getrusage(resource.RUSAGE_CHILDREN)
     cpu, busy, start = server.cpu_seconds(), machine_busy_seconds(), time.monotonic()
@@ -271,6 +273,20 @@ def scenarios(available: List[str], quick: bool) -> List[Scenario]:
         Scenario("sync", "/users/123", ["axum", "sufast"] if quick else plain),
         Scenario("async", "/async/users/123", ["axum", "sufast"] if quick else plain),
         Scenario("cached", "/cached", core),
+        # sufast's tiers side by side in the same rounds, for the targets
+        # that compare them with each other.
+        Scenario(
+            TIERS,
+            "/",
+            [],
+            variants=[
+                ("sufast precomputed", "sufast", {}, "/"),
+                ("sufast cached", "sufast", {}, "/cached"),
+                ("sufast sync", "sufast", {}, "/users/123"),
+                ("sufast async", "sufast", {}, "/async/users/123"),
+            ],
+            baseline="sufast precomputed",
+        ),
     ]
     if quick:
         return found
@@ -282,8 +298,8 @@ def scenarios(available: List[str], quick: bool) -> List[Scenario]:
             "/",
             [],
             variants=[
-                ("sufast 10", "sufast", {"routes": "10"}),
-                ("sufast 10000", "sufast", {"routes": "10000"}),
+                ("sufast 10", "sufast", {"routes": "10"}, None),
+                ("sufast 10000", "sufast", {"routes": "10000"}, None),
             ],
             baseline="sufast 10",
         ),
@@ -292,8 +308,8 @@ def scenarios(available: List[str], quick: bool) -> List[Scenario]:
             "/users/123",
             [],
             variants=[
-                ("sufast 10", "sufast", {"routes": "10"}),
-                ("sufast 10000", "sufast", {"routes": "10000"}),
+                ("sufast 10", "sufast", {"routes": "10"}, None),
+                ("sufast 10000", "sufast", {"routes": "10000"}, None),
             ],
             baseline="sufast 10",
         ),
@@ -302,8 +318,8 @@ def scenarios(available: List[str], quick: bool) -> List[Scenario]:
             "/users/123",
             [],
             variants=[
-                ("sufast workers=1", "sufast", {"workers": "1"}),
-                ("sufast workers=2", "sufast", {"workers": "2"}),
+                ("sufast workers=1", "sufast", {"workers": "1"}, None),
+                ("sufast workers=2", "sufast", {"workers": "2"}, None),
             ],
             baseline="sufast workers=1",
             pin=False,
@@ -313,11 +329,12 @@ def scenarios(available: List[str], quick: bool) -> List[Scenario]:
 
 
 def run_scenario(scenario: Scenario, rounds: int, seconds: float, warmup: float) -> Dict[str, List[Sample]]:
-    variants = scenario.variants or [(name, name, scenario.options) for name in scenario.servers]
+    variants = scenario.variants or [(name, name, scenario.options, None) for name in scenario.servers]
     running: List[Server] = []
     try:
-        for label, name, options in variants:
+        for label, name, options, path in variants:
             running.append(Server(label, servers.SERVERS[name], options, scenario.pin))
+            running[-1].path = path
         for server in running:
             load(server, scenario, warmup, scenario.pin)
         samples: Dict[str, List[Sample]] = {server.label: [] for server in running}
@@ -490,24 +507,17 @@ def report(results: Dict[str, Dict[str, List[Sample]]], baselines: Dict[str, str
         met = value[0] <= limit if limit > 0 else value[0] >= -limit
         checks.append({"target": text, "median": value[0], "low": value[1], "high": value[2], "met": met})
         lines.append(f"| {text} | {fmt_ratio(value)} | {'yes' if met else 'no'} |")
-    if "cached" in results and "precomputed" in results:
-        cached = results["cached"]["sufast"]
-        static = results["precomputed"]["sufast"]
-        ratios = [c.cpu_us / s.cpu_us for c, s in zip(cached, static)]
-        value = (statistics.median(ratios), min(ratios), max(ratios))
-        met = value[0] <= 1.1
-        text = "cached: CPU/request ≤ 1.1× precomputed (rounds of different scenarios)"
-        checks.append({"target": text, "median": value[0], "low": value[1], "high": value[2], "met": met})
-        lines.append(f"| {text} | {fmt_ratio(value)} | {'yes' if met else 'no'} |")
-    if "sync" in results and "async" in results:
-        sync = results["sync"]["sufast"]
-        asynchronous = results["async"]["sufast"]
-        ratios = [a.rps / s.rps for a, s in zip(asynchronous, sync)]
-        value = (statistics.median(ratios), min(ratios), max(ratios))
-        met = value[0] >= 0.8
-        text = "async req/s ≥ 0.8× sync (rounds of different scenarios)"
-        checks.append({"target": text, "median": value[0], "low": value[1], "high": value[2], "met": met})
-        lines.append(f"| {text} | {fmt_ratio(value)} | {'yes' if met else 'no'} |")
+    tiers = results.get(TIERS, {})
+    for label, base, metric, limit, text in (
+        ("sufast cached", "sufast precomputed", "cpu_us", 1.1, "cached: CPU/request ≤ 1.1× precomputed"),
+        ("sufast async", "sufast sync", "rps", -0.8, "async: req/s ≥ 0.8× sync"),
+    ):
+        if label in tiers and base in tiers:
+            ratios = [getattr(a, metric) / getattr(b, metric) for a, b in zip(tiers[label], tiers[base])]
+            value = (statistics.median(ratios), min(ratios), max(ratios))
+            met = value[0] <= limit if limit > 0 else value[0] >= -limit
+            checks.append({"target": text, "median": value[0], "low": value[1], "high": value[2], "met": met})
+            lines.append(f"| {text} | {fmt_ratio(value)} | {'yes' if met else 'no'} |")
     if mem:
         growth = mem["after_all_mib"] / mem["after_first_mib"]
         lines.append(
