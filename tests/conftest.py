@@ -4,7 +4,12 @@ fixture that is always stopped."""
 from __future__ import annotations
 
 import http.client
+import os
+import re
+import selectors
+import subprocess
 import sys
+import time
 from pathlib import Path
 from typing import Dict, List, Optional, Tuple
 
@@ -78,3 +83,23 @@ def make_app():
     yield make
     for application in made:
         application.stop(timeout=0)
+
+
+def read_until(proc: subprocess.Popen, pattern: str, timeout: float = 20.0) -> "re.Match[str]":
+    """Reads a child's stdout until ``pattern`` matches, within ``timeout``
+    seconds; the match's ``string`` is everything read so far."""
+    seen = ""
+    deadline = time.monotonic() + timeout
+    with selectors.DefaultSelector() as selector:
+        selector.register(proc.stdout, selectors.EVENT_READ)
+        while True:
+            match = re.search(pattern, seen)
+            if match:
+                return match
+            remaining = deadline - time.monotonic()
+            if remaining <= 0 or not selector.select(remaining):
+                raise AssertionError(f"no {pattern!r} in time; stdout so far: {seen!r}")
+            chunk = os.read(proc.stdout.fileno(), 4096).decode()
+            if not chunk:
+                raise AssertionError(f"process ended before {pattern!r}; stdout: {seen!r}")
+            seen += chunk

@@ -5,14 +5,13 @@ from __future__ import annotations
 
 import os
 import re
-import selectors
 import signal
 import subprocess
 import sys
 import time
 
 import pytest
-from conftest import ROOT, request
+from conftest import ROOT, read_until, request
 
 APP = """
 import sys
@@ -41,23 +40,6 @@ print("run returned", flush=True)
 """
 
 
-def _read_until(proc: subprocess.Popen, pattern: str, timeout: float = 20.0) -> str:
-    """Reads the child's stdout until `pattern` matches, within `timeout`."""
-    seen = ""
-    deadline = time.monotonic() + timeout
-    with selectors.DefaultSelector() as selector:
-        selector.register(proc.stdout, selectors.EVENT_READ)
-        while not re.search(pattern, seen):
-            remaining = deadline - time.monotonic()
-            if remaining <= 0 or not selector.select(remaining):
-                raise AssertionError(f"no {pattern!r} in time; stdout so far: {seen!r}")
-            chunk = os.read(proc.stdout.fileno(), 4096).decode()
-            if not chunk:
-                raise AssertionError(f"process ended before {pattern!r}; stdout: {seen!r}")
-            seen += chunk
-    return seen
-
-
 @pytest.fixture
 def served(tmp_path):
     script = tmp_path / "app.py"
@@ -66,7 +48,7 @@ def served(tmp_path):
         [sys.executable, str(script)], stdout=subprocess.PIPE, stderr=subprocess.PIPE
     )
     try:
-        banner = _read_until(proc, r"GET\s+/later\s+.*\n")
+        banner = read_until(proc, r"GET\s+/later\s+.*\n").string
         yield proc, banner
     finally:
         if proc.poll() is None:

@@ -15,7 +15,7 @@ from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 import pytest
 from conftest import request
 
-from sufast import App, HTTPException, JSONResponse
+from sufast import HTTPException, JSONResponse
 
 # Helpers ---------------------------------------------------------------------
 
@@ -59,21 +59,6 @@ def wait_until(predicate, timeout: float, what: str) -> None:
 def get_json(port: int, path: str):
     reply = request(port, "GET", path)
     return reply.status, json.loads(reply.body)
-
-
-@pytest.fixture
-def make_app():
-    """Builds Apps with specific settings; every one is stopped afterwards."""
-    apps = []
-
-    def make(**settings) -> App:
-        application = App(**settings)
-        apps.append(application)
-        return application
-
-    yield make
-    for application in apps:
-        application.stop(timeout=0)
 
 
 @pytest.fixture

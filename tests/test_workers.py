@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import os
 import re
-import selectors
 import signal
 import socket
 import subprocess
@@ -18,7 +17,7 @@ from pathlib import Path
 from typing import Callable, Iterator, List, NamedTuple, Set
 
 import pytest
-from conftest import ROOT, request
+from conftest import ROOT, read_until, request
 
 from sufast import App, SufastError
 
@@ -62,24 +61,6 @@ def _launch(tmp_path: Path, workers: int, setup: str = "") -> subprocess.Popen:
     # stderr goes to a file: the workers' access logs could fill a pipe.
     with open(tmp_path / "stderr.txt", "wb") as stderr:
         return subprocess.Popen([sys.executable, str(script)], stdout=subprocess.PIPE, stderr=stderr)
-
-
-def _read_until(proc: subprocess.Popen, pattern: str, timeout: float = 10.0) -> re.Match:
-    seen = ""
-    deadline = time.monotonic() + timeout
-    with selectors.DefaultSelector() as selector:
-        selector.register(proc.stdout, selectors.EVENT_READ)
-        while True:
-            match = re.search(pattern, seen)
-            if match:
-                return match
-            remaining = deadline - time.monotonic()
-            if remaining <= 0 or not selector.select(remaining):
-                raise AssertionError(f"no {pattern!r} in time; stdout so far: {seen!r}")
-            chunk = os.read(proc.stdout.fileno(), 4096).decode()
-            if not chunk:
-                raise AssertionError(f"process ended before {pattern!r}; stdout: {seen!r}")
-            seen += chunk
 
 
 def _children(parent: int) -> List[int]:
@@ -143,7 +124,7 @@ def _answering(port: int, until: Callable[[Set[int]], bool], timeout: float = 5.
 def cluster(tmp_path: Path) -> Iterator[Cluster]:
     proc = _launch(tmp_path, workers=2)
     try:
-        banner = _read_until(proc, BANNER)
+        banner = read_until(proc, BANNER)
         assert banner.group(2) == "2"
         yield Cluster(proc, int(banner.group(1)), tmp_path / "stderr.txt")
     finally:
@@ -203,7 +184,7 @@ def test_workers_that_keep_failing_at_start_are_given_up_on(tmp_path):
     # Every worker exits with code 3 right after its fork.
     proc = _launch(tmp_path, workers=2, setup="os.register_at_fork(after_in_child=lambda: os._exit(3))")
     try:
-        _read_until(proc, BANNER)
+        read_until(proc, BANNER)
         proc.communicate(timeout=10)
     finally:
         if proc.poll() is None:
