@@ -293,25 +293,18 @@ def scenarios(available: List[str], quick: bool) -> List[Scenario]:
     found += [
         Scenario("echo 1 KB", "/echo", plain, method="POST", body=ECHO_BODY),
         Scenario("precomputed + CORS", "/", ["axum", "sufast"], headers={"Origin": ORIGIN}, options={"cors": "1"}),
-        Scenario(
-            "10 vs 10,000 routes, /",
-            "/",
-            [],
-            variants=[
-                ("sufast 10", "sufast", {"routes": "10"}, None),
-                ("sufast 10000", "sufast", {"routes": "10000"}, None),
-            ],
-            baseline="sufast 10",
-        ),
-        Scenario(
-            "10 vs 10,000 routes, /users/123",
-            "/users/123",
-            [],
-            variants=[
-                ("sufast 10", "sufast", {"routes": "10"}, None),
-                ("sufast 10000", "sufast", {"routes": "10000"}, None),
-            ],
-            baseline="sufast 10",
+        *(
+            Scenario(
+                f"10 vs 10,000 routes, {path}",
+                path,
+                [],
+                variants=[
+                    ("sufast 10", "sufast", {"routes": "10"}, None),
+                    ("sufast 10000", "sufast", {"routes": "10000"}, None),
+                ],
+                baseline="sufast 10",
+            )
+            for path in ("/", "/users/123")
         ),
         Scenario(
             "workers 1 vs 2, /users/123 (both cores)",
