@@ -193,6 +193,10 @@ class Sample:
             found.append(f"{self.errors} errors")
         if pinned and self.client_util > 0.9 and self.server_util < 0.9:
             found.append("client-bound")
+        elif pinned and self.client_util > 0.95:
+            # Both cores full: the server's CPU per request still holds,
+            # but a faster server could not show more requests per second.
+            found.append("client saturated too")
         if self.other_util > 0.15:
             found.append(f"disturbed ({self.other_util:.0%} of a core elsewhere)")
         return found
@@ -386,9 +390,10 @@ def summarize_flags(runs: List[Sample], pinned: bool) -> List[str]:
     errors = sum(run.errors for run in runs)
     if errors:
         found.append(f"{errors} errors")
-    bound = sum(1 for run in runs if "client-bound" in run.flags(pinned))
-    if bound:
-        found.append(f"client-bound in {bound}/{len(runs)} rounds")
+    for flag in ("client-bound", "client saturated too"):
+        count = sum(1 for run in runs if flag in run.flags(pinned))
+        if count:
+            found.append(f"{flag} in {count}/{len(runs)} rounds")
     disturbed = [run.other_util for run in runs if run.other_util > 0.15]
     if disturbed:
         found.append(f"disturbed in {len(disturbed)}/{len(runs)} rounds (up to {max(disturbed):.0%} of a core elsewhere)")
@@ -562,7 +567,10 @@ def main() -> int:
     parser.add_argument("--seconds", type=float)
     parser.add_argument("--only", help="run only scenarios whose name contains this text")
     parser.add_argument("--out", type=Path, default=RESULTS)
+    parser.add_argument("--render", type=Path, help="only write the report again from this results.json")
     args = parser.parse_args()
+    if args.render:
+        return render(args.render, args.out)
     if os.cpu_count() is None or os.cpu_count() < 2:
         print("the benchmark pins the server and the load generator to two different cores; this machine has fewer", file=sys.stderr)
         return 2
@@ -601,15 +609,34 @@ def main() -> int:
         "versions": versions(),
         "minutes": round((time.monotonic() - started) / 60, 1),
     }
+    write(results, baselines, pinned, mem, meta, args.out)
+    print(f"written to {args.out} in {meta['minutes']} minutes")
+    return 0
+
+
+def write(results, baselines, pinned, mem, meta, out: Path) -> None:
     markdown, checks = report(results, baselines, pinned, mem, meta)
-    args.out.mkdir(parents=True, exist_ok=True)
-    (args.out / "results.md").write_text(markdown)
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "results.md").write_text(markdown)
     raw = {name: {label: [vars(s) for s in runs] for label, runs in samples.items()} for name, samples in results.items()}
-    (args.out / "results.json").write_text(json.dumps({"meta": meta, "results": raw, "memory": mem, "targets": checks}, indent=1))
-    chart(results, baselines, args.out / "chart.png")
+    document = {"meta": meta, "baselines": baselines, "pinned": pinned, "results": raw, "memory": mem, "targets": checks}
+    (out / "results.json").write_text(json.dumps(document, indent=1))
+    chart(results, baselines, out / "chart.png")
     print()
     print(markdown)
-    print(f"written to {args.out} in {meta['minutes']} minutes")
+
+
+def render(path: Path, out: Path) -> int:
+    """Writes the report again from a results.json, measuring nothing."""
+    document = json.loads(path.read_text())
+    results = {
+        name: {label: [Sample(**run) for run in runs] for label, runs in samples.items()}
+        for name, samples in document["results"].items()
+    }
+    known = {s.name: s for s in scenarios(list(servers.SERVERS), quick=False)}
+    baselines = document.get("baselines") or {n: known[n].baseline if n in known else "axum" for n in results}
+    pinned = document.get("pinned") or {n: known[n].pin if n in known else True for n in results}
+    write(results, baselines, pinned, document["memory"], document["meta"], out)
     return 0
 
 
