@@ -1,5 +1,5 @@
-"""The handler threads: they take batches of requests from the native queue
-(a blocking call that releases the GIL), run sync handlers themselves and
+"""The handler threads: they take requests from the native queue (a
+blocking call that releases the GIL), run sync handlers themselves and
 hand ``async def`` handlers to one event loop that the app owns. Tokio's
 threads never run Python."""
 
