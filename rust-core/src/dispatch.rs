@@ -354,10 +354,9 @@ pub fn take(buf: &mut [u8], timeout: Duration) -> Taken {
         // awake now: a spare wake-up costs less than a lost one.
         state.waking = false;
     }
-    let share = MAX_BATCH;
     let mut written = 0;
     let mut taken = 0;
-    while taken < share {
+    while taken < MAX_BATCH {
         let Some((id, record)) = state.queue.front() else {
             break;
         };
