@@ -21,7 +21,10 @@ endif
 ## build: the release library, copied into the Python package
 build:
 	$(CARGO) build --release $(MANIFEST)
-	cp $(CORE)/target/release/$(LIB) python/sufast/$(LIB)
+	@# A rename, not an overwrite: a process that has the library loaded
+	@# keeps its copy intact.
+	cp $(CORE)/target/release/$(LIB) python/sufast/$(LIB).tmp
+	mv -f python/sufast/$(LIB).tmp python/sufast/$(LIB)
 
 ## header: regenerate include/sufast.h from the exports
 header:
