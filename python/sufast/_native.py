@@ -81,8 +81,9 @@ def _load() -> ctypes.CDLL:
         path = library_path()
         if not path.is_file():
             raise SufastError(
-                f"the sufast native library was not found at {path}; "
-                "run `make build` in the sufast repository (or point SUFAST_LIB at the library)"
+                f"the sufast native library was not found at {path}; reinstall sufast "
+                "with pip (cargo is needed to build it from source), run `make build` "
+                "in a clone of the repository, or point SUFAST_LIB at the library"
             )
         try:
             lib = ctypes.CDLL(str(path))
