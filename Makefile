@@ -5,6 +5,7 @@ CARGO ?= cargo
 CORE := rust-core
 MANIFEST := --manifest-path $(CORE)/Cargo.toml
 TEST_VENV := .venv-test
+PORT ?= 8000
 
 # The library file name per platform, as cargo builds it and ctypes loads it.
 UNAME_S := $(shell uname -s 2>/dev/null || echo Windows)
@@ -16,7 +17,7 @@ else
   LIB := libsufast.so
 endif
 
-.PHONY: build header run test lint check-header test-rust test-python bench clean
+.PHONY: build header run wheel test lint check-header test-rust test-python bench clean
 
 ## build: the release library, copied into the Python package
 build:
@@ -30,9 +31,13 @@ build:
 header:
 	$(CARGO) run --quiet $(MANIFEST) --example header
 
-## run: serve examples/hello.py on http://127.0.0.1:8000
+## run: serve examples/hello.py on http://127.0.0.1:$(PORT) (make run PORT=9000)
 run: build
-	$(PYTHON) examples/hello.py
+	$(PYTHON) examples/hello.py $(PORT)
+
+## wheel: a wheel for this platform, built by pip as `pip install .` would, into dist/
+wheel:
+	$(PYTHON) -m pip wheel --no-deps --wheel-dir dist .
 
 ## test: formatting, lints, header, Rust tests, C program and pytest
 test: lint check-header test-rust test-python
@@ -64,6 +69,6 @@ bench: build
 
 clean:
 	$(CARGO) clean $(MANIFEST)
-	rm -rf $(TEST_VENV) .venv-bench python/sufast/$(LIB) .pytest_cache
+	rm -rf $(TEST_VENV) .venv-bench python/sufast/$(LIB) .pytest_cache build dist python/*.egg-info
 	$(CARGO) clean --manifest-path bench/axum-ref/Cargo.toml
 	find . -name __pycache__ -type d -prune -exec rm -rf {} +

@@ -1,5 +1,6 @@
 """A small sufast app with every tier: `make run` serves it on
-http://127.0.0.1:8000 and prints which tier each route is in."""
+http://127.0.0.1:8000 (`make run PORT=9000`, or `python examples/hello.py
+9000`, for another port) and prints which tier each route is in."""
 
 import sys
 import time
