@@ -118,13 +118,18 @@ def build_parser() -> argparse.ArgumentParser:
         help="log each request to stderr (default: on in development, off with --production)",
     )
     logs.add_argument("--access-log-format", choices=("common", "json"), help="Common Log Format lines, or JSON lines (default: common)")
-    logs.add_argument("--log-level", choices=LOG_LEVELS, help="the server's log level (default: info)")
+    logs.add_argument(
+        "--log-level",
+        choices=LOG_LEVELS,
+        help="what the server reports; above info, no banner and no reload messages (default: info)",
+    )
     proxies = run.add_argument_group("behind a proxy or load balancer")
     proxies.add_argument(
         "--proxy-headers",
         action=argparse.BooleanOptionalAction,
         default=None,
-        help="trust X-Forwarded-For, X-Forwarded-Proto and Forwarded from --forwarded-allow-ips (default: on)",
+        help="trust X-Forwarded-For, X-Forwarded-Proto and Forwarded from --forwarded-allow-ips "
+        "(default: on, unless the App was made with its own forwarded_allow_ips and no flag is given)",
     )
     proxies.add_argument(
         "--forwarded-allow-ips",
@@ -211,14 +216,17 @@ def _run_reloading(args: argparse.Namespace) -> int:
         except SufastError as exc:
             return _serve_error(exc)
     dirs = [d.resolve() for d in args.reload_dir] if args.reload_dir else [app_dir]
+    quiet = LOG_LEVELS.index(args.log_level or "info") < LOG_LEVELS.index("info")
     with listener:
-        return ReloadSupervisor(command, listener, dirs).run()
+        return ReloadSupervisor(command, listener, dirs, quiet=quiet).run()
 
 
 def _forwarded_flags(args: argparse.Namespace) -> List[str]:
     """The flags a reload child needs: every ``run`` flag except where to
     listen (the supervisor passes its socket) and reloading itself."""
     flags: List[str] = []
+    if args.host is not None:  # not bound by the child, but shown in its banner
+        flags += ["--host", args.host]
     if args.factory:
         flags.append("--factory")
     if args.production:
@@ -250,16 +258,17 @@ def run_options(args: argparse.Namespace, app: App) -> Dict[str, Any]:
         options["access_log_format"] = args.access_log_format
     if args.log_level is not None:
         options["log_level"] = args.log_level
-    trusted = _trusted_proxies(args)
+    trusted = _trusted_proxies(args, app)
     if trusted is not None:
         options["forwarded_allow_ips"] = trusted
     return options
 
 
-def _trusted_proxies(args: argparse.Namespace) -> Optional[List[str]]:
+def _trusted_proxies(args: argparse.Namespace, app: App) -> Optional[List[str]]:
     """Whom to trust for proxy headers, as uvicorn decides: with
     ``--no-proxy-headers`` no one, otherwise ``--forwarded-allow-ips``,
-    else ``$FORWARDED_ALLOW_IPS``, else 127.0.0.1."""
+    else ``$FORWARDED_ALLOW_IPS``, else 127.0.0.1. ``None`` keeps the list
+    the App was made with, when it has one and no flag asks otherwise."""
     if args.proxy_headers is False:
         return []
     if args.forwarded_allow_ips is not None:
@@ -270,6 +279,8 @@ def _trusted_proxies(args: argparse.Namespace) -> Optional[List[str]]:
             return _address_list(from_env)
         except argparse.ArgumentTypeError as exc:
             args.parser.error(f"$FORWARDED_ALLOW_IPS: {exc}")
+    if args.proxy_headers is None and app._forwarded_allow_ips is not None:
+        return None
     return ["127.0.0.1"]
 
 

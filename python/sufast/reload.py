@@ -93,8 +93,11 @@ class ReloadSupervisor:
     ``--fd N --reload-pipe M`` appended) and restarts the child when a
     ``.py`` file under ``dirs`` changes."""
 
-    def __init__(self, command: Sequence[str], listener: socket.socket, dirs: Sequence[Path]) -> None:
+    def __init__(self, command: Sequence[str], listener: socket.socket, dirs: Sequence[Path], *, quiet: bool = False) -> None:
+        """``quiet`` leaves out what it watches and each restart, and says
+        only that the app exited (as the log levels above info do)."""
         self._command = list(command)
+        self._quiet = quiet
         self._listener = listener
         self._dirs = list(dirs)
         self._child: Optional[subprocess.Popen] = None
@@ -112,15 +115,15 @@ class ReloadSupervisor:
         try:
             watching = watcher(self._dirs)
             for directory in self._dirs:
-                _say(f"watching for changes in {directory} ({watching.how})")
-            _say(f"reloader (pid {os.getpid()}) listening on {self._address()}")
+                self._info(f"watching for changes in {directory} ({watching.how})")
+            self._info(f"reloader (pid {os.getpid()}) listening on {self._address()}")
             self._start_child()
             while not self._signals:
                 changed = watching.changes(_TICK)
                 if self._signals:
                     break
                 if changed:
-                    _say(f"change in {_describe(changed)}; restarting")
+                    self._info(f"change in {_describe(changed)}; restarting")
                     self._stop_child()
                     if self._signals:
                         break
@@ -134,7 +137,7 @@ class ReloadSupervisor:
                 os.close(fd)
             for signum, handler in previous.items():
                 signal.signal(signum, handler)
-        if not stopped_child:
+        if not stopped_child and not self._quiet:
             # A running child says it as it stops; otherwise no one has.
             print("sufast stopped", flush=True)
         return 0
@@ -144,6 +147,10 @@ class ReloadSupervisor:
         child = self._child
         if child is not None and len(self._signals) > 1 and child.poll() is None:
             child.kill()  # a second Ctrl-C: stop waiting
+
+    def _info(self, line: str) -> None:
+        if not self._quiet:
+            _say(line)
 
     def _address(self) -> str:
         host, port = self._listener.getsockname()[:2]
@@ -178,7 +185,9 @@ class ReloadSupervisor:
             return False
         self._child = None
         if child.poll() is not None:
-            return False
+            # A Ctrl-C in a terminal reaches the child too, and it may
+            # have stopped (and said so) already.
+            return child.returncode == 0 and not self._reported_exit
         # SIGINT from a terminal reached the child already; SIGTERM is
         # what it gets otherwise.
         child.terminate()
