@@ -145,6 +145,85 @@ typedef int32_t SufastTake;
 #endif // __STDC_VERSION__ >= 202311L
 #endif // __cplusplus
 
+/*
+ How much the server says about itself: events at this level and the
+ ones above it are written. The numbers are part of the ABI
+ (`sufast_set_option("log_level", ...)`).
+ */
+enum SufastLogLevel
+#if defined(__cplusplus) || __STDC_VERSION__ >= 202311L
+  : int32_t
+#endif // defined(__cplusplus) || __STDC_VERSION__ >= 202311L
+ {
+  /*
+   Only critical events (the server has none of its own today).
+   */
+  SUFAST_LOG_LEVEL_CRITICAL = 0,
+  /*
+   Failures that lose something: accept errors, server errors.
+   */
+  SUFAST_LOG_LEVEL_ERROR = 1,
+  /*
+   Something went wrong and was handled: a stop deadline passed.
+   */
+  SUFAST_LOG_LEVEL_WARNING = 2,
+  /*
+   The default: the above, and what the server is doing.
+   */
+  SUFAST_LOG_LEVEL_INFO = 3,
+  /*
+   The above, and the server's start and stop.
+   */
+  SUFAST_LOG_LEVEL_DEBUG = 4,
+  /*
+   Everything, such as connections the client reset before accept.
+   */
+  SUFAST_LOG_LEVEL_TRACE = 5,
+};
+#ifndef __cplusplus
+#if __STDC_VERSION__ >= 202311L
+typedef enum SufastLogLevel SufastLogLevel;
+#else
+typedef int32_t SufastLogLevel;
+#endif // __STDC_VERSION__ >= 202311L
+#endif // __cplusplus
+
+/*
+ Whether and how requests are logged. The numbers are part of the ABI
+ (`sufast_set_option("access_log", ...)`).
+ */
+enum SufastAccessLog
+#if defined(__cplusplus) || __STDC_VERSION__ >= 202311L
+  : int32_t
+#endif // defined(__cplusplus) || __STDC_VERSION__ >= 202311L
+ {
+  /*
+   The default: common format in development, none in production.
+   */
+  SUFAST_ACCESS_LOG_AUTO = 0,
+  /*
+   No access log.
+   */
+  SUFAST_ACCESS_LOG_OFF = 1,
+  /*
+   `host - - [time] "request line" status bytes duration`, bytes `-`
+   when the body is empty, the duration in milliseconds (`0.123ms`).
+   */
+  SUFAST_ACCESS_LOG_COMMON = 2,
+  /*
+   One JSON object per line: time, client, method, path, protocol,
+   status, bytes, duration_ms.
+   */
+  SUFAST_ACCESS_LOG_JSON = 3,
+};
+#ifndef __cplusplus
+#if __STDC_VERSION__ >= 202311L
+typedef enum SufastAccessLog SufastAccessLog;
+#else
+typedef int32_t SufastAccessLog;
+#endif // __STDC_VERSION__ >= 202311L
+#endif // __cplusplus
+
 
 
 #ifdef __cplusplus
@@ -302,6 +381,23 @@ bool sufast_respond(uint64_t id, const uint8_t *response, size_t len);
  at least 1.
  */
 bool sufast_set_limits(uint32_t max_pending, uint64_t max_body_bytes);
+
+/*
+ Sets the option `name` (`len` bytes of UTF-8) to `value`:
+ - `"log_level"`: a `SufastLogLevel`; server events below it are not
+   written. Effective at once; the default is `SUFAST_LOG_LEVEL_INFO`.
+ - `"access_log"`: a `SufastAccessLog`; effective from the next start.
+   The default, `SUFAST_ACCESS_LOG_AUTO`, logs in the common format
+   unless the server is started in production mode.
+
+ Events go to stderr as `sufast: <level>: <message>` lines, the access
+ log as one line per request. Returns `false` with
+ `SUFAST_ERROR_CODE_INVALID_ARGUMENT` for an unknown name or value.
+
+ # Safety
+ `name` must point to `len` readable bytes (or be NULL, an error).
+ */
+bool sufast_set_option(const uint8_t *name, size_t len, int64_t value);
 
 /*
  The library version as a static NUL-terminated string, e.g. "0.1.0". Owned

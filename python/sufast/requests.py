@@ -158,6 +158,7 @@ class Request:
         "_params",
         "_headers_raw",
         "_body",
+        "_scheme",
         "_awaitable",
         "_path_params",
         "_path_param_reader",
@@ -179,6 +180,7 @@ class Request:
         params: List[str],
         headers_raw: bytes,
         body: bytes,
+        scheme: str = "http",
     ) -> None:
         self.id = id
         self.handler = handler
@@ -191,6 +193,7 @@ class Request:
         self._params = params
         self._headers_raw = headers_raw
         self._body = body
+        self._scheme = scheme
         self._awaitable = False
         self._path_params: Optional[Dict[str, Any]] = None
         self._path_param_reader: Optional[Callable[[List[str]], Dict[str, Any]]] = None
@@ -205,11 +208,18 @@ class Request:
         return unquote(self._raw_path)
 
     @property
+    def scheme(self) -> str:
+        """``"http"``, or ``"https"`` when a trusted proxy said the client
+        used it (see ``App(forwarded_allow_ips=...)``)."""
+        return self._scheme
+
+    @property
     def url(self) -> str:
-        """The full URL as the client asked for it, path still encoded."""
+        """The full URL as the client asked for it, path still encoded; its
+        scheme is ``scheme``."""
         host = self.headers.get("host") or "localhost"
         query = f"?{self._query}" if self._query else ""
-        return f"http://{host}{self._raw_path}{query}"
+        return f"{self._scheme}://{host}{self._raw_path}{query}"
 
     @property
     def query_string(self) -> str:
@@ -255,7 +265,9 @@ class Request:
 
     @property
     def client(self) -> Optional[Address]:
-        """The client's ``(host, port)``, or ``None`` when unknown."""
+        """The client's ``(host, port)``, or ``None`` when unknown. Behind a
+        trusted proxy (``App(forwarded_allow_ips=...)``), the client the
+        proxy named, port 0 when it named none."""
         return Address(self._host, self._port) if self._host else None
 
     def _give(self, value: Any) -> Any:
@@ -286,7 +298,7 @@ class Request:
         return f"<Request {self.method} {self._raw_path}>"
 
 
-_FIXED = struct.Struct("<IQIHH6I")
+_FIXED = struct.Struct("<IQIHH7I")
 # The path parameters' lengths, by their number (routes have few).
 _LENGTHS = [struct.Struct(f"<{n}I") for n in range(16)]
 _PAIR = struct.Struct("<II")
@@ -312,7 +324,7 @@ def decode_records(data: bytes) -> List[Request]:
     offset, end = 0, len(data)
     fixed = _FIXED.size
     while offset < end:
-        (rest, rid, handler, port, count, n_method, n_path, n_query, n_host, n_headers, n_body) = _FIXED.unpack_from(
+        (rest, rid, handler, port, count, n_method, n_path, n_query, n_host, n_scheme, n_headers, n_body) = _FIXED.unpack_from(
             data, offset
         )
         record_end = offset + 4 + rest
@@ -327,6 +339,8 @@ def decode_records(data: bytes) -> List[Request]:
         pos += n_query
         host = data[pos : pos + n_host].decode("latin-1")
         pos += n_host
+        scheme = "http" if n_scheme == 4 else data[pos : pos + n_scheme].decode("latin-1")
+        pos += n_scheme
         params = []
         for length in lengths:
             params.append(data[pos : pos + length].decode("utf-8"))
@@ -334,6 +348,6 @@ def decode_records(data: bytes) -> List[Request]:
         headers = data[pos : pos + n_headers]
         pos += n_headers
         body = data[pos : pos + n_body]
-        requests.append(Request(rid, handler, method, path, query, host, port, params, headers, body))
+        requests.append(Request(rid, handler, method, path, query, host, port, params, headers, body, scheme))
         offset = record_end
     return requests

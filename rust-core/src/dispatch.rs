@@ -10,10 +10,15 @@
 //! u32 handler id          (from the route table)
 //! u16 client port
 //! u16 number of path parameters (n)
-//! u32 × 6 lengths of: method, raw path, raw query, client host, headers, body
+//! u32 × 7 lengths of: method, raw path, raw query, client host, scheme,
+//!         headers, body
 //! u32 × n lengths of the percent-decoded path parameter values
-//! the bytes of: method, path, query, host, parameters…, headers, body
+//! the bytes of: method, path, query, host, scheme, parameters…, headers, body
 //! ```
+//! The client host and port are the TCP peer's, or those a trusted proxy
+//! named (port 0 when it named none); the scheme is `http`, or `https`
+//! when a trusted proxy said so.
+//!
 //! The headers block repeats `u32 name length, u32 value length, name,
 //! value` for every header as received (lower-case names, repeats kept).
 //!
@@ -36,6 +41,7 @@ use once_cell::sync::Lazy;
 use tokio::sync::{oneshot, Notify};
 
 use crate::error::{Error, SufastErrorCode};
+use crate::routes::forwarded::Client;
 use crate::routes::spec::{is_managed_header, StaticResponse};
 
 /// How many requests may wait for or be inside handlers unless told otherwise.
@@ -51,7 +57,7 @@ const MAX_BATCH: usize = 1;
 /// nothing queued back for longer than about this).
 const STALL: Duration = Duration::from_millis(1);
 
-const FIXED: usize = 4 + 8 + 4 + 2 + 2 + 6 * 4;
+const FIXED: usize = 4 + 8 + 4 + 2 + 2 + 7 * 4;
 
 static QUEUE: Lazy<Queue> = Lazy::new(|| Queue {
     state: Mutex::new(State {
@@ -125,7 +131,7 @@ pub struct RequestParts<'a> {
     pub method: &'a str,
     pub path: &'a str,
     pub query: &'a str,
-    pub client: Option<std::net::SocketAddr>,
+    pub client: &'a Client,
     pub params: &'a [String],
     pub headers: &'a HeaderMap,
     pub body: &'a [u8],
@@ -134,7 +140,7 @@ pub struct RequestParts<'a> {
 impl RequestParts<'_> {
     /// The record for request `id`; `None` if a part exceeds 4 GiB.
     fn encode(&self, id: u64) -> Option<Vec<u8>> {
-        let host = self.client.map(|c| c.ip().to_string()).unwrap_or_default();
+        let host = self.client.host();
         let headers_len: usize = self
             .headers
             .iter()
@@ -145,6 +151,7 @@ impl RequestParts<'_> {
             self.path.as_bytes(),
             self.query.as_bytes(),
             host.as_bytes(),
+            self.client.scheme.as_bytes(),
         ];
         let variable: usize = parts.iter().map(|p| p.len()).sum::<usize>()
             + self.params.iter().map(|p| 4 + p.len()).sum::<usize>()
@@ -156,7 +163,7 @@ impl RequestParts<'_> {
         out.extend_from_slice(&rest.to_le_bytes());
         out.extend_from_slice(&id.to_le_bytes());
         out.extend_from_slice(&self.handler.to_le_bytes());
-        out.extend_from_slice(&self.client.map_or(0, |c| c.port()).to_le_bytes());
+        out.extend_from_slice(&self.client.port().to_le_bytes());
         out.extend_from_slice(&u16::try_from(self.params.len()).ok()?.to_le_bytes());
         for part in parts {
             out.extend_from_slice(&len32(part.len())?);
@@ -614,7 +621,11 @@ mod tests {
             method: "GET",
             path: "/u/42",
             query: "v=1",
-            client: Some("127.0.0.1:5000".parse().unwrap()),
+            client: &Client {
+                peer: Some("10.0.0.1:9".parse().unwrap()),
+                forwarded: Some(("127.0.0.1".to_owned(), 5000)),
+                scheme: "https",
+            },
             params: &params,
             headers: &headers,
             body: b"xyz",
@@ -626,10 +637,10 @@ mod tests {
         assert_eq!(u32_at(12), 3);
         assert_eq!(u16::from_le_bytes([record[16], record[17]]), 5000);
         assert_eq!(u16::from_le_bytes([record[18], record[19]]), 1);
-        let lens: Vec<u32> = (0..7).map(|i| u32_at(20 + 4 * i)).collect();
-        assert_eq!(lens, [3, 5, 3, 9, 2 * (8 + 3 + 1), 3, 2]);
+        let lens: Vec<u32> = (0..8).map(|i| u32_at(20 + 4 * i)).collect();
+        assert_eq!(lens, [3, 5, 3, 9, 5, 2 * (8 + 3 + 1), 3, 2]);
         let tail = &record[FIXED + 4..];
-        assert!(tail.starts_with(b"GET/u/42v=1127.0.0.142"));
+        assert!(tail.starts_with(b"GET/u/42v=1127.0.0.1https42"));
         assert!(tail.ends_with(b"x-a1\x03\x00\x00\x00\x01\x00\x00\x00x-a2xyz"));
     }
 }

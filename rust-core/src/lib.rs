@@ -9,6 +9,8 @@
 //!   error.
 //! - [`routes`]: the route-table format, its validation and matching (pure).
 //! - [`server`]: the live table, the axum app, start and graceful stop.
+//! - [`listener`]: the listening socket, with accept errors logged.
+//! - [`log`]: the event log and the access log, on stderr.
 //! - [`tiers`]: how static, dynamic and cached routes answer.
 //! - [`dispatch`]: the queue of requests for handlers outside Rust, and
 //!   the byte layouts they cross in.
@@ -29,6 +31,8 @@ pub mod cache;
 pub mod dispatch;
 pub mod error;
 pub mod ffi;
+pub mod listener;
+pub mod log;
 pub mod routes;
 pub mod server;
 pub mod tiers;
@@ -313,6 +317,50 @@ pub extern "C" fn sufast_set_limits(max_pending: u32, max_body_bytes: u64) -> bo
         }
         dispatch::set_max_pending(max_pending as usize);
         tiers::set_max_body(usize::try_from(max_body_bytes).unwrap_or(usize::MAX));
+        Ok(true)
+    })
+}
+
+/// Sets the option `name` (`len` bytes of UTF-8) to `value`:
+/// - `"log_level"`: a `SufastLogLevel`; server events below it are not
+///   written. Effective at once; the default is `SUFAST_LOG_LEVEL_INFO`.
+/// - `"access_log"`: a `SufastAccessLog`; effective from the next start.
+///   The default, `SUFAST_ACCESS_LOG_AUTO`, logs in the common format
+///   unless the server is started in production mode.
+///
+/// Events go to stderr as `sufast: <level>: <message>` lines, the access
+/// log as one line per request. Returns `false` with
+/// `SUFAST_ERROR_CODE_INVALID_ARGUMENT` for an unknown name or value.
+///
+/// # Safety
+/// `name` must point to `len` readable bytes (or be NULL, an error).
+#[no_mangle]
+pub unsafe extern "C" fn sufast_set_option(name: *const u8, len: usize, value: i64) -> bool {
+    boundary("sufast_set_option", false, || {
+        // SAFETY: the caller's contract above.
+        let name = unsafe { borrow_str(name, len, "option name") }?;
+        let invalid = |what: &str| {
+            error::Error::new(
+                SufastErrorCode::InvalidArgument,
+                format!("option {name:?}: {value} is not {what}"),
+            )
+        };
+        match name {
+            "log_level" => log::set_level(
+                log::SufastLogLevel::from_number(value)
+                    .ok_or_else(|| invalid("a log level (0 critical to 5 trace)"))?,
+            ),
+            "access_log" => log::set_access_log(
+                log::SufastAccessLog::from_number(value)
+                    .ok_or_else(|| invalid("an access log setting (0 auto to 3 json)"))?,
+            ),
+            _ => {
+                return Err(error::Error::new(
+                    SufastErrorCode::InvalidArgument,
+                    format!("unknown option {name:?}; expected log_level or access_log"),
+                ))
+            }
+        }
         Ok(true)
     })
 }

@@ -21,6 +21,9 @@ use tokio::sync::oneshot;
 
 use crate::cache::Cache;
 use crate::error::{Error, SufastErrorCode};
+use crate::listener::{Accept, Peer};
+use crate::log::{self, SufastAccessLog, SufastLogLevel};
+use crate::routes::forwarded::Client;
 use crate::routes::{Lookup, RouteTable, Serve};
 use crate::{dispatch, tiers};
 
@@ -68,24 +71,32 @@ pub fn check_routes(json: &[u8]) -> Result<usize, Error> {
 /// Per-server settings the handler sees.
 #[derive(Clone, Copy)]
 struct Settings {
-    access_log: bool,
+    access_log: SufastAccessLog,
 }
 
 /// The axum app: every request goes to one handler that consults the
 /// live route table.
-pub fn app(access_log: bool) -> Router {
+pub fn app(access_log: SufastAccessLog) -> Router {
     Router::new()
         .fallback(handle)
         .with_state(Settings { access_log })
 }
 
 async fn handle(State(settings): State<Settings>, request: Request) -> Response {
-    let log = settings.access_log.then(|| AccessLog::of(&request));
+    let peer = request
+        .extensions()
+        .get::<ConnectInfo<Peer>>()
+        .map(|info| info.0 .0);
     let head = request.method() == Method::HEAD;
+    let mut log = None;
     // The table is only borrowed here: a handler call below may outlive it.
     let call = {
         let routes = ROUTES.load();
         let app = routes.app_wide();
+        let client = app.client(peer, request.headers());
+        if settings.access_log != SufastAccessLog::Off {
+            log = Some(AccessLog::of(&request, &client, settings.access_log));
+        }
         // Only an OPTIONS request can be a preflight; no other pays for it.
         let preflight = match *request.method() {
             Method::OPTIONS => app.preflight(request.headers()),
@@ -95,7 +106,7 @@ async fn handle(State(settings): State<Settings>, request: Request) -> Response 
             Some(preflight) => Err(tiers::owned(preflight)),
             None => {
                 let origin = app.allowed_origin(request.headers());
-                match answer(&routes, &request) {
+                match answer(&routes, &request, client) {
                     Answer::Stored(mut response) => {
                         app.finish_prepared(response.headers_mut(), origin);
                         Err(response)
@@ -104,8 +115,8 @@ async fn handle(State(settings): State<Settings>, request: Request) -> Response 
                         app.finish(response.headers_mut(), origin);
                         Err(response)
                     }
-                    Answer::Handler(handler, params, cache) => {
-                        Ok((handler, params, cache, Arc::clone(app), origin))
+                    Answer::Handler(handler, params, cache, client) => {
+                        Ok((handler, params, cache, client, Arc::clone(app), origin))
                     }
                 }
             }
@@ -113,10 +124,10 @@ async fn handle(State(settings): State<Settings>, request: Request) -> Response 
     };
     let response = match call {
         Err(response) => response,
-        Ok((handler, params, cache, app, origin)) => {
+        Ok((handler, params, cache, client, app, origin)) => {
             let mut response = match cache {
-                None => tiers::dynamic(handler, params, request).await,
-                Some(cache) => tiers::cached(handler, params, cache, request).await,
+                None => tiers::dynamic(handler, params, client, request).await,
+                Some(cache) => tiers::cached(handler, params, cache, client, request).await,
             };
             app.finish(response.headers_mut(), origin);
             response
@@ -139,17 +150,18 @@ enum Answer {
     Stored(Response),
     /// Send a response made for this request.
     Made(Response),
-    /// Ask a handler: its id, the parameter values, the route's cache.
-    Handler(u32, Vec<String>, Option<Arc<Cache>>),
+    /// Ask a handler: its id, the parameter values, the route's cache, the
+    /// client.
+    Handler(u32, Vec<String>, Option<Arc<Cache>>, Client),
 }
 
-fn answer(routes: &RouteTable, request: &Request) -> Answer {
+fn answer(routes: &RouteTable, request: &Request, client: Client) -> Answer {
     match routes.lookup(request.method(), request.uri().path()) {
         Lookup::Found(route, params) => match &route.serve {
             Serve::Static(response) => Answer::Stored(tiers::stored(response)),
-            Serve::Dynamic { handler } => Answer::Handler(*handler, params, None),
+            Serve::Dynamic { handler } => Answer::Handler(*handler, params, None, client),
             Serve::Cached { handler, cache } => {
-                Answer::Handler(*handler, params, Some(cache.clone()))
+                Answer::Handler(*handler, params, Some(cache.clone()), client)
             }
         },
         Lookup::NotFound => Answer::Made(error_response(
@@ -189,22 +201,35 @@ fn without_body(response: Response) -> Response {
 /// What the access log line needs of a request, taken before the request
 /// is handed on.
 struct AccessLog {
+    format: SufastAccessLog,
     started: Instant,
     client: String,
-    line: String,
+    method: Method,
+    target: String,
+    protocol: &'static str,
 }
 
 impl AccessLog {
-    fn of(request: &Request) -> Self {
-        let client = request
-            .extensions()
-            .get::<ConnectInfo<SocketAddr>>()
-            .map_or_else(|| "-".to_owned(), |c| c.0.to_string());
-        let uri = request.uri().path_and_query().map_or("/", |p| p.as_str());
+    fn of(request: &Request, client: &Client, format: SufastAccessLog) -> Self {
         AccessLog {
+            format,
             started: Instant::now(),
-            client,
-            line: format!("{} {uri} {:?}", request.method(), request.version()),
+            client: match client.host() {
+                host if host.is_empty() => "-".to_owned(),
+                host => host.into_owned(),
+            },
+            method: request.method().clone(),
+            target: request
+                .uri()
+                .path_and_query()
+                .map_or("/", |p| p.as_str())
+                .to_owned(),
+            protocol: match request.version() {
+                axum::http::Version::HTTP_09 => "HTTP/0.9",
+                axum::http::Version::HTTP_10 => "HTTP/1.0",
+                axum::http::Version::HTTP_2 => "HTTP/2.0",
+                _ => "HTTP/1.1",
+            },
         }
     }
 
@@ -212,12 +237,17 @@ impl AccessLog {
         let bytes = axum::body::HttpBody::size_hint(response.body())
             .exact()
             .unwrap_or(0);
-        eprintln!(
-            "{} \"{}\" {} {bytes} {:.3}ms",
-            self.client,
-            self.line,
-            response.status().as_u16(),
-            self.started.elapsed().as_secs_f64() * 1000.0
+        log::access(
+            self.format,
+            &log::Access {
+                client: &self.client,
+                method: self.method.as_str(),
+                target: &self.target,
+                protocol: self.protocol,
+                status: response.status().as_u16(),
+                bytes,
+                duration: self.started.elapsed(),
+            },
         );
     }
 }
@@ -326,11 +356,12 @@ fn start_with(
         let _context = runtime.enter();
         TcpListener::from_std(listener).map_err(runtime_error)?
     };
+    let access_log = log::access_log().resolve(production);
     let (stop, stop_requested) = oneshot::channel();
     let thread = std::thread::Builder::new()
         .name("sufast-server".into())
         .spawn(move || {
-            runtime.block_on(run(listener, app(!production), stop_requested));
+            runtime.block_on(run(listener, app(access_log), stop_requested));
             // Connections still open past the deadline are dropped here.
             runtime.shutdown_timeout(Duration::from_millis(100));
         })
@@ -342,6 +373,10 @@ fn start_with(
         thread,
     });
     PORT.store(bound.port(), Ordering::SeqCst);
+    log::event(
+        SufastLogLevel::Debug,
+        format_args!("server listening on {bound}"),
+    );
     Ok(bound.port())
 }
 
@@ -352,8 +387,8 @@ async fn run(listener: TcpListener, app: Router, stop_requested: oneshot::Receiv
     tokio::spawn(dispatch::watch());
     let (drain, draining) = oneshot::channel::<()>();
     let serve = axum::serve(
-        listener,
-        app.into_make_service_with_connect_info::<SocketAddr>(),
+        Accept::new(listener),
+        app.into_make_service_with_connect_info::<Peer>(),
     )
     .with_graceful_shutdown(async move {
         let _ = draining.await;
@@ -367,11 +402,14 @@ async fn run(listener: TcpListener, app: Router, stop_requested: oneshot::Receiv
     tokio::select! {
         served = serve.into_future() => {
             if let Err(e) = served {
-                eprintln!("sufast: server error: {e}");
+                log::event(SufastLogLevel::Error, format_args!("server error: {e}"));
             }
         }
         () = deadline => {
-            eprintln!("sufast: stop deadline passed; closing connections still open");
+            log::event(
+                SufastLogLevel::Warning,
+                "stop deadline passed; closing connections still open",
+            );
         }
     }
 }
@@ -391,6 +429,7 @@ pub fn stop(deadline: Duration) -> Result<(), Error> {
     let joined = running.thread.join();
     // Only now: handlers answered requests in flight until the deadline.
     dispatch::close();
+    log::event(SufastLogLevel::Debug, "server stopped");
     joined.map_err(|_| {
         Error::new(
             SufastErrorCode::Panic,
@@ -415,7 +454,7 @@ mod tests {
             .uri(uri)
             .body(Body::empty())
             .unwrap();
-        app(false).oneshot(request).await.unwrap()
+        app(SufastAccessLog::Off).oneshot(request).await.unwrap()
     }
 
     async fn text(response: Response) -> String {

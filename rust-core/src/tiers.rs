@@ -2,19 +2,19 @@
 //! bytes, dynamic routes by their handler through the dispatch queue,
 //! cached routes from their cache with one render per expiry.
 
-use std::net::SocketAddr;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Instant;
 
 use axum::body::Body;
-use axum::extract::{ConnectInfo, Request};
+use axum::extract::Request;
 use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::Response;
 use http_body_util::LengthLimitError;
 
 use crate::cache::{Cache, Plan, Rendered};
 use crate::dispatch::{self, json_error, Rejected, RequestParts};
+use crate::routes::forwarded::Client;
 use crate::routes::StaticResponse;
 
 /// The largest request body a handler is given unless told otherwise.
@@ -44,8 +44,13 @@ pub fn owned(response: StaticResponse) -> Response {
 }
 
 /// Answers `request` with the handler `handler`, per request.
-pub async fn dynamic(handler: u32, params: Vec<String>, request: Request) -> Response {
-    owned(call(handler, params, request).await)
+pub async fn dynamic(
+    handler: u32,
+    params: Vec<String>,
+    client: Client,
+    request: Request,
+) -> Response {
+    owned(call(handler, params, &client, request).await)
 }
 
 /// Answers `request` from `cache`, rendering through `handler` when the
@@ -54,6 +59,7 @@ pub async fn cached(
     handler: u32,
     params: Vec<String>,
     cache: Arc<Cache>,
+    client: Client,
     request: Request,
 ) -> Response {
     let key = request
@@ -64,13 +70,13 @@ pub async fn cached(
     match cache.plan(&key, Instant::now()) {
         Plan::Serve(response) => stored(&response),
         Plan::Wait(render) => wait(render).await,
-        Plan::Bypass => dynamic(handler, params, request).await,
+        Plan::Bypass => dynamic(handler, params, client, request).await,
         Plan::Render { done, stale } => {
             let render = done.subscribe();
             // The render runs as a task of its own: the client that started
             // it may leave, the others still get the response.
             tokio::spawn(async move {
-                let response = Arc::new(call(handler, params, request).await);
+                let response = Arc::new(call(handler, params, &client, request).await);
                 cache.finish(&key, &response, Instant::now());
                 let _ = done.send(Some(response));
             });
@@ -95,11 +101,12 @@ async fn wait(mut render: Rendered) -> Response {
 
 /// Reads the body, hands the request to its handler and waits for the
 /// response. Every failure is a response: 413, 503 or 500.
-async fn call(handler: u32, params: Vec<String>, request: Request) -> StaticResponse {
-    let client = request
-        .extensions()
-        .get::<ConnectInfo<SocketAddr>>()
-        .map(|c| c.0);
+async fn call(
+    handler: u32,
+    params: Vec<String>,
+    client: &Client,
+    request: Request,
+) -> StaticResponse {
     let (parts, body) = request.into_parts();
     let body = match axum::body::to_bytes(body, MAX_BODY.load(Ordering::Relaxed)).await {
         Ok(body) => body,

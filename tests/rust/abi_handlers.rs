@@ -38,10 +38,10 @@ fn parse(bytes: &[u8]) -> Vec<Record> {
         let id = u64::from_le_bytes(bytes[at + 4..at + 12].try_into().unwrap());
         let handler = u32_at(bytes, at + 12) as u32;
         let count = u16::from_le_bytes([bytes[at + 18], bytes[at + 19]]) as usize;
-        let lens: Vec<usize> = (0..6 + count)
+        let lens: Vec<usize> = (0..7 + count)
             .map(|i| u32_at(bytes, at + 20 + 4 * i))
             .collect();
-        let mut pos = at + 44 + 4 * count;
+        let mut pos = at + 48 + 4 * count;
         let mut next = |n: usize| {
             let part = bytes[pos..pos + n].to_vec();
             pos += n;
@@ -52,9 +52,11 @@ fn parse(bytes: &[u8]) -> Vec<Record> {
         let path = text(next(lens[1]));
         let query = text(next(lens[2]));
         let _host = next(lens[3]);
-        let params = lens[6..].iter().map(|n| text(next(*n))).collect();
-        let block = next(lens[4]);
-        let body = next(lens[5]);
+        let scheme = text(next(lens[4]));
+        assert_eq!(scheme, "http", "no proxy is trusted");
+        let params = lens[7..].iter().map(|n| text(next(*n))).collect();
+        let block = next(lens[5]);
+        let body = next(lens[6]);
         let mut headers = Vec::new();
         let mut h = 0;
         while h < block.len() {

@@ -310,3 +310,44 @@ fn start_server_fd_is_unsupported_outside_unix() {
         "outside Unix",
     );
 }
+
+// ---------------------------------------------------------------------------
+// Options.
+// ---------------------------------------------------------------------------
+
+fn set_option(name: &str, value: i64) -> bool {
+    // SAFETY: a live slice for the duration of the call.
+    unsafe { sufast::sufast_set_option(name.as_ptr(), name.len(), value) }
+}
+
+#[test]
+fn set_option_takes_known_names_and_values_only() {
+    let _serial = serial();
+    use sufast::log::{SufastAccessLog, SufastLogLevel};
+    assert!(set_option("log_level", SufastLogLevel::Trace as i64));
+    assert!(set_option("log_level", SufastLogLevel::Info as i64));
+    assert!(set_option("access_log", SufastAccessLog::Json as i64));
+    assert!(set_option("access_log", SufastAccessLog::Auto as i64));
+
+    assert!(!set_option("log_level", 6));
+    assert_failed(
+        SufastErrorCode::InvalidArgument,
+        &["log_level", "6"],
+        "bad level",
+    );
+    assert!(!set_option("access_log", -1));
+    assert_failed(
+        SufastErrorCode::InvalidArgument,
+        &["access_log", "-1"],
+        "bad format",
+    );
+    assert!(!set_option("max_everything", 1));
+    assert_failed(
+        SufastErrorCode::InvalidArgument,
+        &["unknown option", "max_everything", "log_level"],
+        "unknown name",
+    );
+    // SAFETY: NULL is refused before it is read.
+    assert!(!unsafe { sufast::sufast_set_option(ptr::null(), 3, 1) });
+    assert_failed(SufastErrorCode::NullPointer, &["option name"], "NULL name");
+}

@@ -1,25 +1,28 @@
 //! The app-wide section of a route table, `"@app"`: headers every response
-//! carries, and a CORS policy. Whatever does not depend on the request is
+//! carries, a CORS policy, and the proxies whose forwarding headers are
+//! trusted. Whatever does not depend on the request is
 //! merged into each stored response once, when the table is built; a
 //! request to a stored response then costs nothing more, or one `Origin`
 //! lookup when the policy names origins.
 //!
 //! ```json
 //! {"@app": {"headers": {"X-Powered-By": "sufast"},
-//!           "cors": {"allow_origins": ["https://example.com"]}},
+//!           "cors": {"allow_origins": ["https://example.com"]},
+//!           "forwarded_allow_ips": ["127.0.0.1", "10.0.0.0/8"]},
 //!  "GET": {"/": "{}"}}
 //! ```
 
 use axum::http::{HeaderMap, HeaderValue};
 
 use super::cors::Cors;
+use super::forwarded::{Client, Trust};
 use super::json::Json;
 use super::spec::{self, StaticResponse};
 
 /// The table's key for the section: `@` cannot appear in an HTTP method.
 pub const KEY: &str = "@app";
 
-const FIELDS: &str = "headers, cors";
+const FIELDS: &str = "headers, cors, forwarded_allow_ips";
 
 /// A validated app-wide section; the default adds nothing.
 #[derive(Debug, Default)]
@@ -27,6 +30,7 @@ pub struct AppWide {
     /// Sent on every response that does not set the same name itself.
     headers: HeaderMap,
     cors: Option<Cors>,
+    trust: Trust,
 }
 
 impl AppWide {
@@ -51,6 +55,10 @@ impl AppWide {
                         _ => Some(Cors::parse(value).map_err(|why| format!("cors: {why}"))?),
                     }
                 }
+                "forwarded_allow_ips" => {
+                    app.trust =
+                        Trust::parse(value).map_err(|why| format!("forwarded_allow_ips: {why}"))?
+                }
                 _ => return Err(format!("unknown field {field:?}; expected one of {FIELDS}")),
             }
         }
@@ -73,6 +81,15 @@ impl AppWide {
         if let Some(cors) = &self.cors {
             cors.prepare(headers);
         }
+    }
+
+    /// Per request: who the client is, from a trusted proxy's headers when
+    /// the peer is one; the peer itself at once when none is trusted.
+    pub fn client(&self, peer: Option<std::net::SocketAddr>, request: &HeaderMap) -> Client {
+        if self.trust.is_empty() {
+            return Client::direct(peer);
+        }
+        self.trust.client(peer, request)
     }
 
     /// Per request, before the request is handed on: the origin its

@@ -3,6 +3,7 @@
 
 pub mod app_wide;
 pub mod cors;
+pub mod forwarded;
 mod json;
 pub mod pattern;
 pub mod spec;
