@@ -26,6 +26,7 @@ __all__ = [
     "library_path",
     "responder",
     "set_limits",
+    "set_option",
     "set_routes",
     "start",
     "start_fd",
@@ -48,6 +49,7 @@ _SYMBOLS = (
     ("sufast_take_requests", (POINTER(c_char), c_size_t, c_uint32, POINTER(c_size_t)), c_int32),
     ("sufast_respond", (c_uint64, c_char_p, c_size_t), c_bool),
     ("sufast_set_limits", (c_uint32, ctypes.c_uint64), c_bool),
+    ("sufast_set_option", (c_char_p, c_size_t, ctypes.c_int64), c_bool),
     # A static string owned by the library: read with string_at, never freed.
     ("sufast_version", (), c_void_p),
 )
@@ -180,6 +182,19 @@ def set_limits(max_pending: int, max_body_size: int) -> None:
     """Sets how many requests may wait for handlers and the largest body."""
     lib = _load()
     _check(lib, lib.sufast_set_limits(max_pending, max_body_size))
+
+
+# SufastLogLevel and SufastAccessLog in include/sufast.h.
+LOG_LEVELS = {"critical": 0, "error": 1, "warning": 2, "info": 3, "debug": 4, "trace": 5}
+ACCESS_LOGS = {"auto": 0, "off": 1, "common": 2, "json": 3}
+
+
+def set_option(name: str, value: int) -> None:
+    """Sets a library option (``log_level``, ``access_log``) to a number
+    from ``LOG_LEVELS`` or ``ACCESS_LOGS``."""
+    lib = _load()
+    encoded = name.encode("utf-8")
+    _check(lib, lib.sufast_set_option(encoded, len(encoded), value))
 
 
 # What sufast_take_requests returns (SufastTake in include/sufast.h).

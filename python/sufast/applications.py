@@ -4,11 +4,12 @@ native server (``run`` blocks, ``start``/``stop`` do not)."""
 from __future__ import annotations
 
 import atexit
+import logging
 import signal
 import sys
 import threading
 import warnings
-from typing import Any, Callable, Dict, List, Optional, Tuple, TypeVar
+from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple, TypeVar
 
 from . import _native
 from ._version import __version__
@@ -47,6 +48,7 @@ class App:
         cache_max_entries: int = 1024,
         headers: HeadersInput = None,
         cors: Optional[CORS] = None,
+        forwarded_allow_ips: Optional[Sequence[str]] = None,
     ) -> None:
         """``threads`` Python threads run sync handlers (and hand ``async
         def`` ones to the app's event loop); at most ``max_pending``
@@ -60,12 +62,25 @@ class App:
         response sets the same name. ``cors`` is a ``CORS`` policy the
         server applies to every response, answering preflight requests
         itself. A bad header or policy raises ``SufastError`` here.
+
+        ``forwarded_allow_ips`` lists the proxies (IP addresses, networks
+        such as ``"10.0.0.0/8"``, or ``"*"`` for any) whose
+        ``X-Forwarded-For``, ``X-Forwarded-Proto`` and ``Forwarded`` headers
+        are believed: a request from one of them gets the client and scheme
+        the headers name in ``request.client``, ``request.url`` and the
+        access log. From anyone else the headers are ignored. By default no
+        proxy is trusted.
         """
         _check_count("threads", threads)
         _check_count("max_pending", max_pending, 2**32 - 1)
         _check_count("max_body_size", max_body_size, 2**64 - 1)
         _check_count("cache_max_entries", cache_max_entries, 2**32 - 1)
-        self._app_wide = _app_wide(headers, cors)
+        self._headers = headers
+        self._cors = cors
+        self._forwarded_allow_ips = _ip_list(forwarded_allow_ips)
+        self._app_wide = _app_wide(headers, cors, self._forwarded_allow_ips)
+        # What is served: the App's section, or start()'s override of it.
+        self._serving_app_wide = self._app_wide
         self._routes: Dict[Tuple[str, str], Route] = {}
         self._endpoints: Dict[int, Endpoint] = {}
         self._next_handler = 1
@@ -200,25 +215,54 @@ class App:
         return _native.bound_port() if self.running else 0
 
     def _ship(self) -> None:
-        _native.set_routes(route_table(self.routes, self._production, self._app_wide))
+        app_wide = self._serving_app_wide
+        _native.set_routes(route_table(self.routes, self._production, app_wide))
 
-    def start(self, port: int = 0, *, production: bool = False, host: Optional[str] = None, _fd: Optional[int] = None) -> int:
+    def start(
+        self,
+        port: int = 0,
+        *,
+        production: bool = False,
+        host: Optional[str] = None,
+        fd: Optional[int] = None,
+        access_log: Optional[bool] = None,
+        access_log_format: str = "common",
+        log_level: str = "info",
+        forwarded_allow_ips: Optional[Sequence[str]] = None,
+    ) -> int:
         """Starts serving without blocking and returns the bound port.
 
-        ``production`` binds 0.0.0.0, hides exception text from 500 bodies
-        and logs only errors; otherwise the server binds 127.0.0.1 and logs
-        each request to stderr. ``host`` overrides the address. Port 0 picks
-        a free port.
+        ``production`` binds 0.0.0.0 and hides exception text from 500
+        bodies; otherwise the server binds 127.0.0.1. ``host`` overrides the
+        address. Port 0 picks a free port. ``fd`` serves a TCP socket the
+        caller already bound and set listening (``host`` and ``port`` are
+        then ignored); the caller keeps it and closes it.
+
+        ``access_log`` writes one line per request to stderr, from the
+        server itself (no Python runs for it): by default in development
+        and not in production. ``access_log_format`` is ``"common"`` (the
+        Common Log Format plus the duration) or ``"json"`` (JSON lines).
+        ``log_level`` (``"critical"``, ``"error"``, ``"warning"``,
+        ``"info"``, ``"debug"``, ``"trace"``) sets what the server and the
+        ``sufast`` logger report. ``forwarded_allow_ips`` replaces the
+        App's list of trusted proxies while it serves.
         """
-        # ``_fd``: serve this listening socket (a worker's) instead of binding.
+        options = _log_options(access_log, access_log_format, log_level, production)
+        app_wide = self._app_wide
+        if forwarded_allow_ips is not None:
+            app_wide = _app_wide(self._headers, self._cors, _ip_list(forwarded_allow_ips))
         global _serving
         with _serving_lock, self._lock:
             if _serving is not None:
                 raise SufastError(f"an App is already being served on port {_native.bound_port()}; stop it first")
             self._production = production
+            self._serving_app_wide = app_wide
             _native.set_limits(self._max_pending, self._max_body_size)
+            for name, value in options.items():
+                _native.set_option(name, value)
+            _configure_logger(log_level)
             self._ship()
-            bound = _native.start(port, production, host) if _fd is None else _native.start_fd(_fd, production)
+            bound = _native.start(port, production, host) if fd is None else _native.start_fd(fd, production)
             _serving = self
             self._stopped.clear()
             self._pool.start()
@@ -242,17 +286,40 @@ class App:
                 _serving = None
                 self._stopped.set()
 
-    def run(self, port: int = 8000, production: bool = False, host: Optional[str] = None, workers: int = 1) -> None:
+    def run(
+        self,
+        port: int = 8000,
+        production: bool = False,
+        host: Optional[str] = None,
+        workers: int = 1,
+        *,
+        fd: Optional[int] = None,
+        access_log: Optional[bool] = None,
+        access_log_format: str = "common",
+        log_level: str = "info",
+        forwarded_allow_ips: Optional[Sequence[str]] = None,
+    ) -> None:
         """Serves until Ctrl-C, SIGTERM or ``stop()``, then stops gracefully.
 
         ``workers`` > 1 serves from that many processes forked from this one
         (not on Windows), all accepting on one socket that this process
-        binds; a worker that dies is replaced. Ctrl-C or SIGTERM stops them
-        all gracefully. See ``sufast.workers``.
+        binds (or ``fd``); a worker that dies is replaced. Ctrl-C or SIGTERM
+        stops them all gracefully. See ``sufast.workers``. The other
+        keywords are ``start``'s. The banner (where it serves, and the
+        routes) and the stop are printed at log level info and below.
         """
         _check_count("workers", workers)
+        options: Dict[str, Any] = {
+            "production": production,
+            "access_log": access_log,
+            "access_log_format": access_log_format,
+            "log_level": log_level,
+            "forwarded_allow_ips": forwarded_allow_ips,
+        }
+        _log_options(access_log, access_log_format, log_level, production)
+        chatty = _native.LOG_LEVELS[log_level] >= _native.LOG_LEVELS["info"]
         if workers > 1:
-            serve_workers(self, workers, port=port, production=production, host=host)
+            serve_workers(self, workers, port=port, host=host, fd=fd, options=options, chatty=chatty)
             return
         # Signals are routed before the server starts: a SIGTERM that
         # arrives while it starts stops it gracefully, not the process.
@@ -264,10 +331,11 @@ class App:
 
         previous = _install_stop_signals(request_stop)
         try:
-            bound = self.start(port, production=production, host=host)
+            bound = self.start(port, host=host, fd=fd, **options)
             if requested.is_set():  # start() cleared the flag
                 self._stopped.set()
-            print(self._banner(host, bound, production), flush=True)
+            if chatty:
+                print(self._banner(host, bound, production), flush=True)
             if sys.platform == "win32":
                 # Ctrl-C cannot interrupt an untimed wait on Windows.
                 while not self._stopped.wait(0.5):
@@ -277,7 +345,8 @@ class App:
         finally:
             _restore_signals(previous)
             self.stop()
-        print("sufast stopped", flush=True)
+        if chatty:
+            print("sufast stopped", flush=True)
 
     def _banner(self, host: Optional[str], port: int, production: bool, workers: int = 1) -> str:
         shown = host or ("0.0.0.0" if production else "127.0.0.1")
@@ -294,7 +363,7 @@ class App:
         return "\n".join(f"  {method:<7} {path:<{width}}  {tier}" for method, path, tier in rows)
 
 
-def _app_wide(headers: HeadersInput, cors: Optional[CORS]) -> Dict[str, Any]:
+def _app_wide(headers: HeadersInput, cors: Optional[CORS], forwarded_allow_ips: Optional[List[str]] = None) -> Dict[str, Any]:
     """The route table's app-wide section, checked by the library now so
     that a mistake surfaces where the App is made."""
     if cors is not None and not isinstance(cors, CORS):
@@ -305,9 +374,68 @@ def _app_wide(headers: HeadersInput, cors: Optional[CORS]) -> Dict[str, Any]:
         section["headers"] = [[name, value] for name, value in pairs]
     if cors is not None:
         section["cors"] = cors.table_entry()
+    if forwarded_allow_ips:
+        section["forwarded_allow_ips"] = forwarded_allow_ips
     if section:
         _native.check_routes(route_table((), False, section))
     return section
+
+
+def _ip_list(value: Optional[Sequence[str]]) -> Optional[List[str]]:
+    """``forwarded_allow_ips`` as a list; a single string may list several,
+    comma-separated, as the command line and ``FORWARDED_ALLOW_IPS`` do."""
+    if value is None:
+        return None
+    if isinstance(value, str):
+        return [item.strip() for item in value.split(",") if item.strip()]
+    items = list(value)
+    for item in items:
+        if not isinstance(item, str):
+            raise TypeError(f"forwarded_allow_ips must be strings (addresses, networks or '*'), got {item!r}")
+    return items
+
+
+def _log_options(access_log: Optional[bool], access_log_format: str, log_level: str, production: bool) -> Dict[str, int]:
+    """The library options for these ``start`` keywords, checked."""
+    if access_log is not None and not isinstance(access_log, bool):
+        raise TypeError(f"access_log must be True, False or None, got {access_log!r}")
+    if access_log_format not in ("common", "json"):
+        raise ValueError(f"access_log_format must be 'common' or 'json', got {access_log_format!r}")
+    if log_level not in _native.LOG_LEVELS:
+        raise ValueError(f"log_level must be one of {', '.join(_native.LOG_LEVELS)}, got {log_level!r}")
+    if access_log is None:
+        access_log = not production
+    chosen = access_log_format if access_log else "off"
+    return {"access_log": _native.ACCESS_LOGS[chosen], "log_level": _native.LOG_LEVELS[log_level]}
+
+
+# Python's levels for the library's; trace has none of its own.
+_PYTHON_LEVELS = {
+    "critical": logging.CRITICAL,
+    "error": logging.ERROR,
+    "warning": logging.WARNING,
+    "info": logging.INFO,
+    "debug": logging.DEBUG,
+    "trace": 5,
+}
+
+
+class _LowerLevelFormatter(logging.Formatter):
+    def format(self, record: logging.LogRecord) -> str:
+        record.level = record.levelname.lower()
+        return super().format(record)
+
+
+def _configure_logger(log_level: str) -> None:
+    """The ``sufast`` logger writes as the server does, ``sufast: <level>:
+    <message>`` on stderr, at the same level, unless the application
+    configured logging itself (a handler here or on the root logger)."""
+    logger = logging.getLogger("sufast")
+    logger.setLevel(_PYTHON_LEVELS[log_level])
+    if not logger.handlers and not logging.getLogger().handlers:
+        handler = logging.StreamHandler(sys.stderr)
+        handler.setFormatter(_LowerLevelFormatter("sufast: %(level)s: %(message)s"))
+        logger.addHandler(handler)
 
 
 def _check_count(what: str, value: Any, limit: int = 2**31 - 1) -> None:

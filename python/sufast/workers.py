@@ -49,18 +49,31 @@ _FIRST_BACKOFF = 0.1
 # How long workers get to stop before they are killed: App.stop's 5 s for
 # requests in flight, and time to exit.
 _STOP_GRACE = 10.0
+# SUFAST_ERROR_CODE_BIND, as the library reports a port it cannot bind.
+_BIND = 7
 # How often a worker checks that its parent still runs.
 _PARENT_CHECK = 1.0
 
 
-def serve_workers(app: "App", workers: int, *, port: int, production: bool, host: Optional[str]) -> None:
+def serve_workers(
+    app: "App",
+    workers: int,
+    *,
+    port: int,
+    host: Optional[str],
+    fd: Optional[int] = None,
+    options: Dict[str, Any],
+    chatty: bool = True,
+) -> None:
     """Serves ``app`` from ``workers`` forked processes until Ctrl-C or
     SIGTERM, then stops them all gracefully and returns (as ``App.run``).
 
     Raises ``SufastError`` where ``os.fork`` does not exist, outside the
     main thread, while a server already runs in this process, when the
     socket cannot be bound, or when workers keep exiting right after they
-    start.
+    start. ``options`` are the keywords of ``App.start`` each worker
+    serves with; ``fd`` is a listening socket to share instead of binding
+    one; ``chatty`` prints the banner and the stop.
     """
     if not hasattr(os, "fork"):
         raise SufastError(f"workers={workers} needs os.fork, which {sys.platform} lacks; use workers=1")
@@ -70,14 +83,18 @@ def serve_workers(app: "App", workers: int, *, port: int, production: bool, host
     if running:
         raise SufastError(f"a server is already running in this process on port {running}; stop it before forking workers")
     _warn_if_threaded()
-    shown = host or ("0.0.0.0" if production else "127.0.0.1")
-    listener = _listen(shown, port)
+    production = bool(options.get("production"))
+    if fd is None:
+        listener = _listen(host or ("0.0.0.0" if production else "127.0.0.1"), port)
+    else:
+        listener = socket.socket(fileno=os.dup(fd))
     try:
-        banner = app._banner(host, listener.getsockname()[1], production, workers)
-        _Supervisor(app, workers, listener, production).run(banner)
+        banner = app._banner(host, listener.getsockname()[1], production, workers) if chatty else None
+        _Supervisor(app, workers, listener, options).run(banner)
     finally:
         listener.close()
-    print("sufast stopped", flush=True)
+    if chatty:
+        print("sufast stopped", flush=True)
 
 
 def _warn_if_threaded() -> None:
@@ -116,7 +133,7 @@ def _listen(host: str, port: int) -> socket.socket:
         listener.listen(socket.SOMAXCONN)
     except OSError as exc:
         listener.close()
-        raise SufastError(f"cannot listen on {shown}: {exc}") from None
+        raise SufastError(f"cannot listen on {shown}: {exc}", _BIND) from None
     return listener
 
 
@@ -134,11 +151,11 @@ class _Supervisor:
     """The parent's side: forks the workers and keeps ``count`` of them
     running until a stop signal, then stops them."""
 
-    def __init__(self, app: "App", count: int, listener: socket.socket, production: bool) -> None:
+    def __init__(self, app: "App", count: int, listener: socket.socket, options: Dict[str, Any]) -> None:
         self._app = app
         self._count = count
         self._listener = listener
-        self._production = production
+        self._options = options
         self._parent = os.getpid()
         self._workers: Dict[int, float] = {}  # pid -> when it was forked
         self._due: List[float] = []  # when to fork the replacements owed
@@ -149,7 +166,7 @@ class _Supervisor:
         self._killed = False
         self._wakeup = (-1, -1)
 
-    def run(self, banner: str) -> None:
+    def run(self, banner: Optional[str]) -> None:
         """Prints ``banner`` once signals are handled, then supervises until
         every worker has stopped; raises ``SufastError`` if it gave up on
         workers that kept failing."""
@@ -162,7 +179,8 @@ class _Supervisor:
         previous = {signum: signal.signal(signum, self._on_stop_signal) for signum in (signal.SIGINT, signal.SIGTERM)}
         previous[signal.SIGCHLD] = signal.signal(signal.SIGCHLD, _noted)
         try:
-            print(banner, flush=True)
+            if banner is not None:
+                print(banner, flush=True)
             for _ in range(self._count):
                 self._spawn()
             self._supervise()
@@ -302,7 +320,7 @@ class _Supervisor:
             return 0
         app = self._app
         try:
-            app.start(production=self._production, _fd=self._listener.fileno())
+            app.start(fd=self._listener.fileno(), **self._options)
         finally:
             # The native server accepts on a copy; the parent keeps its own.
             self._listener.close()
