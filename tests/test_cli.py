@@ -323,10 +323,10 @@ def test_a_busy_port_says_to_choose_another(project):
         taken.bind(("127.0.0.1", 0))
         taken.listen()
         port = taken.getsockname()[1]
-        for extra in ([], ["--reload"]):
+        for extra in ([], ["--reload"], ["--workers", "2"]):
             done = sufast(project, "run", "main:app", "--port", str(port), *extra)
             assert done.returncode == 3, done.stderr
-            assert f"sufast: error: cannot listen on 127.0.0.1:{port}: Address already in use" in done.stderr
+            assert re.search(f"sufast: error: cannot listen on 127.0.0.1:{port}: .*Address already in use", done.stderr)
             assert "choose another port with --port, or --port 0 for any free one" in done.stderr
             assert "Traceback" not in done.stderr
 
@@ -559,3 +559,23 @@ def test_reload_stops_cleanly_while_the_app_is_broken(project):
     with serving(project, "main:app", "--reload", "--port", "0", banner=RELOAD_BANNER) as served:
         served.stdout.expect(r"the app exited with code 1; waiting for changes to restart it\n")
         assert stop(served).endswith("sufast stopped\n")
+
+
+def _gone(pid: int) -> bool:
+    try:
+        with open(f"/proc/{pid}/stat") as stat:
+            return stat.read().rsplit(")", 1)[1].split()[0] == "Z"
+    except OSError:
+        return True
+
+
+@pytest.mark.skipif(not os.path.isdir("/proc/self"), reason="finds the app's process through /proc")
+def test_reload_child_stops_when_the_supervisor_is_killed(project):
+    with serving(project, "main:app", "--reload", "--port", "0", "--no-access-log", banner=RELOAD_BANNER) as served:
+        served.stdout.expect(BANNER)
+        child = json.loads(request(served.port, "GET", "/pid/1").body)["pid"]
+        assert child != served.proc.pid
+        served.proc.kill()
+        served.proc.wait(timeout=TIMEOUT)
+        wait_until(lambda: _gone(child), "the app stops once its supervisor is gone")
+        assert "sufast stopped" in served.stdout.rest()

@@ -6,8 +6,10 @@ that polls modification times with the standard library. Both answer the
 same question: which files changed since the last call.
 
 Directories that hold no source of the app are skipped: hidden ones
-(``.git``, ``.venv``), ``__pycache__``, ``node_modules``, and any virtual
-environment (a directory with a ``pyvenv.cfg``).
+(``.git``, ``.venv``), ``__pycache__``, ``node_modules`` and
+``site-packages``; the polling watcher also skips any virtual environment
+(a directory with a ``pyvenv.cfg``), and watchfiles' own filter skips the
+usual ones by name.
 """
 
 from __future__ import annotations
