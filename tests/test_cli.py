@@ -331,6 +331,14 @@ def test_a_busy_port_says_to_choose_another(project):
             assert "Traceback" not in done.stderr
 
 
+@pytest.mark.parametrize("extra", [[], ["--reload"]])
+def test_an_fd_that_is_no_socket_cannot_be_served(project, extra):
+    done = sufast(project, "run", "main:app", "--fd", "57", *extra)  # closed in the child
+    assert done.returncode == 3, done.stderr
+    assert re.search(r"sufast: error: .*fd 57 is not .*Bad file descriptor", done.stderr), done.stderr
+    assert "Traceback" not in done.stderr
+
+
 # sufast run -----------------------------------------------------------------
 
 

@@ -209,7 +209,11 @@ def _run_reloading(args: argparse.Namespace) -> int:
     command = [sys.executable, "-m", "sufast", "run", args.target, "--app-dir", str(app_dir)]
     command += _forwarded_flags(args)
     if args.fd is not None:
-        listener = socket.socket(fileno=os.dup(args.fd))
+        try:
+            listener = socket.socket(fileno=os.dup(args.fd))
+        except OSError as exc:
+            _error(f"--fd {args.fd} is not a socket this process inherited: {exc.strerror or exc}")
+            return EXIT_SERVE
     else:
         try:
             listener = listen(args.host or ("0.0.0.0" if args.production else "127.0.0.1"), args.port)
