@@ -539,8 +539,8 @@ def test_reload_restarts_on_an_edit_and_survives_a_syntax_error(project):
         assert "SyntaxError" in served.stderr.read_text()
         assert served.proc.poll() is None, "the supervisor keeps running"
 
-        _edit(project / "main.py", "def hello(:", "def hello():")
-        _edit(project / "main.py", '"hello again"', '"hello, fixed"')
+        fixed = (project / "main.py").read_text().replace("def hello(:", "def hello():")
+        (project / "main.py").write_text(fixed.replace('"hello again"', '"hello, fixed"'))
         served.stdout.expect(BANNER)
         _poll_until_body(port, b'{"message":"hello, fixed"}')
 
