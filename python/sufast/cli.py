@@ -21,7 +21,8 @@ from ._version import __version__
 from .applications import App
 from .exceptions import SufastError
 from .importer import AppLoadError, load_app, split_target
-from .reload import BIND_ERROR_CODE, ReloadSupervisor, listen, watch_supervisor
+from .reload import ReloadSupervisor, watch_supervisor
+from .sockets import BIND_ERROR_CODE, listen
 
 __all__ = ["EXIT_APP", "EXIT_OK", "EXIT_SERVE", "EXIT_USAGE", "build_parser", "main"]
 

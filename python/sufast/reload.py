@@ -20,7 +20,6 @@ file and stops itself (see ``watch_supervisor``).
 
 from __future__ import annotations
 
-import ipaddress
 import os
 import signal
 import socket
@@ -31,46 +30,15 @@ import time
 from pathlib import Path
 from typing import Any, Dict, List, Optional, Sequence, Set
 
-from .exceptions import SufastError
 from .watching import Watcher, watcher
 
-__all__ = ["ReloadSupervisor", "listen", "watch_supervisor"]
-
-#: ``SUFAST_ERROR_CODE_BIND`` in include/sufast.h: the address is in use
-#: or cannot be bound.
-BIND_ERROR_CODE = 7
+__all__ = ["ReloadSupervisor", "watch_supervisor"]
 
 # How long a child gets to stop before it is killed: App.stop's 5 s for
 # requests in flight, and time to exit.
 _STOP_GRACE = 10.0
 # How long to wait for changes before looking at the child and the signals.
 _TICK = 0.3
-
-
-def listen(host: str, port: int) -> socket.socket:
-    """A listening TCP socket on ``host``:``port`` (0 picks a free port),
-    inheritable by the children. Raises ``SufastError`` with code
-    ``BIND_ERROR_CODE`` when it cannot be bound, worded as the native
-    server words it."""
-    address = "127.0.0.1" if host == "localhost" else host
-    try:
-        ip = ipaddress.ip_address(address)
-    except ValueError:
-        raise SufastError(f"host {host!r} is not an IP address", BIND_ERROR_CODE) from None
-    family = socket.AF_INET6 if ip.version == 6 else socket.AF_INET
-    shown = f"[{address}]:{port}" if ip.version == 6 else f"{address}:{port}"
-    listener = socket.socket(family, socket.SOCK_STREAM)
-    try:
-        # As the native server binds: a restart need not wait for TIME_WAIT.
-        listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        listener.bind((address, port))
-        # Clients wait here while a child restarts.
-        listener.listen(socket.SOMAXCONN)
-    except OSError as exc:
-        listener.close()
-        reason = f"{exc.strerror} (os error {exc.errno})" if exc.errno else str(exc)
-        raise SufastError(f"cannot listen on {shown}: {reason}", BIND_ERROR_CODE) from None
-    return listener
 
 
 def watch_supervisor(fd: int) -> None:

@@ -16,7 +16,6 @@ workers which fail at start are not forked over and over.
 
 from __future__ import annotations
 
-import ipaddress
 import logging
 import os
 import select
@@ -31,6 +30,7 @@ from typing import TYPE_CHECKING, Any, Dict, List, Optional
 
 from . import _native
 from .exceptions import SufastError
+from .sockets import listen
 
 if TYPE_CHECKING:
     from .applications import App
@@ -49,8 +49,6 @@ _FIRST_BACKOFF = 0.1
 # How long workers get to stop before they are killed: App.stop's 5 s for
 # requests in flight, and time to exit.
 _STOP_GRACE = 10.0
-# SUFAST_ERROR_CODE_BIND, as the library reports a port it cannot bind.
-_BIND = 7
 # How often a worker checks that its parent still runs.
 _PARENT_CHECK = 1.0
 
@@ -85,7 +83,7 @@ def serve_workers(
     _warn_if_threaded()
     production = bool(options.get("production"))
     if fd is None:
-        listener = _listen(host or ("0.0.0.0" if production else "127.0.0.1"), port)
+        listener = listen(host or ("0.0.0.0" if production else "127.0.0.1"), port)
     else:
         listener = socket.socket(fileno=os.dup(fd))
     try:
@@ -112,29 +110,6 @@ def _warn_if_threaded() -> None:
             RuntimeWarning,
             stacklevel=4,
         )
-
-
-def _listen(host: str, port: int) -> socket.socket:
-    if isinstance(port, bool) or not isinstance(port, int) or not 0 <= port <= 65535:
-        raise ValueError(f"port must be an integer from 0 to 65535, got {port!r}")
-    address = "127.0.0.1" if host == "localhost" else host
-    try:
-        ip = ipaddress.ip_address(address)
-    except ValueError:
-        raise SufastError(f"host {host!r} is not an IP address") from None
-    family = socket.AF_INET6 if ip.version == 6 else socket.AF_INET
-    shown = f"[{address}]:{port}" if ip.version == 6 else f"{address}:{port}"
-    listener = socket.socket(family, socket.SOCK_STREAM)
-    try:
-        # As the native server binds: a restart need not wait for TIME_WAIT.
-        listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        listener.bind((address, port))
-        # Connections wait here while every worker is busy or restarting.
-        listener.listen(socket.SOMAXCONN)
-    except OSError as exc:
-        listener.close()
-        raise SufastError(f"cannot listen on {shown}: {exc}", _BIND) from None
-    return listener
 
 
 def _describe(status: int) -> str:
