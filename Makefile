@@ -33,7 +33,7 @@ header:
 
 ## run: serve examples/hello.py on http://127.0.0.1:$(PORT) (make run PORT=9000)
 run: build
-	$(PYTHON) examples/hello.py $(PORT)
+	PYTHONPATH=python $(PYTHON) -m sufast run hello:app --app-dir examples --port $(PORT)
 
 ## wheel: a wheel for this platform, built by pip as `pip install .` would, into dist/
 wheel:

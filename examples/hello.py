@@ -1,27 +1,20 @@
-"""A small sufast app with every tier: `make run` serves it on
-http://127.0.0.1:8000 (`make run PORT=9000`, or `python examples/hello.py
-9000`, for another port) and prints which tier each route is in."""
+"""A small sufast app with every tier. `make run` serves it on
+http://127.0.0.1:8000 (`make run PORT=9000` for another port) and prints
+which tier each route is in; so does `sufast run hello:app --app-dir
+examples` once sufast is installed, or `python examples/hello.py [PORT]`.
+The README's example is this file."""
 
 import sys
 import time
-from pathlib import Path
 
-# Run from a checkout without installing: the package lives in ../python.
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "python"))
-
-from sufast import App, HTMLResponse, PlainTextResponse, Request  # noqa: E402
+from sufast import App, HTMLResponse, HTTPException, Request
 
 app = App()
 
 
 @app.get("/")
 def hello():
-    return {"message": "hello"}
-
-
-@app.get("/health", headers={"Cache-Control": "no-store"})
-def health():
-    return {"status": "ok"}
+    return {"message": "hello"}  # runs once; Rust serves the stored bytes
 
 
 @app.get("/about")
@@ -29,14 +22,16 @@ def about():
     return HTMLResponse("<h1>sufast</h1><p>Python handlers, served by Rust.</p>")
 
 
-@app.get("/robots.txt")
-def robots():
-    return PlainTextResponse("User-agent: *\nDisallow:\n")
+@app.get("/health", headers={"Cache-Control": "no-store"})
+def health():
+    return {"status": "ok"}
 
 
 # Per request: the path parameter arrives as an int, the query as a bool.
 @app.get("/users/{user_id:int}")
 def get_user(user_id: int, verbose: bool = False):
+    if user_id == 0:
+        raise HTTPException(404, "no such user")
     user = {"id": user_id}
     if verbose:
         user["name"] = f"user {user_id}"
@@ -55,5 +50,4 @@ def server_time():
 
 
 if __name__ == "__main__":
-    port = int(sys.argv[1]) if len(sys.argv) > 1 else 8000
-    app.run(port=port)
+    app.run(port=int(sys.argv[1]) if len(sys.argv) > 1 else 8000)

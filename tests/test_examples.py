@@ -62,3 +62,17 @@ def test_hello_example_serves_every_tier(served):
     assert call(port, "POST", "/echo", {"a": [1, 2]}) == (200, {"received": {"a": [1, 2]}})
     first = call(port, "GET", "/time")
     assert first[0] == 200 and call(port, "GET", "/time") == first
+
+
+def readme_block(heading: str, language: str = "python") -> str:
+    """The first ``language`` code block after ``heading`` in the README."""
+    text = (ROOT / "README.md").read_text()
+    section = text[text.index(f"\n{heading}\n") :]
+    start = section.index(f"```{language}\n") + len(language) + 4
+    return section[start : section.index("```", start)]
+
+
+def test_the_readme_example_is_the_app_make_run_serves():
+    block = readme_block("## Example")
+    assert "@app.get" in block
+    assert block in (ROOT / "examples" / "hello.py").read_text()
