@@ -1,7 +1,7 @@
 """The package as a user gets it: one version for crate and package, and
-`pip install`, `pip wheel` and `pip install -e` of a clean copy of the
-repository, each served over real HTTP from a fresh venv, from a directory
-outside the copy, with no PYTHONPATH and no SUFAST_LIB.
+`pip install`, `pip wheel`, `pip install -e` and the sdist of a clean copy
+of the repository; each install is served over real HTTP from a fresh venv,
+from a directory outside the copy, with no PYTHONPATH and no SUFAST_LIB.
 
 The clean copy holds the files git sees in the working tree: the tracked
 ones with their uncommitted edits and new ones not yet added, but nothing
@@ -26,13 +26,12 @@ import pytest
 from conftest import ROOT, read_until, request
 
 # One pip build compiles the release library (fat LTO) when its cache is cold.
-BUILD_TIMEOUT = 900
+BUILD_TIMEOUT = 600
 
 # Imports the installed package, serves one route on port 0 and waits for
 # its stdin to close.
 SERVE = """
 import sys
-import tarfile
 import sufast
 from sufast import _native
 
