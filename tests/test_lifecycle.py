@@ -125,3 +125,24 @@ def test_a_library_of_another_version_is_refused(monkeypatch):
 def test_the_library_is_found_inside_the_package():
     assert _native.library_path().parent == ROOT / "python" / "sufast"
     assert _native.library_path().name == _native.library_name()
+
+
+def test_requests_already_waiting_on_a_socket_are_served_when_it_starts(app):
+    # As a worker joining a socket that clients already use: its first
+    # accepts come at once, before start() has returned.
+    @app.get("/users/{user_id:int}")
+    def user(user_id: int):
+        return {"id": user_id}
+
+    with socket.create_server(("127.0.0.1", 0)) as listener:
+        port = listener.getsockname()[1]
+        clients = [socket.create_connection(("127.0.0.1", port), timeout=10) for _ in range(8)]
+        for n, client in enumerate(clients):
+            client.sendall(f"GET /users/{n} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n".encode())
+        app.start(fd=listener.fileno())
+    for n, client in enumerate(clients):
+        with client:
+            reply = b""
+            while chunk := client.recv(4096):
+                reply += chunk
+        assert reply.startswith(b"HTTP/1.1 200 OK") and reply.endswith(f'{{"id":{n}}}'.encode()), reply

@@ -277,6 +277,10 @@ def _refuses_connections(port: int, timeout: float = 5.0) -> bool:
             socket.create_connection(("127.0.0.1", port), timeout=1).close()
         except ConnectionRefusedError:
             return True
+        except ConnectionResetError:
+            # Queued in the backlog as the listener closed: keep polling
+            # until connections are refused outright.
+            pass
         time.sleep(0.02)
     return False
 

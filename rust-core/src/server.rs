@@ -358,6 +358,9 @@ fn start_with(
     };
     let access_log = log::access_log().resolve(production);
     let (stop, stop_requested) = oneshot::channel();
+    // Open before the first accept: a request that arrives at once (a
+    // worker joining a socket others already serve) is queued, not 503.
+    dispatch::open();
     let thread = std::thread::Builder::new()
         .name("sufast-server".into())
         .spawn(move || {
@@ -365,8 +368,10 @@ fn start_with(
             // Connections still open past the deadline are dropped here.
             runtime.shutdown_timeout(Duration::from_millis(100));
         })
-        .map_err(runtime_error)?;
-    dispatch::open();
+        .map_err(|e| {
+            dispatch::close();
+            runtime_error(e)
+        })?;
     *slot = Some(Running {
         port: bound.port(),
         stop,
