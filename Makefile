@@ -6,6 +6,7 @@ CORE := rust-core
 MANIFEST := --manifest-path $(CORE)/Cargo.toml
 TEST_VENV := .venv-test
 PORT ?= 8000
+BENCH_ENV := $(if $(BASELINE),BENCH_BASELINE=$(CURDIR)/.bench-baseline)
 
 # The library file name per platform, as cargo builds it and ctypes loads it.
 UNAME_S := $(shell uname -s 2>/dev/null || echo Windows)
@@ -61,14 +62,17 @@ $(TEST_VENV)/.installed: tests/requirements.txt
 	$(TEST_VENV)/bin/python -m pip install --quiet -r tests/requirements.txt
 	touch $@
 
-## bench: side-by-side benchmark against bare axum and peers (QUICK=1: under 2 minutes)
+## bench: side-by-side benchmark against bare axum and peers (QUICK=1: under 2 minutes;
+##        BASELINE=<git rev>: that revision measured beside this tree in the same rounds)
 bench: build
 	scripts/bench-setup.sh
-	.venv-bench/bin/python bench/check_servers.py
-	.venv-bench/bin/python bench/run.py $(if $(QUICK),--quick)
+	$(if $(BASELINE),scripts/bench-baseline.sh $(BASELINE))
+	$(BENCH_ENV) .venv-bench/bin/python bench/check_servers.py
+	$(BENCH_ENV) .venv-bench/bin/python bench/run.py $(if $(QUICK),--quick)
 
 clean:
 	$(CARGO) clean $(MANIFEST)
 	rm -rf $(TEST_VENV) .venv-bench python/sufast/$(LIB) .pytest_cache build dist python/*.egg-info
 	$(CARGO) clean --manifest-path bench/axum-ref/Cargo.toml
+	if [ -d .bench-baseline ]; then git worktree remove --force .bench-baseline; fi
 	find . -name __pycache__ -type d -prune -exec rm -rf {} +

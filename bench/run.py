@@ -271,11 +271,12 @@ def load(server: Server, scenario: Scenario, seconds: float, pinned: bool) -> Sa
 def scenarios(available: List[str], quick: bool) -> List[Scenario]:
     everyone = [name for name in servers.ORDER if name in available]
     plain = [name for name in everyone if name != "robyn-const"]
-    core = ["axum", "sufast"] if quick else everyone
+    ours = ["axum", "sufast"] + [name for name in ("sufast-baseline",) if name in available]
+    core = ours if quick else everyone
     found = [
         Scenario("precomputed", "/", core),
-        Scenario("sync", "/users/123", ["axum", "sufast"] if quick else plain),
-        Scenario("async", "/async/users/123", ["axum", "sufast"] if quick else plain),
+        Scenario("sync", "/users/123", ours if quick else plain),
+        Scenario("async", "/async/users/123", ours if quick else plain),
         Scenario("cached", "/cached", core),
         # sufast's tiers side by side in the same rounds, for the targets
         # that compare them with each other.

@@ -48,6 +48,9 @@ APPS = "bench/apps"
 SUFAST_LIBS = ("libsufast.so", "libsufast.dylib", "sufast.dll")  # what `make build` copies into python/sufast
 
 OPTIONS = {"routes": 10, "cors": False, "workers": 1}
+# A checkout of an earlier sufast, built (make bench BASELINE=rev makes one),
+# measured as "sufast-baseline" beside this one in the same rounds.
+BASELINE = os.environ.get("BENCH_BASELINE") or None
 EXIT_UNSUPPORTED = 3  # keep in step with bench/apps/bench_common.py
 
 
@@ -110,6 +113,11 @@ class Server(NamedTuple):
             return f"{PYTHON} is missing: python3 -m venv .venv-bench && .venv-bench/bin/pip install -r bench/requirements.txt"
         if self.name == "sufast" and not any((ROOT / "python" / "sufast" / lib).exists() for lib in SUFAST_LIBS):
             return "the sufast library is missing from python/sufast: make build"
+        if self.name == "sufast-baseline":
+            if BASELINE is None:
+                return "no baseline to compare with: make bench BASELINE=<git revision>"
+            if not any((Path(BASELINE) / "python" / "sufast" / lib).exists() for lib in SUFAST_LIBS):
+                return f"the baseline's library is missing from {BASELINE}/python/sufast: make -C {BASELINE} build"
         return _import_error(self.needs) if self.needs else None
 
 
@@ -179,6 +187,12 @@ ALL = frozenset(OPTIONS)
 _DEFINITIONS: List[Server] = [
     Server("axum", _axum, frozenset({"routes", "cors"})),
     Server("sufast", _script("sufast_app.py"), ALL),
+    Server(
+        "sufast-baseline",
+        lambda port, opts: [PYTHON, f"{BASELINE}/{APPS}/sufast_app.py"],
+        ALL,
+        extra_env={"SUFAST_LIB": ""},
+    ),
     Server("fastapi-uvicorn", _uvicorn("fastapi_app"), ALL, needs=("fastapi", "uvicorn", "uvloop", "httptools")),
     Server("fastapi-granian", _granian("fastapi_app"), ALL, needs=("fastapi", "granian", "uvloop")),
     Server("starlette-uvicorn", _uvicorn("starlette_app"), ALL, needs=("starlette", "uvicorn", "uvloop", "httptools")),
