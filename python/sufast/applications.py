@@ -4,7 +4,6 @@ native server (``run`` blocks, ``start``/``stop`` do not)."""
 from __future__ import annotations
 
 import atexit
-import logging
 import signal
 import sys
 import threading
@@ -15,6 +14,7 @@ from . import _native
 from ._version import __version__
 from .cors import CORS
 from .exceptions import RouteWarning, SufastError
+from .logs import configure_logger, log_options
 from .responses import HeadersInput, normalize_headers
 from .dispatch import HandlerPool
 from .endpoints import Endpoint
@@ -247,7 +247,7 @@ class App:
         ``sufast`` logger report. ``forwarded_allow_ips`` replaces the
         App's list of trusted proxies while it serves.
         """
-        options = _log_options(access_log, access_log_format, log_level, production)
+        options = log_options(access_log, access_log_format, log_level, production)
         app_wide = self._app_wide
         if forwarded_allow_ips is not None:
             app_wide = _app_wide(self._headers, self._cors, _ip_list(forwarded_allow_ips))
@@ -260,7 +260,7 @@ class App:
             _native.set_limits(self._max_pending, self._max_body_size)
             for name, value in options.items():
                 _native.set_option(name, value)
-            _configure_logger(log_level)
+            configure_logger(log_level)
             self._ship()
             bound = _native.start(port, production, host) if fd is None else _native.start_fd(fd, production)
             _serving = self
@@ -316,7 +316,7 @@ class App:
             "log_level": log_level,
             "forwarded_allow_ips": forwarded_allow_ips,
         }
-        _log_options(access_log, access_log_format, log_level, production)
+        log_options(access_log, access_log_format, log_level, production)
         chatty = _native.LOG_LEVELS[log_level] >= _native.LOG_LEVELS["info"]
         if workers > 1:
             serve_workers(self, workers, port=port, host=host, fd=fd, options=options, chatty=chatty)
@@ -393,49 +393,6 @@ def _ip_list(value: Optional[Sequence[str]]) -> Optional[List[str]]:
         if not isinstance(item, str):
             raise TypeError(f"forwarded_allow_ips must be strings (addresses, networks or '*'), got {item!r}")
     return items
-
-
-def _log_options(access_log: Optional[bool], access_log_format: str, log_level: str, production: bool) -> Dict[str, int]:
-    """The library options for these ``start`` keywords, checked."""
-    if access_log is not None and not isinstance(access_log, bool):
-        raise TypeError(f"access_log must be True, False or None, got {access_log!r}")
-    if access_log_format not in ("common", "json"):
-        raise ValueError(f"access_log_format must be 'common' or 'json', got {access_log_format!r}")
-    if log_level not in _native.LOG_LEVELS:
-        raise ValueError(f"log_level must be one of {', '.join(_native.LOG_LEVELS)}, got {log_level!r}")
-    if access_log is None:
-        access_log = not production
-    chosen = access_log_format if access_log else "off"
-    return {"access_log": _native.ACCESS_LOGS[chosen], "log_level": _native.LOG_LEVELS[log_level]}
-
-
-# Python's levels for the library's; trace has none of its own.
-_PYTHON_LEVELS = {
-    "critical": logging.CRITICAL,
-    "error": logging.ERROR,
-    "warning": logging.WARNING,
-    "info": logging.INFO,
-    "debug": logging.DEBUG,
-    "trace": 5,
-}
-
-
-class _LowerLevelFormatter(logging.Formatter):
-    def format(self, record: logging.LogRecord) -> str:
-        record.level = record.levelname.lower()
-        return super().format(record)
-
-
-def _configure_logger(log_level: str) -> None:
-    """The ``sufast`` logger writes as the server does, ``sufast: <level>:
-    <message>`` on stderr, at the same level, unless the application
-    configured logging itself (a handler here or on the root logger)."""
-    logger = logging.getLogger("sufast")
-    logger.setLevel(_PYTHON_LEVELS[log_level])
-    if not logger.handlers and not logging.getLogger().handlers:
-        handler = logging.StreamHandler(sys.stderr)
-        handler.setFormatter(_LowerLevelFormatter("sufast: %(level)s: %(message)s"))
-        logger.addHandler(handler)
 
 
 def _check_count(what: str, value: Any, limit: int = 2**31 - 1) -> None:
