@@ -4,14 +4,16 @@ fixture that is always stopped."""
 from __future__ import annotations
 
 import http.client
+import json
 import os
 import re
 import selectors
 import subprocess
 import sys
 import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Dict, List, Optional, Tuple
+from typing import Callable, Dict, List, Optional, Set, Tuple
 
 import pytest
 
@@ -103,3 +105,21 @@ def read_until(proc: subprocess.Popen, pattern: str, timeout: float = 20.0) -> "
             if not chunk:
                 raise AssertionError(f"process ended before {pattern!r}; stdout: {seen!r}")
             seen += chunk
+
+
+def pids_answering(
+    port: int, until: Callable[[Set[int]], bool], path: Callable[[int], str] = lambda n: "/pid", timeout: float = 10.0
+) -> Set[int]:
+    """Sends rounds of 16 concurrent GETs of ``path(n)`` (each answering
+    ``{"pid": ...}``), each over a fresh connection, until the set of pids
+    that answered satisfies ``until``; every request must succeed."""
+    seen: Set[int] = set()
+    deadline = time.monotonic() + timeout
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        while not until(seen):
+            if time.monotonic() > deadline:
+                raise AssertionError(f"only pids {sorted(seen)} answered within {timeout} s")
+            for reply in pool.map(lambda n: request(port, "GET", path(n)), range(16)):
+                assert reply.status == 200, reply
+                seen.add(json.loads(reply.body)["pid"])
+    return seen

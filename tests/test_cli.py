@@ -13,13 +13,12 @@ import socket
 import subprocess
 import sys
 import time
-from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Callable, Dict, Iterator, List, NamedTuple, Optional, Set
+from typing import Callable, Dict, Iterator, List, NamedTuple, Optional
 
 import pytest
-from conftest import ROOT, request
+from conftest import ROOT, pids_answering, request
 
 from sufast import __version__
 
@@ -476,24 +475,11 @@ def test_fd_serves_an_inherited_listening_socket(project):
             stop(served)
 
 
-def _pids_answering(port: int, until: Callable[[Set[int]], bool], timeout: float = 10.0) -> Set[int]:
-    seen: Set[int] = set()
-    deadline = time.monotonic() + timeout
-    with ThreadPoolExecutor(max_workers=8) as pool:
-        while not until(seen):
-            if time.monotonic() > deadline:
-                raise AssertionError(f"only pids {sorted(seen)} answered within {timeout} s")
-            for reply in pool.map(lambda n: request(port, "GET", f"/pid/{n}"), range(16)):
-                assert reply.status == 200, reply
-                seen.add(json.loads(reply.body)["pid"])
-    return seen
-
-
 @pytest.mark.skipif(not hasattr(os, "fork"), reason="workers need os.fork")
 def test_workers_serve_from_several_processes(project):
     with serving(project, "main:app", "--port", "0", "--workers", "2", "--no-access-log") as served:
         assert served.banner.group(3) == "development, 2 workers"
-        pids = _pids_answering(served.port, lambda seen: len(seen) >= 2)
+        pids = pids_answering(served.port, lambda seen: len(seen) >= 2, path=lambda n: f"/pid/{n}")
         assert served.proc.pid not in pids
         assert "sufast stopped" in stop(served)
 

@@ -25,6 +25,8 @@ from typing import Dict, List, NamedTuple, Optional
 import pytest
 from conftest import ROOT, read_until, request
 
+from sufast._native import library_name
+
 # One pip build compiles the release library (fat LTO) when its cache is cold.
 BUILD_TIMEOUT = 600
 
@@ -190,14 +192,6 @@ def path_without_cargo(venv_bin: Path) -> str:
     return path
 
 
-def library_file_name() -> str:
-    if sys.platform == "win32":
-        return "sufast.dll"
-    if sys.platform == "darwin":
-        return "libsufast.dylib"
-    return "libsufast.so"
-
-
 @pytest.mark.slow
 def test_pip_install_of_a_clean_copy_serves_from_anywhere(source, build_env, workspace):
     python = make_venv(workspace / "venv-install")
@@ -209,7 +203,7 @@ def test_pip_install_of_a_clean_copy_serves_from_anywhere(source, build_env, wor
 
     installed = site_packages(python).resolve() / "sufast"
     assert served.package == installed / "__init__.py"
-    assert served.library == installed / library_file_name() and served.library.is_file()
+    assert served.library == installed / library_name() and served.library.is_file()
     assert (installed / "py.typed").is_file()
     assert (served.status, served.body) == (200, f'{{"version":"{package_version()}"}}')
     shown = run([python, "-m", "pip", "show", "sufast"], env=clean_env())
@@ -228,7 +222,7 @@ def test_wheel_is_py3_none_platform_and_serves_without_cargo(source, build_env, 
     assert platform_tag != "any"
     with zipfile.ZipFile(wheel) as archive:
         files = set(archive.namelist())
-    assert {f"sufast/{library_file_name()}", "sufast/py.typed", "sufast/__init__.py"} <= files
+    assert {f"sufast/{library_name()}", "sufast/py.typed", "sufast/__init__.py"} <= files
     assert not [f for f in files if "cpython" in f or f.endswith(("~", ".tmp"))], files
 
     python = make_venv(workspace / "venv-wheel")
@@ -255,7 +249,7 @@ def test_editable_install_builds_the_library_in_place(source, build_env, workspa
 
     in_place = source.resolve() / "python" / "sufast"
     assert served.package == in_place / "__init__.py"
-    assert served.library == in_place / library_file_name() and served.library.is_file()
+    assert served.library == in_place / library_name() and served.library.is_file()
     assert (served.status, served.body) == (200, f'{{"version":"{package_version()}"}}')
 
 
@@ -283,4 +277,4 @@ def test_sdist_carries_the_crate_and_builds_a_wheel(source, build_env, workspace
     pip(python, "wheel", "--no-deps", "--wheel-dir", wheels, sdist, env=build_env)
     (wheel,) = wheels.glob("sufast-*-py3-none-*.whl")
     with zipfile.ZipFile(wheel) as archive:
-        assert archive.getinfo(f"sufast/{library_file_name()}").file_size > 0
+        assert archive.getinfo(f"sufast/{library_name()}").file_size > 0

@@ -12,12 +12,11 @@ import subprocess
 import sys
 import threading
 import time
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Callable, Iterator, List, NamedTuple, Set
+from typing import Callable, Iterator, List, NamedTuple
 
 import pytest
-from conftest import ROOT, read_until, request
+from conftest import ROOT, pids_answering, read_until, request
 
 from sufast import App, SufastError
 
@@ -104,22 +103,6 @@ def _workers(cluster: Cluster, count: int) -> List[int]:
     return _children(cluster.proc.pid)
 
 
-def _answering(port: int, until: Callable[[Set[int]], bool], timeout: float = 5.0) -> Set[int]:
-    """Sends rounds of concurrent GET /pid, each over a fresh connection,
-    until the set of pids that answered satisfies ``until``; every request
-    must succeed."""
-    seen: Set[int] = set()
-    deadline = time.monotonic() + timeout
-    with ThreadPoolExecutor(max_workers=8) as pool:
-        while not until(seen):
-            if time.monotonic() > deadline:
-                raise AssertionError(f"only pids {sorted(seen)} answered within {timeout} s")
-            for reply in pool.map(lambda _: request(port, "GET", "/pid"), range(16)):
-                assert reply.status == 200, reply
-                seen.add(int(re.fullmatch(rb'\{"pid":(\d+)\}', reply.body).group(1)))
-    return seen
-
-
 @pytest.fixture
 def cluster(tmp_path: Path) -> Iterator[Cluster]:
     proc = _launch(tmp_path, workers=2)
@@ -139,7 +122,7 @@ def cluster(tmp_path: Path) -> Iterator[Cluster]:
 def test_requests_are_answered_by_several_workers(cluster):
     workers = _workers(cluster, 2)
     assert request(cluster.port, "GET", "/").body == b'{"message":"hello"}'
-    seen = _answering(cluster.port, lambda pids: len(pids) >= 2)
+    seen = pids_answering(cluster.port, lambda pids: len(pids) >= 2, timeout=5.0)
     assert seen == set(workers), "every worker serves, and only workers do"
     assert cluster.proc.pid not in seen
     # The parent never starts the server: no runtime, no handler threads.
@@ -148,24 +131,24 @@ def test_requests_are_answered_by_several_workers(cluster):
 
 def test_a_killed_worker_is_replaced_and_service_continues(cluster):
     workers = _workers(cluster, 2)
-    _answering(cluster.port, lambda pids: len(pids) >= 2)
+    pids_answering(cluster.port, lambda pids: len(pids) >= 2, timeout=5.0)
     victim, survivor = workers
     os.kill(victim, signal.SIGKILL)
     _wait_until(lambda: not _alive(victim), "the killed worker is gone")
 
     # Requests succeed from now on, while the replacement starts and after.
-    _answering(cluster.port, lambda pids: survivor in pids)
+    pids_answering(cluster.port, lambda pids: survivor in pids, timeout=5.0)
     _wait_until(lambda: len(_children(cluster.proc.pid)) == 2, "a replacement worker")
     (replacement,) = set(_children(cluster.proc.pid)) - {survivor}
     assert replacement not in workers
-    assert replacement in _answering(cluster.port, lambda pids: replacement in pids)
+    assert replacement in pids_answering(cluster.port, lambda pids: replacement in pids, timeout=5.0)
     assert f"worker {victim} was killed by SIGKILL" in cluster.stderr.read_text()
 
 
 @pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT])
 def test_a_stop_signal_to_the_parent_stops_every_worker(cluster, signum):
     workers = _workers(cluster, 2)
-    _answering(cluster.port, lambda pids: len(pids) >= 2)
+    pids_answering(cluster.port, lambda pids: len(pids) >= 2, timeout=5.0)
 
     started = time.monotonic()
     cluster.proc.send_signal(signum)
