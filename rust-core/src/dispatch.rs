@@ -30,7 +30,7 @@
 //! ```
 
 use std::cell::Cell;
-use std::collections::{HashMap, VecDeque};
+use std::collections::{HashMap, HashSet, VecDeque};
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Condvar, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
@@ -41,6 +41,7 @@ use once_cell::sync::Lazy;
 use tokio::sync::{oneshot, Notify};
 
 use crate::error::{Error, SufastErrorCode};
+use crate::log::{self, SufastLogLevel};
 use crate::routes::forwarded::Client;
 use crate::routes::spec::{is_managed_header, StaticResponse};
 
@@ -70,6 +71,7 @@ static QUEUE: Lazy<Queue> = Lazy::new(|| Queue {
         takes: 0,
         held: Vec::new(),
         held_since: Instant::now(),
+        expired: HashSet::new(),
     }),
     ready: Condvar::new(),
     deferred: AtomicBool::new(false),
@@ -110,7 +112,14 @@ struct State {
     held: Vec<(oneshot::Sender<StaticResponse>, StaticResponse)>,
     /// When the oldest held response arrived.
     held_since: Instant,
+    /// Requests whose deadline passed before their handler answered, so
+    /// that a late answer is reported rather than silently dropped.
+    expired: HashSet<u64>,
 }
+
+/// The most expired requests remembered; beyond it the set starts over
+/// (a handler that never answers must not grow it without bound).
+const MAX_EXPIRED: usize = 4096;
 
 thread_local! {
     /// This thread is counted in `State::busy`.
@@ -216,6 +225,19 @@ impl Pending {
         let reply = (&mut self.reply).await.ok();
         self.answered = reply.is_some();
         reply
+    }
+
+    /// Withdraws a request whose deadline passed: a handler that answers
+    /// it later is told (in the log) that nobody got the answer.
+    pub fn expire(mut self) {
+        let mut state = state();
+        if state.waiting.remove(&self.id).is_some() {
+            if state.expired.len() >= MAX_EXPIRED {
+                state.expired.clear();
+            }
+            state.expired.insert(self.id);
+        }
+        self.answered = true;
     }
 }
 
@@ -408,7 +430,18 @@ pub fn respond(id: u64, response: &[u8]) -> Result<(), Error> {
     };
     let mut state = state();
     let Some(send) = state.waiting.remove(&id) else {
-        return Ok(());
+        if state.expired.remove(&id) {
+            drop(state);
+            log::event(
+                SufastLogLevel::Warning,
+                format_args!(
+                    "the answer to request {id} came after its request_timeout; its client got a 504 and the answer is dropped"
+                ),
+            );
+        }
+        // Validated all the same: a malformed response is the caller's bug
+        // whether or not anyone still waits for it.
+        return result;
     };
     if BUSY.get() {
         let first = state.held.is_empty();

@@ -9,7 +9,9 @@
 //!   error.
 //! - [`routes`]: the route-table format, its validation and matching (pure).
 //! - [`server`]: the live table, the axum app, start and graceful stop.
-//! - [`listener`]: the listening socket, with accept errors logged.
+//! - [`listener`]: the accept loop: hyper's HTTP/1 builder with a timer,
+//!   a permit per connection, accept errors logged, graceful drain.
+//! - [`limits`]: the named limits and timeouts, with their defaults.
 //! - [`log`]: the event log and the access log, on stderr.
 //! - [`tiers`]: how static, dynamic and cached routes answer.
 //! - [`dispatch`]: the queue of requests for handlers outside Rust, and
@@ -31,6 +33,7 @@ pub mod cache;
 pub mod dispatch;
 pub mod error;
 pub mod ffi;
+pub mod limits;
 pub mod listener;
 pub mod log;
 pub mod routes;
@@ -328,8 +331,22 @@ pub extern "C" fn sufast_set_limits(max_pending: u32, max_body_bytes: u64) -> bo
 ///   The default, `SUFAST_ACCESS_LOG_AUTO`, logs in the common format
 ///   unless the server is started in production mode.
 ///
-/// Events go to stderr as `sufast: <level>: <message>` lines, the access
-/// log as one line per request. Returns `false` with
+/// - `"header_timeout_ms"` (default 10000): a connection whose request
+///   head is not complete this long after the server started waiting for
+///   it is closed; idle keep-alive connections close then too.
+/// - `"max_header_size"` (bytes, default 65536, at least 1024): a larger
+///   request line and headers get 431.
+/// - `"max_connections"` (default 0: the open-files limit less an eighth,
+///   at least 64 kept back): more clients wait until one closes.
+/// - `"request_timeout_ms"` (default 60000): a request to a handler not
+///   answered by then gets 504; the late answer is dropped and logged.
+/// - `"body_timeout_ms"` (default 30000): a request body with a longer
+///   pause between reads gets 408 and the connection closes.
+///
+/// The connection limits (`header_timeout_ms`, `max_header_size`,
+/// `max_connections`) take effect from the next start, the others at
+/// once. Events go to stderr as `sufast: <level>: <message>` lines, the
+/// access log as one line per request. Returns `false` with
 /// `SUFAST_ERROR_CODE_INVALID_ARGUMENT` for an unknown name or value.
 ///
 /// # Safety
@@ -354,12 +371,24 @@ pub unsafe extern "C" fn sufast_set_option(name: *const u8, len: usize, value: i
                 log::SufastAccessLog::from_number(value)
                     .ok_or_else(|| invalid("an access log setting (0 auto to 3 json)"))?,
             ),
-            _ => {
-                return Err(error::Error::new(
-                    SufastErrorCode::InvalidArgument,
-                    format!("unknown option {name:?}; expected log_level or access_log"),
-                ))
-            }
+            _ => match limits::set(name, value) {
+                Ok(true) => {}
+                Ok(false) => {
+                    return Err(error::Error::new(
+                        SufastErrorCode::InvalidArgument,
+                        format!(
+                            "unknown option {name:?}; expected log_level, access_log, {}",
+                            limits::names()
+                        ),
+                    ))
+                }
+                Err(why) => {
+                    return Err(error::Error::new(
+                        SufastErrorCode::InvalidArgument,
+                        format!("option {name:?}: {why}"),
+                    ))
+                }
+            },
         }
         Ok(true)
     })

@@ -1,49 +1,128 @@
-//! The listening socket as axum's server sees it: accepts connections, and
-//! reports accept errors through the event log instead of dropping them
-//! silently. Running out of file descriptors is logged at once and then at
-//! most once a second with a count, and accepting pauses briefly so that
-//! connections already open can finish and free some.
+//! The accept loop: hyper's HTTP/1 connection builder with a timer, one
+//! permit per connection, and a graceful drain with a deadline.
+//!
+//! - A connection is accepted only with a permit (`max_connections`): at
+//!   the limit, new clients wait in the kernel's backlog while the open
+//!   ones carry on; the first wait of a burst is logged.
+//! - The timer makes hyper close a connection whose request head is not
+//!   complete within `header_timeout`, counted from when the server
+//!   starts waiting for it, so idle keep-alive connections close then too.
+//!   A head over `max_header_size` gets 431.
+//! - Accept errors (out of file descriptors, ...) are logged at once and
+//!   then at most once a second with a count; accepting pauses briefly,
+//!   connections already open are not affected.
+//! - The peer address is carried per connection into the service, not
+//!   stored in every request.
 
+use std::convert::Infallible;
 use std::io;
-use std::net::SocketAddr;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use axum::extract::connect_info::Connected;
-use axum::serve::IncomingStream;
-use tokio::net::{TcpListener, TcpStream};
+use axum::body::Body;
+use hyper::body::Incoming;
+use hyper::server::conn::http1;
+use hyper_util::rt::{TokioIo, TokioTimer};
+use hyper_util::server::graceful::GracefulShutdown;
+use tokio::net::TcpListener;
+use tokio::sync::{oneshot, Semaphore};
 
+use crate::limits::Limits;
 use crate::log::{self, SufastLogLevel};
+use crate::server::{handle, Settings};
 
 /// How long accepting pauses after an error that is not one connection's.
 const BACKOFF: Duration = Duration::from_millis(100);
 /// At most one accept-error line per this long.
 const REPORT_EVERY: Duration = Duration::from_secs(1);
 
-/// The TCP peer of a connection, for handlers to read as `ConnectInfo<Peer>`.
-#[derive(Debug, Clone, Copy)]
-pub struct Peer(pub SocketAddr);
-
-impl Connected<IncomingStream<'_, Accept>> for Peer {
-    fn connect_info(stream: IncomingStream<'_, Accept>) -> Self {
-        Peer(*stream.remote_addr())
+/// Serves `listener` until `stop` says to, then stops accepting and gives
+/// open connections until the deadline it sent to finish.
+pub async fn serve(
+    listener: TcpListener,
+    settings: Settings,
+    limits: Limits,
+    mut stop: oneshot::Receiver<Duration>,
+) {
+    let permits = Arc::new(Semaphore::new(limits.max_connections));
+    let graceful = GracefulShutdown::new();
+    let mut builder = http1::Builder::new();
+    builder
+        .timer(TokioTimer::new())
+        .header_read_timeout(limits.header_timeout)
+        .max_header_size(limits.max_header_size)
+        .max_buf_size(limits.max_header_size.max(8192));
+    let mut errors = AcceptErrors::default();
+    let mut waiting_reported = false;
+    let deadline = loop {
+        let permit = match Arc::clone(&permits).try_acquire_owned() {
+            Ok(permit) => {
+                waiting_reported = false;
+                permit
+            }
+            Err(_) => {
+                if !waiting_reported {
+                    waiting_reported = true;
+                    log::event(
+                        SufastLogLevel::Warning,
+                        format_args!(
+                            "max_connections ({}) reached; new connections wait until one closes",
+                            limits.max_connections
+                        ),
+                    );
+                }
+                tokio::select! {
+                    permit = Arc::clone(&permits).acquire_owned() => match permit {
+                        Ok(permit) => permit,
+                        Err(_) => break Duration::ZERO, // never closed
+                    },
+                    limit = &mut stop => break limit.unwrap_or(Duration::ZERO),
+                }
+            }
+        };
+        let (stream, peer) = tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok(accepted) => accepted,
+                Err(error) => {
+                    errors.failed(error).await;
+                    continue;
+                }
+            },
+            limit = &mut stop => break limit.unwrap_or(Duration::ZERO),
+        };
+        let _ = stream.set_nodelay(true);
+        let service =
+            hyper::service::service_fn(move |request: hyper::Request<Incoming>| async move {
+                Ok::<_, Infallible>(handle(settings, Some(peer), request.map(Body::new)).await)
+            });
+        let connection = graceful.watch(builder.serve_connection(TokioIo::new(stream), service));
+        tokio::spawn(async move {
+            // A client that misbehaves or leaves ends only its connection.
+            let _ = connection.await;
+            drop(permit);
+        });
+    };
+    // No new connections from here: refused by the kernel once closed.
+    drop(listener);
+    tokio::select! {
+        () = graceful.shutdown() => {}
+        () = tokio::time::sleep(deadline) => {
+            log::event(
+                SufastLogLevel::Warning,
+                "stop deadline passed; closing connections still open",
+            );
+        }
     }
 }
 
-pub struct Accept {
-    inner: TcpListener,
+/// Reports accept errors, rate-limited, and pauses accepting after one.
+#[derive(Default)]
+struct AcceptErrors {
     last_report: Option<Instant>,
     unreported: u64,
 }
 
-impl Accept {
-    pub fn new(inner: TcpListener) -> Self {
-        Accept {
-            inner,
-            last_report: None,
-            unreported: 0,
-        }
-    }
-
+impl AcceptErrors {
     async fn failed(&mut self, error: io::Error) {
         if matches!(
             error.kind(),
@@ -76,23 +155,5 @@ impl Accept {
             self.unreported = 0;
         }
         tokio::time::sleep(BACKOFF).await;
-    }
-}
-
-impl axum::serve::Listener for Accept {
-    type Io = TcpStream;
-    type Addr = SocketAddr;
-
-    async fn accept(&mut self) -> (TcpStream, SocketAddr) {
-        loop {
-            match self.inner.accept().await {
-                Ok(accepted) => return accepted,
-                Err(error) => self.failed(error).await,
-            }
-        }
-    }
-
-    fn local_addr(&self) -> io::Result<SocketAddr> {
-        self.inner.local_addr()
     }
 }

@@ -2,7 +2,6 @@
 //! the one running server (start on its own thread, graceful stop with a
 //! deadline, restart).
 
-use std::future::IntoFuture;
 use std::net::{IpAddr, SocketAddr};
 use std::sync::atomic::{AtomicU16, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -11,21 +10,20 @@ use std::time::{Duration, Instant};
 
 use arc_swap::ArcSwap;
 use axum::body::Body;
-use axum::extract::{ConnectInfo, Request, State};
+use axum::extract::Request;
 use axum::http::{header, HeaderValue, Method, StatusCode};
 use axum::response::Response;
-use axum::Router;
 use once_cell::sync::Lazy;
 use tokio::net::TcpListener;
 use tokio::sync::oneshot;
 
 use crate::cache::Cache;
 use crate::error::{Error, SufastErrorCode};
-use crate::listener::{Accept, Peer};
+use crate::limits::Limits;
 use crate::log::{self, SufastAccessLog, SufastLogLevel};
 use crate::routes::forwarded::Client;
 use crate::routes::{Lookup, RouteTable, Serve};
-use crate::{dispatch, tiers};
+use crate::{dispatch, listener, tiers};
 
 /// How long a stop waits for in-flight requests unless told otherwise.
 pub const DEFAULT_STOP_DEADLINE: Duration = Duration::from_secs(5);
@@ -68,25 +66,14 @@ pub fn check_routes(json: &[u8]) -> Result<usize, Error> {
     RouteTable::from_json(json).map(|t| t.len())
 }
 
-/// Per-server settings the handler sees.
+/// Per-server settings every request sees.
 #[derive(Clone, Copy)]
-struct Settings {
-    access_log: SufastAccessLog,
+pub struct Settings {
+    pub access_log: SufastAccessLog,
 }
 
-/// The axum app: every request goes to one handler that consults the
-/// live route table.
-pub fn app(access_log: SufastAccessLog) -> Router {
-    Router::new()
-        .fallback(handle)
-        .with_state(Settings { access_log })
-}
-
-async fn handle(State(settings): State<Settings>, request: Request) -> Response {
-    let peer = request
-        .extensions()
-        .get::<ConnectInfo<Peer>>()
-        .map(|info| info.0 .0);
+/// Answers one request from `peer` from the live route table.
+pub async fn handle(settings: Settings, peer: Option<SocketAddr>, request: Request) -> Response {
     let head = request.method() == Method::HEAD;
     let mut log = None;
     // The table is only borrowed here: a handler call below may outlive it.
@@ -364,7 +351,7 @@ fn start_with(
     let thread = std::thread::Builder::new()
         .name("sufast-server".into())
         .spawn(move || {
-            runtime.block_on(run(listener, app(access_log), stop_requested));
+            runtime.block_on(run(listener, Settings { access_log }, stop_requested));
             // Connections still open past the deadline are dropped here.
             runtime.shutdown_timeout(Duration::from_millis(100));
         })
@@ -385,38 +372,16 @@ fn start_with(
     Ok(bound.port())
 }
 
-/// Serves `app` on `listener` until a stop is requested, then drains
-/// in-flight requests until they finish or the requested deadline passes.
-async fn run(listener: TcpListener, app: Router, stop_requested: oneshot::Receiver<Duration>) {
+/// Serves `listener` until a stop is requested, then drains in-flight
+/// requests until they finish or the requested deadline passes.
+async fn run(
+    listener: TcpListener,
+    settings: Settings,
+    stop_requested: oneshot::Receiver<Duration>,
+) {
     // Ends with the runtime.
     tokio::spawn(dispatch::watch());
-    let (drain, draining) = oneshot::channel::<()>();
-    let serve = axum::serve(
-        Accept::new(listener),
-        app.into_make_service_with_connect_info::<Peer>(),
-    )
-    .with_graceful_shutdown(async move {
-        let _ = draining.await;
-    });
-    let deadline = async move {
-        // A dropped sender (never expected) means stop now.
-        let limit = stop_requested.await.unwrap_or(Duration::ZERO);
-        let _ = drain.send(());
-        tokio::time::sleep(limit).await;
-    };
-    tokio::select! {
-        served = serve.into_future() => {
-            if let Err(e) = served {
-                log::event(SufastLogLevel::Error, format_args!("server error: {e}"));
-            }
-        }
-        () = deadline => {
-            log::event(
-                SufastLogLevel::Warning,
-                "stop deadline passed; closing connections still open",
-            );
-        }
-    }
+    listener::serve(listener, settings, Limits::current(), stop_requested).await;
 }
 
 /// Stops the running server: no new connections, in-flight requests get
@@ -451,7 +416,6 @@ pub fn bound_port() -> u16 {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use tower::ServiceExt;
 
     async fn call(method: &str, uri: &str) -> Response {
         let request = Request::builder()
@@ -459,7 +423,10 @@ mod tests {
             .uri(uri)
             .body(Body::empty())
             .unwrap();
-        app(SufastAccessLog::Off).oneshot(request).await.unwrap()
+        let settings = Settings {
+            access_log: SufastAccessLog::Off,
+        };
+        handle(settings, None, request).await
     }
 
     async fn text(response: Response) -> String {

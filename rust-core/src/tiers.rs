@@ -4,16 +4,19 @@
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use axum::body::Body;
+use axum::body::{Bytes, HttpBody};
 use axum::extract::Request;
 use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::Response;
-use http_body_util::LengthLimitError;
+use http_body_util::BodyExt;
 
 use crate::cache::{Cache, Plan, Rendered};
 use crate::dispatch::{self, json_error, Rejected, RequestParts};
+use crate::limits;
+use crate::log::{self, SufastLogLevel};
 use crate::routes::forwarded::Client;
 use crate::routes::StaticResponse;
 
@@ -108,10 +111,17 @@ async fn call(
     request: Request,
 ) -> StaticResponse {
     let (parts, body) = request.into_parts();
-    let body = match axum::body::to_bytes(body, MAX_BODY.load(Ordering::Relaxed)).await {
+    let body = match read_body(
+        body,
+        MAX_BODY.load(Ordering::Relaxed),
+        limits::body_timeout(),
+    )
+    .await
+    {
         Ok(body) => body,
-        Err(e) if limit_exceeded(&e) => return too_large(),
-        Err(_) => {
+        Err(BodyError::TooLarge) => return too_large(),
+        Err(BodyError::Slow) => return body_too_slow(),
+        Err(BodyError::Broken) => {
             return json_error(
                 StatusCode::BAD_REQUEST,
                 r#"{"error": "Bad Request: the body could not be read"}"#,
@@ -133,11 +143,75 @@ async fn call(
         Err(Rejected::TooLarge) => return too_large(),
         Err(Rejected::Full | Rejected::Closed) => return unavailable(),
     };
-    pending.reply().await.unwrap_or_else(unavailable)
+    let deadline = limits::request_timeout();
+    match tokio::time::timeout(deadline, pending.reply()).await {
+        Ok(reply) => reply.unwrap_or_else(unavailable),
+        Err(_) => {
+            pending.expire();
+            log::event(
+                SufastLogLevel::Warning,
+                format_args!(
+                    "{} {}: no answer from handler {handler} within request_timeout ({} ms); the client got a 504",
+                    parts.method,
+                    parts.uri.path(),
+                    deadline.as_millis()
+                ),
+            );
+            json_error(
+                StatusCode::GATEWAY_TIMEOUT,
+                r#"{"detail": "Gateway Timeout: the handler did not answer in time"}"#,
+            )
+        }
+    }
 }
 
-fn limit_exceeded(error: &axum::Error) -> bool {
-    std::error::Error::source(error).is_some_and(|e| e.is::<LengthLimitError>())
+/// Why a request body could not be read whole.
+enum BodyError {
+    TooLarge,
+    /// A pause between two reads was longer than `body_timeout`.
+    Slow,
+    Broken,
+}
+
+/// Reads `body` whole: at most `limit` bytes, with no pause between reads
+/// longer than `pause`. A body that arrives in one piece is not copied.
+async fn read_body(mut body: Body, limit: usize, pause: Duration) -> Result<Bytes, BodyError> {
+    if body.size_hint().lower() > limit as u64 {
+        return Err(BodyError::TooLarge);
+    }
+    let mut first: Option<Bytes> = None;
+    let mut rest: Vec<u8> = Vec::new();
+    loop {
+        let frame = match tokio::time::timeout(pause, body.frame()).await {
+            Err(_) => return Err(BodyError::Slow),
+            Ok(None) => break,
+            Ok(Some(Err(_))) => return Err(BodyError::Broken),
+            Ok(Some(Ok(frame))) => frame,
+        };
+        let Ok(data) = frame.into_data() else {
+            continue; // trailers
+        };
+        let so_far = first.as_ref().map_or(0, Bytes::len) + rest.len();
+        if so_far + data.len() > limit {
+            return Err(BodyError::TooLarge);
+        }
+        match &first {
+            None => first = Some(data),
+            Some(head) => {
+                if rest.is_empty() {
+                    let expected = usize::try_from(body.size_hint().lower()).unwrap_or(0);
+                    rest.reserve(head.len() + data.len() + expected.min(limit));
+                    rest.extend_from_slice(head);
+                }
+                rest.extend_from_slice(&data);
+            }
+        }
+    }
+    Ok(match (first, rest.is_empty()) {
+        (Some(only), true) => only,
+        (None, _) => Bytes::new(),
+        (Some(_), false) => Bytes::from(rest),
+    })
 }
 
 fn too_large() -> StaticResponse {
@@ -145,6 +219,18 @@ fn too_large() -> StaticResponse {
         StatusCode::PAYLOAD_TOO_LARGE,
         r#"{"error": "Payload Too Large"}"#,
     )
+}
+
+/// 408, and the connection closes: what is left of the body is not read.
+fn body_too_slow() -> StaticResponse {
+    let mut response = json_error(
+        StatusCode::REQUEST_TIMEOUT,
+        r#"{"detail": "Request Timeout: the body paused for longer than body_timeout"}"#,
+    );
+    response
+        .headers
+        .insert(header::CONNECTION, HeaderValue::from_static("close"));
+    response
 }
 
 fn unavailable() -> StaticResponse {

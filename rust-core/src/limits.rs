@@ -1,0 +1,166 @@
+//! The server's named limits and timeouts, each with a safe default, set
+//! through `sufast_set_option` by name. The connection settings are read
+//! when a server starts; `request_timeout` and `body_timeout` at once.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+/// One named limit: its option name, what its number means, its default
+/// (0 where the default is worked out, as `max_connections`'s), and the
+/// smallest and largest values accepted.
+struct Limit {
+    name: &'static str,
+    unit: &'static str,
+    value: AtomicU64,
+    default: u64,
+    min: u64,
+    max: u64,
+}
+
+impl Limit {
+    const fn new(name: &'static str, unit: &'static str, default: u64, min: u64, max: u64) -> Self {
+        Limit {
+            name,
+            unit,
+            value: AtomicU64::new(default),
+            default,
+            min,
+            max,
+        }
+    }
+
+    fn get(&self) -> u64 {
+        self.value.load(Ordering::Relaxed)
+    }
+}
+
+const HOUR_MS: u64 = 3_600_000;
+
+static HEADER_TIMEOUT: Limit = Limit::new("header_timeout_ms", "milliseconds", 10_000, 1, HOUR_MS);
+static BODY_TIMEOUT: Limit = Limit::new("body_timeout_ms", "milliseconds", 30_000, 1, HOUR_MS);
+static REQUEST_TIMEOUT: Limit = Limit::new(
+    "request_timeout_ms",
+    "milliseconds",
+    60_000,
+    1,
+    24 * HOUR_MS,
+);
+static MAX_HEADER_SIZE: Limit = Limit::new("max_header_size", "bytes", 64 * 1024, 1024, 1 << 24);
+static MAX_CONNECTIONS: Limit = Limit::new("max_connections", "connections", 0, 0, 1 << 24);
+
+static ALL: [&Limit; 5] = [
+    &HEADER_TIMEOUT,
+    &BODY_TIMEOUT,
+    &REQUEST_TIMEOUT,
+    &MAX_HEADER_SIZE,
+    &MAX_CONNECTIONS,
+];
+
+/// The names `set` knows, for messages.
+pub fn names() -> String {
+    ALL.iter().map(|l| l.name).collect::<Vec<_>>().join(", ")
+}
+
+/// Sets the limit `name` to `value`: `Ok(false)` if no limit has that name,
+/// `Err` with the reason if the value is out of range. 0 restores
+/// `max_connections`'s worked-out default.
+pub fn set(name: &str, value: i64) -> Result<bool, String> {
+    let Some(limit) = ALL.iter().find(|l| l.name == name) else {
+        return Ok(false);
+    };
+    let value = u64::try_from(value)
+        .ok()
+        .filter(|v| (limit.min..=limit.max).contains(v))
+        .ok_or_else(|| {
+            format!(
+                "{value} is out of range: {} {} to {}{}",
+                limit.name,
+                limit.min,
+                limit.max,
+                match limit.default {
+                    0 => " (0: the default)".to_owned(),
+                    d => format!(" {}, default {d}", limit.unit),
+                }
+            )
+        })?;
+    limit.value.store(value, Ordering::Relaxed);
+    Ok(true)
+}
+
+/// Puts every limit back to its default.
+pub fn reset() {
+    for limit in ALL {
+        limit.value.store(limit.default, Ordering::Relaxed);
+    }
+}
+
+pub fn request_timeout() -> Duration {
+    Duration::from_millis(REQUEST_TIMEOUT.get())
+}
+
+pub fn body_timeout() -> Duration {
+    Duration::from_millis(BODY_TIMEOUT.get())
+}
+
+/// What a connection is held to, read once when a server starts.
+#[derive(Debug, Clone, Copy)]
+pub struct Limits {
+    pub header_timeout: Duration,
+    pub max_header_size: usize,
+    pub max_connections: usize,
+}
+
+impl Limits {
+    pub fn current() -> Self {
+        Limits {
+            header_timeout: Duration::from_millis(HEADER_TIMEOUT.get()),
+            max_header_size: usize::try_from(MAX_HEADER_SIZE.get()).unwrap_or(usize::MAX),
+            max_connections: match MAX_CONNECTIONS.get() {
+                0 => default_max_connections(),
+                n => usize::try_from(n).unwrap_or(usize::MAX),
+            },
+        }
+    }
+}
+
+/// The descriptors this process may open, less a reserve for everything
+/// else it opens (files, database connections, the runtime's own):
+/// an eighth, at least 64. Without a limit to read, 1024.
+pub fn default_max_connections() -> usize {
+    let soft = open_files_limit().unwrap_or(1024).min(1 << 20);
+    soft.saturating_sub((soft / 8).max(64)).max(1)
+}
+
+#[cfg(unix)]
+fn open_files_limit() -> Option<usize> {
+    let mut limit = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: getrlimit writes one rlimit into the struct it is given.
+    let ok = unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) } == 0;
+    ok.then(|| usize::try_from(limit.rlim_cur).unwrap_or(usize::MAX))
+}
+
+#[cfg(not(unix))]
+fn open_files_limit() -> Option<usize> {
+    None
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn values_are_checked_against_each_limits_range() {
+        assert_eq!(set("no_such_limit", 1), Ok(false));
+        assert!(set("header_timeout_ms", 0)
+            .unwrap_err()
+            .contains("1 to 3600000 milliseconds"));
+        assert!(set("max_header_size", 100)
+            .unwrap_err()
+            .contains("default 65536"));
+        assert!(set("request_timeout_ms", -5).is_err());
+        assert!(default_max_connections() >= 1);
+    }
+}
