@@ -14,6 +14,7 @@ from . import _native
 from ._version import __version__
 from .cors import CORS
 from .exceptions import RouteWarning, SufastError
+from .limits import server_limits
 from .logs import configure_logger, log_options
 from .responses import HeadersInput, normalize_headers
 from .dispatch import HandlerPool
@@ -49,6 +50,11 @@ class App:
         headers: HeadersInput = None,
         cors: Optional[CORS] = None,
         forwarded_allow_ips: Optional[Sequence[str]] = None,
+        header_timeout: float = 10.0,
+        body_timeout: float = 30.0,
+        request_timeout: float = 60.0,
+        max_header_size: int = 64 * 1024,
+        max_connections: Optional[int] = None,
     ) -> None:
         """``threads`` Python threads run sync handlers (and hand ``async
         def`` ones to the app's event loop); at most ``max_pending``
@@ -70,6 +76,16 @@ class App:
         the headers name in ``request.client``, ``request.url`` and the
         access log. From anyone else the headers are ignored. By default no
         proxy is trusted.
+
+        The server's limits (see the README's Limits): a connection whose
+        request head is not complete ``header_timeout`` seconds after the
+        server started waiting for it is closed (idle keep-alive
+        connections too); a head over ``max_header_size`` bytes gets 431; a
+        body that pauses longer than ``body_timeout`` seconds gets 408; a
+        handler that has not answered after ``request_timeout`` seconds
+        gets its client a 504. At most ``max_connections`` connections are
+        open at once (default: the open-files limit less an eighth), more
+        wait until one closes.
         """
         _check_count("threads", threads)
         _check_count("max_pending", max_pending, 2**32 - 1)
@@ -87,6 +103,13 @@ class App:
         self._lock = threading.RLock()
         self._production = False
         self._stopped = threading.Event()
+        self._limits = server_limits(
+            header_timeout=header_timeout,
+            body_timeout=body_timeout,
+            request_timeout=request_timeout,
+            max_header_size=max_header_size,
+            max_connections=max_connections,
+        )
         self._max_pending = max_pending
         self._max_body_size = max_body_size
         self._cache_max_entries = cache_max_entries
@@ -258,7 +281,7 @@ class App:
             self._production = production
             self._serving_app_wide = app_wide
             _native.set_limits(self._max_pending, self._max_body_size)
-            for name, value in options.items():
+            for name, value in {**options, **self._limits}.items():
                 _native.set_option(name, value)
             configure_logger(log_level)
             self._ship()

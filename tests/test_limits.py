@@ -1,0 +1,187 @@
+"""The server's limits over real sockets: slow and idle clients are closed,
+oversized heads refused, connections capped, slow bodies and slow handlers
+answered, and the server keeps serving everyone else throughout."""
+
+from __future__ import annotations
+
+import socket
+import threading
+import time
+from typing import List
+
+import pytest
+from conftest import request
+
+from sufast import Request
+
+
+def served(make_app, **limits):
+    app = make_app(**limits)
+
+    @app.get("/")
+    def index():
+        return "up"
+
+    @app.post("/echo")
+    def echo(body: bytes):
+        return {"size": len(body)}
+
+    return app
+
+
+def connect(port: int) -> socket.socket:
+    return socket.create_connection(("127.0.0.1", port), timeout=10)
+
+
+def closed_within(sock: socket.socket, seconds: float) -> bool:
+    """Whether the server closes ``sock`` within ``seconds`` (whatever it
+    sent first is read and ignored)."""
+    sock.settimeout(seconds)
+    deadline = time.monotonic() + seconds
+    try:
+        while time.monotonic() < deadline:
+            if not sock.recv(65536):
+                return True
+    except ConnectionResetError:
+        return True
+    except socket.timeout:
+        return False
+    return False
+
+
+def read_reply(sock: socket.socket) -> bytes:
+    """One response on a keep-alive connection: its head and a body of
+    Content-Length bytes."""
+    data = b""
+    while b"\r\n\r\n" not in data:
+        chunk = sock.recv(65536)
+        if not chunk:
+            raise ConnectionError(f"closed after {data!r}")
+        data += chunk
+    head, _, body = data.partition(b"\r\n\r\n")
+    length = next(int(line.split(b":")[1]) for line in head.split(b"\r\n") if line.lower().startswith(b"content-length"))
+    while len(body) < length:
+        body += sock.recv(65536)
+    return head + b"\r\n\r\n" + body
+
+
+def test_slow_heads_are_closed_while_others_are_served(make_app):
+    port = served(make_app, header_timeout=1).start()
+    slow: List[socket.socket] = []
+    try:
+        for _ in range(200):
+            sock = connect(port)
+            sock.sendall(b"GET / HTTP/1.1\r\nHost: x\r\n")  # never finished
+            slow.append(sock)
+        started = time.monotonic()
+        # A probe every 100 ms is served while they hang.
+        while time.monotonic() - started < 1.2:
+            assert request(port, "GET", "/").body == b"up"
+            time.sleep(0.1)  # the probe's pace, not synchronisation
+        assert all(closed_within(sock, max(0.1, started + 2 - time.monotonic())) for sock in slow)
+        assert time.monotonic() - started < 3
+    finally:
+        for sock in slow:
+            sock.close()
+
+
+def test_an_idle_keep_alive_connection_is_closed_after_header_timeout(make_app):
+    port = served(make_app, header_timeout=1).start()
+    with connect(port) as sock:
+        sock.sendall(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+        assert read_reply(sock).endswith(b"up")
+        started = time.monotonic()
+        assert closed_within(sock, 3)
+        assert 0.8 < time.monotonic() - started < 2.5
+
+
+def test_a_head_over_max_header_size_gets_431(make_app):
+    port = served(make_app, max_header_size=8 * 1024).start()
+    with connect(port) as sock:
+        sock.sendall(b"GET / HTTP/1.1\r\nHost: x\r\nX-Big: " + b"a" * 100_000 + b"\r\n\r\n")
+        reply = sock.recv(65536)
+    assert reply.startswith(b"HTTP/1.1 431"), reply
+    assert request(port, "GET", "/", headers={"X-Fits": "a" * 4000}).status == 200
+
+
+def test_connections_over_max_connections_wait_for_a_free_one(make_app, capfd):
+    port = served(make_app, max_connections=5).start()
+    kept = [connect(port) for _ in range(5)]
+    try:
+        for sock in kept:
+            sock.sendall(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+            assert read_reply(sock).endswith(b"up")
+        # A sixth client is not accepted while five are open...
+        waiting = connect(port)
+        waiting.sendall(b"GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+        waiting.settimeout(0.5)
+        with pytest.raises(socket.timeout):
+            waiting.recv(1)
+        # ...and is served as soon as one closes.
+        kept.pop().close()
+        waiting.settimeout(10)
+        assert waiting.recv(65536).startswith(b"HTTP/1.1 200")
+        waiting.close()
+    finally:
+        for sock in kept:
+            sock.close()
+    assert "sufast: warning: max_connections (5) reached" in capfd.readouterr().err
+
+
+def test_a_handler_past_request_timeout_answers_504_and_the_route_recovers(make_app, capfd):
+    app = make_app(request_timeout=1)
+    release = threading.Event()
+
+    @app.get("/slow")
+    def slow(request: Request):
+        release.wait(10)
+        return {"late": True}
+
+    @app.get("/fast")
+    def fast(n: int = 0):
+        return {"n": n}
+
+    port = app.start()
+    started = time.monotonic()
+    reply = request(port, "GET", "/slow")
+    took = time.monotonic() - started
+    assert reply.status == 504 and b'"detail"' in reply.body, reply
+    assert 0.9 < took < 3, took
+    assert request(port, "GET", "/fast?n=2").body == b'{"n":2}'
+    release.set()
+    # Its thread is free again: the route answers in time now.
+    assert request(port, "GET", "/slow").status == 200
+    app.stop()
+    err = capfd.readouterr().err
+    assert "GET /slow: no answer from handler" in err and "the client got a 504" in err
+    assert "came after its request_timeout" in err
+
+
+def test_a_body_that_pauses_past_body_timeout_gets_408(make_app):
+    port = served(make_app, body_timeout=1).start()
+    with connect(port) as sock:
+        sock.sendall(b"POST /echo HTTP/1.1\r\nHost: x\r\nContent-Length: 10\r\n\r\nabc")
+        started = time.monotonic()
+        sock.settimeout(5)
+        reply = sock.recv(65536)
+        assert reply.startswith(b"HTTP/1.1 408"), reply
+        assert b'"detail"' in reply
+        assert 0.9 < time.monotonic() - started < 3
+        assert closed_within(sock, 2)
+    assert request(port, "POST", "/echo", body=b"x" * 10).body == b'{"size":10}'
+
+
+@pytest.mark.parametrize(
+    "keyword, value",
+    [
+        ("header_timeout", 0),
+        ("body_timeout", -1),
+        ("request_timeout", "60"),
+        ("max_header_size", 100),
+        ("max_connections", 0),
+        ("max_connections", True),
+    ],
+)
+def test_a_limit_out_of_range_raises_where_the_app_is_made(make_app, keyword, value):
+    with pytest.raises(ValueError, match=keyword):
+        make_app(**{keyword: value})
