@@ -85,14 +85,36 @@ def test_slow_heads_are_closed_while_others_are_served(make_app):
             sock.close()
 
 
-def test_an_idle_keep_alive_connection_is_closed_after_header_timeout(make_app):
+def test_a_slow_first_head_gets_408_and_is_closed(make_app):
     port = served(make_app, header_timeout=1).start()
+    with connect(port) as sock:
+        started = time.monotonic()
+        sock.sendall(b"GET / HTTP/1.1\r\n")
+        sock.settimeout(5)
+        reply = sock.recv(65536)
+        assert reply.startswith(b"HTTP/1.1 408 Request Timeout\r\n") and b'"detail"' in reply, reply
+        assert 0.8 < time.monotonic() - started < 2.5
+        assert closed_within(sock, 2)
+
+
+def test_an_idle_keep_alive_connection_is_closed_after_keepalive_timeout(make_app):
+    port = served(make_app, keepalive_timeout=1, header_timeout=5).start()
     with connect(port) as sock:
         sock.sendall(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
         assert read_reply(sock).endswith(b"up")
         started = time.monotonic()
-        assert closed_within(sock, 3)
+        assert closed_within(sock, 4)
         assert 0.8 < time.monotonic() - started < 2.5
+
+
+def test_a_kept_alive_connection_in_use_stays_open(make_app):
+    port = served(make_app, keepalive_timeout=0.5, header_timeout=5).start()
+    with connect(port) as sock:
+        # Requests closer together than the idle limit, for longer than it.
+        for _ in range(8):
+            sock.sendall(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+            assert read_reply(sock).endswith(b"up")
+            time.sleep(0.2)  # the client's pace, not synchronisation
 
 
 def test_a_head_over_max_header_size_gets_431(make_app):
@@ -175,6 +197,7 @@ def test_a_body_that_pauses_past_body_timeout_gets_408(make_app):
     "keyword, value",
     [
         ("header_timeout", 0),
+        ("keepalive_timeout", 7200),
         ("body_timeout", -1),
         ("request_timeout", "60"),
         ("max_header_size", 100),

@@ -51,6 +51,7 @@ class App:
         cors: Optional[CORS] = None,
         forwarded_allow_ips: Optional[Sequence[str]] = None,
         header_timeout: float = 10.0,
+        keepalive_timeout: float = 5.0,
         body_timeout: float = 30.0,
         request_timeout: float = 60.0,
         max_header_size: int = 64 * 1024,
@@ -77,10 +78,11 @@ class App:
         access log. From anyone else the headers are ignored. By default no
         proxy is trusted.
 
-        The server's limits (see the README's Limits): a connection whose
-        request head is not complete ``header_timeout`` seconds after the
-        server started waiting for it is closed (idle keep-alive
-        connections too); a head over ``max_header_size`` bytes gets 431; a
+        The server's limits (see the README's Limits): a request head not
+        complete ``header_timeout`` seconds after the accept (or, on a
+        kept-alive connection, after its first byte) gets 408 and the
+        connection closes; a connection idle ``keepalive_timeout`` seconds
+        between requests is closed; a head over ``max_header_size`` bytes gets 431; a
         body that pauses longer than ``body_timeout`` seconds gets 408; a
         handler that has not answered after ``request_timeout`` seconds
         gets its client a 504. At most ``max_connections`` connections are
@@ -105,6 +107,7 @@ class App:
         self._stopped = threading.Event()
         self._limits = server_limits(
             header_timeout=header_timeout,
+            keepalive_timeout=keepalive_timeout,
             body_timeout=body_timeout,
             request_timeout=request_timeout,
             max_header_size=max_header_size,

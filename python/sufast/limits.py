@@ -12,6 +12,7 @@ Number = Union[int, float]
 #: Every limit's default, as the keywords take them (seconds, bytes, a count).
 DEFAULTS: Dict[str, Optional[Number]] = {
     "header_timeout": 10.0,
+    "keepalive_timeout": 5.0,
     "body_timeout": 30.0,
     "request_timeout": 60.0,
     "max_header_size": 64 * 1024,
@@ -21,6 +22,7 @@ DEFAULTS: Dict[str, Optional[Number]] = {
 # keyword: (library option, smallest, largest); timeouts in seconds.
 _SECONDS = {
     "header_timeout": ("header_timeout_ms", 0.001, 3600),
+    "keepalive_timeout": ("keepalive_timeout_ms", 0.001, 3600),
     "body_timeout": ("body_timeout_ms", 0.001, 3600),
     "request_timeout": ("request_timeout_ms", 0.001, 86400),
 }

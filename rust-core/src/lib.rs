@@ -12,6 +12,8 @@
 //! - [`listener`]: the accept loop: hyper's HTTP/1 builder with a timer,
 //!   a permit per connection, accept errors logged, graceful drain.
 //! - [`limits`]: the named limits and timeouts, with their defaults.
+//! - [`deadlines`]: a connection's read deadlines (request head, idle
+//!   keep-alive), kept by wrapping its socket.
 //! - [`log`]: the event log and the access log, on stderr.
 //! - [`tiers`]: how static, dynamic and cached routes answer.
 //! - [`dispatch`]: the queue of requests for handlers outside Rust, and
@@ -30,6 +32,7 @@
 //! - Every export may be called from any thread.
 
 pub mod cache;
+pub mod deadlines;
 pub mod dispatch;
 pub mod error;
 pub mod ffi;
@@ -331,9 +334,11 @@ pub extern "C" fn sufast_set_limits(max_pending: u32, max_body_bytes: u64) -> bo
 ///   The default, `SUFAST_ACCESS_LOG_AUTO`, logs in the common format
 ///   unless the server is started in production mode.
 ///
-/// - `"header_timeout_ms"` (default 10000): a connection whose request
-///   head is not complete this long after the server started waiting for
-///   it is closed; idle keep-alive connections close then too.
+/// - `"header_timeout_ms"` (default 10000): a request head not complete
+///   this long after the accept (a connection's first request) or after
+///   its first byte (the others) gets a 408 and the connection closes.
+/// - `"keepalive_timeout_ms"` (default 5000): a keep-alive connection
+///   idle this long between requests is closed.
 /// - `"max_header_size"` (bytes, default 65536, at least 1024): a larger
 ///   request line and headers get 431.
 /// - `"max_connections"` (default 0: the open-files limit less an eighth,
@@ -343,8 +348,8 @@ pub extern "C" fn sufast_set_limits(max_pending: u32, max_body_bytes: u64) -> bo
 /// - `"body_timeout_ms"` (default 30000): a request body with a longer
 ///   pause between reads gets 408 and the connection closes.
 ///
-/// The connection limits (`header_timeout_ms`, `max_header_size`,
-/// `max_connections`) take effect from the next start, the others at
+/// The connection limits (`header_timeout_ms`, `keepalive_timeout_ms`,
+/// `max_header_size`, `max_connections`) take effect from the next start, the others at
 /// once. Events go to stderr as `sufast: <level>: <message>` lines, the
 /// access log as one line per request. Returns `false` with
 /// `SUFAST_ERROR_CODE_INVALID_ARGUMENT` for an unknown name or value.

@@ -37,6 +37,8 @@ impl Limit {
 const HOUR_MS: u64 = 3_600_000;
 
 static HEADER_TIMEOUT: Limit = Limit::new("header_timeout_ms", "milliseconds", 10_000, 1, HOUR_MS);
+static KEEPALIVE_TIMEOUT: Limit =
+    Limit::new("keepalive_timeout_ms", "milliseconds", 5_000, 1, HOUR_MS);
 static BODY_TIMEOUT: Limit = Limit::new("body_timeout_ms", "milliseconds", 30_000, 1, HOUR_MS);
 static REQUEST_TIMEOUT: Limit = Limit::new(
     "request_timeout_ms",
@@ -48,8 +50,9 @@ static REQUEST_TIMEOUT: Limit = Limit::new(
 static MAX_HEADER_SIZE: Limit = Limit::new("max_header_size", "bytes", 64 * 1024, 1024, 1 << 24);
 static MAX_CONNECTIONS: Limit = Limit::new("max_connections", "connections", 0, 0, 1 << 24);
 
-static ALL: [&Limit; 5] = [
+static ALL: [&Limit; 6] = [
     &HEADER_TIMEOUT,
+    &KEEPALIVE_TIMEOUT,
     &BODY_TIMEOUT,
     &REQUEST_TIMEOUT,
     &MAX_HEADER_SIZE,
@@ -106,6 +109,7 @@ pub fn body_timeout() -> Duration {
 #[derive(Debug, Clone, Copy)]
 pub struct Limits {
     pub header_timeout: Duration,
+    pub keepalive_timeout: Duration,
     pub max_header_size: usize,
     pub max_connections: usize,
 }
@@ -114,6 +118,7 @@ impl Limits {
     pub fn current() -> Self {
         Limits {
             header_timeout: Duration::from_millis(HEADER_TIMEOUT.get()),
+            keepalive_timeout: Duration::from_millis(KEEPALIVE_TIMEOUT.get()),
             max_header_size: usize::try_from(MAX_HEADER_SIZE.get()).unwrap_or(usize::MAX),
             max_connections: match MAX_CONNECTIONS.get() {
                 0 => default_max_connections(),

@@ -4,10 +4,13 @@
 //! - A connection is accepted only with a permit (`max_connections`): at
 //!   the limit, new clients wait in the kernel's backlog while the open
 //!   ones carry on; the first wait of a burst is logged.
-//! - The timer makes hyper close a connection whose request head is not
-//!   complete within `header_timeout`, counted from when the server
-//!   starts waiting for it, so idle keep-alive connections close then too.
-//!   A head over `max_header_size` gets 431.
+//! - Each socket keeps the read deadlines of [`deadlines`]: a request head
+//!   within `header_timeout`, an idle keep-alive connection for at most
+//!   `keepalive_timeout`. hyper's own header timer (it needs the timer)
+//!   stays as a backstop behind them. A head over `max_header_size` gets
+//!   431.
+//!
+//! [`deadlines`]: crate::deadlines
 //! - Accept errors (out of file descriptors, ...) are logged at once and
 //!   then at most once a second with a count; accepting pauses briefly,
 //!   connections already open are not affected.
@@ -27,6 +30,7 @@ use hyper_util::server::graceful::GracefulShutdown;
 use tokio::net::TcpListener;
 use tokio::sync::{oneshot, Semaphore};
 
+use crate::deadlines::{Clock, Timed};
 use crate::limits::Limits;
 use crate::log::{self, SufastLogLevel};
 use crate::server::{handle, Settings};
@@ -49,7 +53,7 @@ pub async fn serve(
     let mut builder = http1::Builder::new();
     builder
         .timer(TokioTimer::new())
-        .header_read_timeout(limits.header_timeout)
+        .header_read_timeout(limits.header_timeout + limits.keepalive_timeout)
         .max_header_size(limits.max_header_size)
         .max_buf_size(limits.max_header_size.max(8192));
     let mut errors = AcceptErrors::default();
@@ -91,11 +95,22 @@ pub async fn serve(
             limit = &mut stop => break limit.unwrap_or(Duration::ZERO),
         };
         let _ = stream.set_nodelay(true);
-        let service =
-            hyper::service::service_fn(move |request: hyper::Request<Incoming>| async move {
-                Ok::<_, Infallible>(handle(settings, Some(peer), request.map(Body::new)).await)
-            });
-        let connection = graceful.watch(builder.serve_connection(TokioIo::new(stream), service));
+        let clock = Clock::new();
+        let io = Timed::new(
+            stream,
+            Arc::clone(&clock),
+            limits.header_timeout,
+            limits.keepalive_timeout,
+        );
+        let service = hyper::service::service_fn(move |request: hyper::Request<Incoming>| {
+            let busy = Busy::start(&clock);
+            async move {
+                let response = handle(settings, Some(peer), request.map(Body::new)).await;
+                drop(busy);
+                Ok::<_, Infallible>(response)
+            }
+        });
+        let connection = graceful.watch(builder.serve_connection(TokioIo::new(io), service));
         tokio::spawn(async move {
             // A client that misbehaves or leaves ends only its connection.
             let _ = connection.await;
@@ -112,6 +127,23 @@ pub async fn serve(
                 "stop deadline passed; closing connections still open",
             );
         }
+    }
+}
+
+/// A request between its complete head and its response: the connection's
+/// read deadlines pause, also if the request is dropped half-way.
+struct Busy(Arc<Clock>);
+
+impl Busy {
+    fn start(clock: &Arc<Clock>) -> Self {
+        clock.request_started();
+        Busy(Arc::clone(clock))
+    }
+}
+
+impl Drop for Busy {
+    fn drop(&mut self) {
+        self.0.request_done();
     }
 }
 

@@ -1,0 +1,254 @@
+//! Read deadlines of one connection, kept by wrapping its socket: the
+//! request head must be complete within `header_timeout` (from the accept
+//! for a connection's first request, from the first byte for the others),
+//! and a keep-alive connection may idle between requests for
+//! `keepalive_timeout`. An idle connection past its deadline reads as
+//! closed, which hyper ends quietly; a head past its deadline gets a 408
+//! (nothing else was written for it) and the connection closes.
+//!
+//! The service tells the clock when a request's head is complete and
+//! when its response is ready; between those no deadline applies here
+//! (`body_timeout` and `request_timeout` do).
+
+use std::future::Future;
+use std::io;
+use std::pin::Pin;
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
+use std::sync::Arc;
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tokio::time::{Instant, Sleep};
+
+/// Written when a head takes too long: the server's own error shape.
+const HEAD_TIMED_OUT: &[u8] = b"HTTP/1.1 408 Request Timeout\r\ncontent-type: application/json\r\ncontent-length: 71\r\nconnection: close\r\n\r\n{\"detail\": \"Request Timeout: the request head took longer than allowed\"}";
+
+/// What the service and the socket share.
+#[derive(Debug)]
+pub struct Clock {
+    origin: Instant,
+    /// Requests whose head is in and whose response is not yet ready.
+    busy: AtomicU32,
+    /// A head is being read (true from the accept for the first one).
+    in_head: AtomicBool,
+    /// When the current phase began, in microseconds since `origin`.
+    since: AtomicU64,
+}
+
+impl Clock {
+    pub fn new() -> Arc<Self> {
+        Arc::new(Clock {
+            origin: Instant::now(),
+            busy: AtomicU32::new(0),
+            in_head: AtomicBool::new(true),
+            since: AtomicU64::new(0),
+        })
+    }
+
+    fn now(&self) -> u64 {
+        u64::try_from(self.origin.elapsed().as_micros()).unwrap_or(u64::MAX)
+    }
+
+    /// A request's head is complete: no read deadline until it is answered.
+    pub fn request_started(&self) {
+        self.busy.fetch_add(1, Ordering::AcqRel);
+        self.in_head.store(false, Ordering::Release);
+    }
+
+    /// Its response is ready: the connection idles from now.
+    pub fn request_done(&self) {
+        self.since.store(self.now(), Ordering::Release);
+        self.busy.fetch_sub(1, Ordering::AcqRel);
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Phase {
+    Head,
+    Idle,
+}
+
+/// A socket with the read deadlines of `clock`.
+pub struct Timed<T> {
+    io: T,
+    clock: Arc<Clock>,
+    header_timeout: Duration,
+    keepalive_timeout: Duration,
+    sleep: Pin<Box<Sleep>>,
+    /// The phase and start the sleep is set for.
+    armed: Option<(Phase, u64)>,
+}
+
+impl<T> Timed<T> {
+    pub fn new(
+        io: T,
+        clock: Arc<Clock>,
+        header_timeout: Duration,
+        keepalive_timeout: Duration,
+    ) -> Self {
+        Timed {
+            io,
+            sleep: Box::pin(tokio::time::sleep_until(clock.origin + header_timeout)),
+            clock,
+            header_timeout,
+            keepalive_timeout,
+            armed: Some((Phase::Head, 0)),
+        }
+    }
+}
+
+impl<T: AsyncRead + AsyncWrite + Unpin> AsyncRead for Timed<T> {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        let this = self.get_mut();
+        let before = buf.filled().len();
+        match Pin::new(&mut this.io).poll_read(cx, buf) {
+            Poll::Ready(Ok(())) => {
+                let clock = &this.clock;
+                if buf.filled().len() > before
+                    && clock.busy.load(Ordering::Acquire) == 0
+                    && !clock.in_head.load(Ordering::Acquire)
+                {
+                    // The first byte of the next head.
+                    clock.since.store(clock.now(), Ordering::Release);
+                    clock.in_head.store(true, Ordering::Release);
+                }
+                return Poll::Ready(Ok(()));
+            }
+            Poll::Ready(Err(e)) => return Poll::Ready(Err(e)),
+            Poll::Pending => {}
+        }
+        let clock = &this.clock;
+        if clock.busy.load(Ordering::Acquire) > 0 {
+            return Poll::Pending;
+        }
+        let (phase, limit) = if clock.in_head.load(Ordering::Acquire) {
+            (Phase::Head, this.header_timeout)
+        } else {
+            (Phase::Idle, this.keepalive_timeout)
+        };
+        let since = clock.since.load(Ordering::Acquire);
+        if this.armed != Some((phase, since)) {
+            let deadline = clock.origin + Duration::from_micros(since) + limit;
+            this.sleep.as_mut().reset(deadline);
+            this.armed = Some((phase, since));
+        }
+        if this.sleep.as_mut().poll(cx).is_pending() {
+            return Poll::Pending;
+        }
+        match phase {
+            // Reads as closed: hyper ends an idle connection quietly.
+            Phase::Idle => Poll::Ready(Ok(())),
+            Phase::Head => {
+                // Best effort: a client too slow to send is rarely too slow
+                // to take 200 bytes, and the socket's buffer is empty.
+                let _ = Pin::new(&mut this.io).poll_write(cx, HEAD_TIMED_OUT);
+                Poll::Ready(Err(io::Error::new(
+                    io::ErrorKind::TimedOut,
+                    "the request head took longer than header_timeout",
+                )))
+            }
+        }
+    }
+}
+
+impl<T: AsyncWrite + Unpin> AsyncWrite for Timed<T> {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        data: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        Pin::new(&mut self.get_mut().io).poll_write(cx, data)
+    }
+
+    fn poll_write_vectored(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[io::IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        Pin::new(&mut self.get_mut().io).poll_write_vectored(cx, bufs)
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        self.io.is_write_vectored()
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.get_mut().io).poll_flush(cx)
+    }
+
+    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.get_mut().io).poll_shutdown(cx)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    const HEAD: Duration = Duration::from_secs(10);
+    const IDLE: Duration = Duration::from_secs(5);
+
+    async fn timed() -> (
+        Timed<tokio::io::DuplexStream>,
+        tokio::io::DuplexStream,
+        Arc<Clock>,
+    ) {
+        let (server, client) = tokio::io::duplex(4096);
+        let clock = Clock::new();
+        (
+            Timed::new(server, Arc::clone(&clock), HEAD, IDLE),
+            client,
+            clock,
+        )
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_first_head_has_header_timeout_from_the_accept() {
+        let (mut server, mut client, _clock) = timed().await;
+        client.write_all(b"GET / HTTP/1.1\r\n").await.unwrap();
+        let mut buf = [0u8; 64];
+        assert_eq!(server.read(&mut buf).await.unwrap(), 16);
+        let started = Instant::now();
+        let err = server.read(&mut buf).await.unwrap_err();
+        assert_eq!(err.kind(), io::ErrorKind::TimedOut);
+        assert_eq!(started.elapsed(), HEAD);
+        let mut reply = vec![0u8; HEAD_TIMED_OUT.len()];
+        client.read_exact(&mut reply).await.unwrap();
+        assert!(reply.starts_with(b"HTTP/1.1 408 Request Timeout\r\n"));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn an_idle_connection_reads_as_closed_after_keepalive_timeout() {
+        let (mut server, _client, clock) = timed().await;
+        clock.request_started();
+        let mut buf = [0u8; 64];
+        // Busy: no deadline, however long the handler takes.
+        let waited = tokio::time::timeout(HEAD * 3, server.read(&mut buf)).await;
+        assert!(waited.is_err());
+        clock.request_done();
+        let started = Instant::now();
+        assert_eq!(server.read(&mut buf).await.unwrap(), 0);
+        assert_eq!(started.elapsed(), IDLE);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_later_head_has_header_timeout_from_its_first_byte() {
+        let (mut server, mut client, clock) = timed().await;
+        clock.request_started();
+        clock.request_done();
+        tokio::time::sleep(IDLE - Duration::from_secs(1)).await;
+        client.write_all(b"G").await.unwrap();
+        let mut buf = [0u8; 64];
+        assert_eq!(server.read(&mut buf).await.unwrap(), 1);
+        let started = Instant::now();
+        let err = server.read(&mut buf).await.unwrap_err();
+        assert_eq!(err.kind(), io::ErrorKind::TimedOut);
+        assert_eq!(started.elapsed(), HEAD);
+    }
+}
