@@ -97,6 +97,11 @@ enum SufastErrorCode
    The call is not available on this platform.
    */
   SUFAST_ERROR_CODE_UNSUPPORTED = 12,
+  /*
+   The server was started by another process, which this one was
+   forked from: only that process can use or stop it.
+   */
+  SUFAST_ERROR_CODE_OTHER_PROCESS = 13,
 };
 #ifndef __cplusplus
 #if __STDC_VERSION__ >= 202311L
@@ -286,10 +291,9 @@ bool sufast_start_server_on(const uint8_t *host, size_t len, uint16_t port, bool
  status flags: `fd` becomes non-blocking too.
 
  Returns `false` with `SUFAST_ERROR_CODE_INVALID_ARGUMENT` if `fd` is
- negative, not open, not an IP socket or not bound, and fails as
- `start_server` does if a server is running. A socket that is bound but
- not listening is not detected: it gets no connections. Outside Unix
- this always fails with `SUFAST_ERROR_CODE_UNSUPPORTED`.
+ negative, not open, not an IP socket, not TCP, not bound or not
+ listening, and fails as `start_server` does if a server is running.
+ Outside Unix this always fails with `SUFAST_ERROR_CODE_UNSUPPORTED`.
 
  # Safety
  No other thread may close `fd` during the call (it could be reused for

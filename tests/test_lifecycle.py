@@ -3,6 +3,7 @@ native library's loading and errors."""
 
 from __future__ import annotations
 
+import os
 import socket
 import subprocess
 import sys
@@ -146,3 +147,46 @@ def test_requests_already_waiting_on_a_socket_are_served_when_it_starts(app):
             while chunk := client.recv(4096):
                 reply += chunk
         assert reply.startswith(b"HTTP/1.1 200 OK") and reply.endswith(f'{{"id":{n}}}'.encode()), reply
+
+
+FORKED = """
+import os, sys
+sys.path.insert(0, {python!r})
+from sufast import App, SufastError, _native
+app = App()
+app.get("/")(lambda: "parent")
+port = app.start()
+pid = os.fork()
+if pid == 0:
+    seen = [str(_native.bound_port())]
+    for call in (lambda: _native.stop(0), lambda: _native.start(0, False)):
+        try:
+            call()
+            seen.append("ok")
+        except SufastError as exc:
+            seen.append(f"{{exc.code}}: {{exc.message}}")
+    print("|".join(seen), flush=True)
+    os._exit(0)
+_, status = os.waitpid(pid, 0)
+import http.client
+conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+conn.request("GET", "/")
+print("parent", os.waitstatus_to_exitcode(status), conn.getresponse().read().decode(), flush=True)
+app.stop()
+"""
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="needs os.fork")
+def test_a_forked_child_gets_a_clear_error_and_the_parent_keeps_serving(tmp_path):
+    script = tmp_path / "forked.py"
+    script.write_text(FORKED.format(python=str(ROOT / "python")))
+    proc = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=30)
+    assert proc.returncode == 0, proc.stderr
+    child, parent = proc.stdout.splitlines()
+    port, stopped, started = child.split("|")
+    assert port == "0"
+    for failed in (stopped, started):
+        assert failed.startswith("13: the server on port "), failed
+        assert "belongs to process" in failed and "fork before starting" in failed
+    assert parent == "parent 0 parent"
+    assert "panicked" not in proc.stderr

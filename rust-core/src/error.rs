@@ -36,6 +36,9 @@ pub enum SufastErrorCode {
     InvalidResponse = 11,
     /// The call is not available on this platform.
     Unsupported = 12,
+    /// The server was started by another process, which this one was
+    /// forked from: only that process can use or stop it.
+    OtherProcess = 13,
 }
 
 /// A failure with its code and a message meant for people.

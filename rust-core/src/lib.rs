@@ -128,10 +128,9 @@ pub unsafe extern "C" fn sufast_start_server_on(
 /// status flags: `fd` becomes non-blocking too.
 ///
 /// Returns `false` with `SUFAST_ERROR_CODE_INVALID_ARGUMENT` if `fd` is
-/// negative, not open, not an IP socket or not bound, and fails as
-/// `start_server` does if a server is running. A socket that is bound but
-/// not listening is not detected: it gets no connections. Outside Unix
-/// this always fails with `SUFAST_ERROR_CODE_UNSUPPORTED`.
+/// negative, not open, not an IP socket, not TCP, not bound or not
+/// listening, and fails as `start_server` does if a server is running.
+/// Outside Unix this always fails with `SUFAST_ERROR_CODE_UNSUPPORTED`.
 ///
 /// # Safety
 /// No other thread may close `fd` during the call (it could be reused for

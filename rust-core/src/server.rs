@@ -3,7 +3,7 @@
 //! deadline, restart).
 
 use std::net::{IpAddr, SocketAddr};
-use std::sync::atomic::{AtomicU16, Ordering};
+use std::sync::atomic::{AtomicU16, AtomicU32, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
@@ -40,8 +40,13 @@ static SERVER: Mutex<Option<Running>> = Mutex::new(None);
 /// start or stop in progress.
 static PORT: AtomicU16 = AtomicU16::new(0);
 
+/// The process that started the running server. A process forked from it
+/// inherits the statics but not the server's threads.
+static OWNER: AtomicU32 = AtomicU32::new(0);
+
 struct Running {
     port: u16,
+    pid: u32,
     stop: oneshot::Sender<Duration>,
     thread: JoinHandle<()>,
 }
@@ -273,11 +278,9 @@ fn bind(host: &str, port: u16) -> Result<std::net::TcpListener, Error> {
     })
 }
 
-/// Duplicates `fd` (close-on-exec) as a listener of our own. std cannot
-/// ask a socket whether it listens without raw `getsockopt`, so this
-/// rejects what it can tell apart: no descriptor, not an IP socket, not
-/// bound. A bound socket that never called `listen` passes and gets no
-/// connections.
+/// Duplicates `fd` (close-on-exec) as a listener of our own, refusing
+/// what could never get a connection: no descriptor, not an IP socket,
+/// not TCP (`SO_TYPE`), not bound, not listening (`SO_ACCEPTCONN`).
 #[cfg(unix)]
 fn adopt(fd: std::os::fd::BorrowedFd<'_>) -> Result<std::net::TcpListener, Error> {
     use std::os::fd::AsRawFd;
@@ -296,6 +299,36 @@ fn adopt(fd: std::os::fd::BorrowedFd<'_>) -> Result<std::net::TcpListener, Error
             "is a socket that is not bound ({addr}), so it cannot be listening"
         )));
     }
+    let option = |name: libc::c_int| -> Result<libc::c_int, Error> {
+        let mut value: libc::c_int = 0;
+        let mut len = std::mem::size_of::<libc::c_int>() as libc::socklen_t;
+        // SAFETY: getsockopt writes at most `len` bytes into `value`.
+        let ok = unsafe {
+            libc::getsockopt(
+                raw,
+                libc::SOL_SOCKET,
+                name,
+                (&mut value as *mut libc::c_int).cast(),
+                &mut len,
+            )
+        } == 0;
+        ok.then_some(value).ok_or_else(|| {
+            invalid(format!(
+                "cannot be inspected: {}",
+                std::io::Error::last_os_error()
+            ))
+        })
+    };
+    if option(libc::SO_TYPE)? != libc::SOCK_STREAM {
+        return Err(invalid(format!(
+            "is not a TCP socket ({addr} is not a stream socket)"
+        )));
+    }
+    if option(libc::SO_ACCEPTCONN)? == 0 {
+        return Err(invalid(format!(
+            "is a TCP socket bound to {addr} that is not listening; call listen() on it first"
+        )));
+    }
     Ok(listener)
 }
 
@@ -307,6 +340,7 @@ fn start_with(
 ) -> Result<u16, Error> {
     let mut slot = server();
     if let Some(running) = slot.as_ref() {
+        not_forked(running)?;
         return Err(Error::new(
             SufastErrorCode::AlreadyRunning,
             format!(
@@ -359,7 +393,9 @@ fn start_with(
             dispatch::close();
             runtime_error(e)
         })?;
+    OWNER.store(std::process::id(), Ordering::SeqCst);
     *slot = Some(Running {
+        pid: std::process::id(),
         port: bound.port(),
         stop,
         thread,
@@ -388,6 +424,10 @@ async fn run(
 /// until `deadline` to finish. Returns once the port is released.
 pub fn stop(deadline: Duration) -> Result<(), Error> {
     let mut slot = server();
+    if let Some(running) = slot.as_ref() {
+        // Its threads do not exist here: joining them is not possible.
+        not_forked(running)?;
+    }
     let Some(running) = slot.take() else {
         return Err(Error::new(
             SufastErrorCode::NotRunning,
@@ -410,7 +450,26 @@ pub fn stop(deadline: Duration) -> Result<(), Error> {
 
 /// The port the running server listens on, or 0.
 pub fn bound_port() -> u16 {
+    if OWNER.load(Ordering::SeqCst) != std::process::id() {
+        return 0;
+    }
     PORT.load(Ordering::SeqCst)
+}
+
+/// Fails if `running` was started by another process (this one is its
+/// fork child).
+fn not_forked(running: &Running) -> Result<(), Error> {
+    if running.pid == std::process::id() {
+        return Ok(());
+    }
+    Err(Error::new(
+        SufastErrorCode::OtherProcess,
+        format!(
+            "the server on port {} belongs to process {}, which this process was forked from; \
+             fork before starting a server, and start one in each process",
+            running.port, running.pid
+        ),
+    ))
 }
 
 #[cfg(test)]

@@ -247,8 +247,8 @@ fn start_server_fd_serves_a_copy_and_the_caller_keeps_its_socket() {
 
 #[cfg(unix)]
 #[test]
-fn start_server_fd_rejects_what_is_not_a_bound_ip_socket_at_once() {
-    use std::os::fd::AsRawFd;
+fn start_server_fd_rejects_what_is_not_a_listening_tcp_socket_at_once() {
+    use std::os::fd::{AsRawFd, FromRawFd};
     use std::os::unix::net::UnixListener;
 
     let _serial = serial();
@@ -292,6 +292,40 @@ fn start_server_fd_rejects_what_is_not_a_bound_ip_socket_at_once() {
         SufastErrorCode::InvalidArgument,
         &["not a listening TCP socket"],
         "a Unix socket",
+    );
+
+    let udp = std::net::UdpSocket::bind((Ipv4Addr::LOCALHOST, 0)).expect("bind a UDP socket");
+    assert!(!start_fd(udp.as_raw_fd()));
+    assert_failed(
+        SufastErrorCode::InvalidArgument,
+        &["is not a TCP socket", "not a stream socket"],
+        "a UDP socket",
+    );
+
+    // Bound, never listening: std cannot make one, libc can.
+    // SAFETY: plain socket calls on a descriptor this test owns.
+    let bound = unsafe {
+        let fd = libc::socket(libc::AF_INET, libc::SOCK_STREAM, 0);
+        assert!(fd >= 0);
+        let mut addr: libc::sockaddr_in = std::mem::zeroed();
+        addr.sin_family = libc::AF_INET as libc::sa_family_t;
+        addr.sin_addr.s_addr = u32::from(Ipv4Addr::LOCALHOST).to_be();
+        let len = std::mem::size_of::<libc::sockaddr_in>() as libc::socklen_t;
+        assert_eq!(
+            libc::bind(fd, (&addr as *const libc::sockaddr_in).cast(), len),
+            0
+        );
+        std::os::fd::OwnedFd::from_raw_fd(fd)
+    };
+    assert!(!start_fd(bound.as_raw_fd()));
+    assert_failed(
+        SufastErrorCode::InvalidArgument,
+        &[
+            "is a TCP socket bound to 127.0.0.1:",
+            "not listening",
+            "listen()",
+        ],
+        "bound, not listening",
     );
 
     assert!(started.elapsed() < AT_ONCE, "{:?}", started.elapsed());
