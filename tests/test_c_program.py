@@ -146,7 +146,7 @@ def test_serves_routes_and_stops_on_sigterm(hello: Path) -> None:
         assert get(port, "/") == (200, "application/json", b'{"hello":"world"}')
         assert get(port, "/health") == (200, "application/json", b'{"ok":true}')
         status, _, body = get(port, "/missing")
-        assert (status, body) == (404, b'{"error": "Not found"}')
+        assert (status, body) == (404, b'{"detail": "Not Found"}')
 
         process.send_signal(signal.SIGTERM)
         _, stderr = process.communicate(timeout=EXIT_TIMEOUT)

@@ -374,7 +374,7 @@ def test_unhandled_exception_is_a_bare_500_logged_not_sent(app, capfd, caplog):
     port = app.start()
     reply = request(port, "GET", "/boom/42")
     assert reply.status == 500
-    assert loads(reply) == {"error": "Internal Server Error"}
+    assert loads(reply) == {"detail": "Internal Server Error"}
     wire = reply.body + repr(reply.header_list).encode()
     for leak in (b"secret-token", b"ValueError", b"Traceback"):
         assert leak not in wire
@@ -403,7 +403,7 @@ def test_bad_results_are_500_and_the_server_keeps_serving(app, handler):
     for attempt in range(2):
         reply = request(port, "GET", "/bad")
         assert reply.status == 500
-        assert loads(reply) == {"error": "Internal Server Error"}
+        assert loads(reply) == {"detail": "Internal Server Error"}
         assert reply.header("X-Injected") is None and reply.header("X-A") is None
         assert loads(request(port, "GET", f"/ok/{attempt}")) == {"ok": attempt}
 

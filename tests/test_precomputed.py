@@ -159,15 +159,17 @@ def test_handler_that_raises_serves_500_and_warns(app):
     reply = request(port, "GET", "/boom")
     assert reply.status == 500
     assert reply.header("Content-Type") == "application/json"
-    assert json.loads(reply.body) == {"error": "Internal Server Error", "detail": "ValueError: no config"}
+    # The reason went to the RouteWarning; the body is a per-request 500's.
+    assert reply.body == b'{"detail":"Internal Server Error"}'
 
 
-def test_production_500_hides_the_exception(app):
+
+def test_production_500_is_the_same(app):
     with pytest.warns(RouteWarning):
         app.get("/boom")(lambda: 1 / 0)
     port = app.start(production=True, host="127.0.0.1")
     reply = request(port, "GET", "/boom")
-    assert (reply.status, reply.body) == (500, b'{"error":"Internal Server Error"}')
+    assert (reply.status, reply.body) == (500, b'{"detail":"Internal Server Error"}')
 
 
 def test_parameters_sufast_cannot_fill_are_refused_at_registration(app):
@@ -263,7 +265,7 @@ def test_not_found_method_not_allowed_and_head(app):
     app.get("/only-get")(lambda: {"k": "v"})
     port = app.start()
     reply = request(port, "GET", "/missing")
-    assert (reply.status, reply.body) == (404, b'{"error": "Not found"}')
+    assert (reply.status, reply.body) == (404, b'{"detail": "Not Found"}')
     assert reply.header("Content-Type") == "application/json"
     reply = request(port, "DELETE", "/only-get")
     assert (reply.status, reply.header("Allow")) == (405, "GET, HEAD")

@@ -317,7 +317,7 @@ def test_server_errors_are_not_cached(app, failure, status, stored):
     first = request(port, "GET", "/flaky")
     assert first.status == status
     if failure == "raise":
-        assert json.loads(first.body)["error"] == "Internal Server Error"
+        assert json.loads(first.body)["detail"] == "Internal Server Error"
     second = request(port, "GET", "/flaky")
     if stored:
         assert (second.status, second.body) == (first.status, first.body)
@@ -357,7 +357,7 @@ def test_full_queue_answers_503_quickly_and_recovers(make_app, release):
     reply = refused.result()
     assert reply.status == 503 and elapsed < 1
     assert reply.header("Retry-After") == "1"
-    assert json.loads(reply.body) == {"error": "Service Unavailable"}
+    assert json.loads(reply.body) == {"detail": "Service Unavailable"}
     # Routes that need no Python are unaffected by the full queue.
     assert get_json(port, "/static") == (200, {"static": True})
 

@@ -103,7 +103,6 @@ class App:
         self._endpoints: Dict[int, Endpoint] = {}
         self._next_handler = 1
         self._lock = threading.RLock()
-        self._production = False
         self._stopped = threading.Event()
         self._limits = server_limits(
             header_timeout=header_timeout,
@@ -202,7 +201,7 @@ class App:
                 )
             else:
                 route = precompute(method, path, endpoint, status_code, headers)
-            _native.check_routes(route_entry_table(method, path, route.table_entry(False)))
+            _native.check_routes(route_entry_table(method, path, route.table_entry()))
             if route.error is not None:
                 warnings.warn(
                     f"route {name}: handler raised {type(route.error).__name__}: {route.error}; "
@@ -242,7 +241,7 @@ class App:
 
     def _ship(self) -> None:
         app_wide = self._serving_app_wide
-        _native.set_routes(route_table(self.routes, self._production, app_wide))
+        _native.set_routes(route_table(self.routes, app_wide))
 
     def start(
         self,
@@ -258,8 +257,8 @@ class App:
     ) -> int:
         """Starts serving without blocking and returns the bound port.
 
-        ``production`` binds 0.0.0.0 and hides exception text from 500
-        bodies; otherwise the server binds 127.0.0.1. ``host`` overrides the
+        ``production`` binds 0.0.0.0 and turns the access log off unless
+        ``access_log`` says otherwise; otherwise the server binds 127.0.0.1. ``host`` overrides the
         address. Port 0 picks a free port. ``fd`` serves a TCP socket the
         caller already bound and set listening (``host`` and ``port`` are
         then ignored); the caller keeps it and closes it.
@@ -281,7 +280,6 @@ class App:
         with _serving_lock, self._lock:
             if _serving is not None:
                 raise SufastError(f"an App is already being served on port {_native.bound_port()}; stop it first")
-            self._production = production
             self._serving_app_wide = app_wide
             _native.set_limits(self._max_pending, self._max_body_size)
             for name, value in {**options, **self._limits}.items():
@@ -403,7 +401,7 @@ def _app_wide(headers: HeadersInput, cors: Optional[CORS], forwarded_allow_ips: 
     if forwarded_allow_ips:
         section["forwarded_allow_ips"] = forwarded_allow_ips
     if section:
-        _native.check_routes(route_table((), False, section))
+        _native.check_routes(route_table((), section))
     return section
 
 

@@ -100,7 +100,7 @@ def build_parser() -> argparse.ArgumentParser:
     served.add_argument(
         "--production",
         action="store_true",
-        help="production mode: bind 0.0.0.0, no exception text in 500 bodies, no access log unless asked for",
+        help="production mode: bind 0.0.0.0, no access log unless asked for",
     )
     reload = run.add_argument_group("reloading (development)")
     reload.add_argument("--reload", action="store_true", help="restart the app when a .py file under the watched directories changes")

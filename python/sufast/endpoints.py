@@ -28,7 +28,7 @@ __all__ = ["Endpoint", "INTERNAL_ERROR"]
 logger = logging.getLogger("sufast")
 
 _JSON = "application/json"
-INTERNAL_ERROR = encode_head(500, [("content-type", _JSON)]) + b'{"error": "Internal Server Error"}'
+INTERNAL_ERROR = encode_head(500, [("content-type", _JSON)]) + b'{"detail": "Internal Server Error"}'
 
 
 class Endpoint:

@@ -7,7 +7,6 @@ import asyncio
 import base64
 import inspect
 import json
-import traceback
 from typing import Any, Callable, Dict, Iterable, List, Optional
 
 from .responses import HeadersInput, JSONResponse, PlainTextResponse, Response, normalize_headers, with_route_headers
@@ -20,7 +19,7 @@ METHODS = ("GET", "POST", "PUT", "PATCH", "DELETE")
 #: method can be spelled with ``@``.
 APP_WIDE_KEY = "@app"
 
-_SERVER_ERROR = {"error": "Internal Server Error"}
+_SERVER_ERROR = {"detail": "Internal Server Error"}
 
 
 class Route:
@@ -63,7 +62,7 @@ class Route:
         """``GET /users``: how messages name this route."""
         return f"{self.method} {self.path}"
 
-    def table_entry(self, production: bool) -> Dict[str, Any]:
+    def table_entry(self) -> Dict[str, Any]:
         """This route in the route-table format (see README)."""
         if self.handler_id is not None:
             if self.cache_ttl is None:
@@ -76,10 +75,9 @@ class Route:
             }
         if self.response is not None:
             return response_entry(self.response)
-        body = dict(_SERVER_ERROR)
-        if not production and self.error is not None:
-            body["detail"] = "".join(traceback.format_exception_only(type(self.error), self.error)).strip()
-        return response_entry(JSONResponse(body, status_code=500))
+        # As a per-request handler's 500: the reason went to the
+        # RouteWarning at registration, never on the wire.
+        return response_entry(JSONResponse(_SERVER_ERROR, status_code=500))
 
     def __repr__(self) -> str:
         return f"<Route {self.name} {self.tier}>"
@@ -171,14 +169,14 @@ def route_entry_table(method: str, path: str, entry: Dict[str, Any]) -> bytes:
     return _dump({method: {path: entry}})
 
 
-def route_table(routes: Iterable[Route], production: bool, app_wide: Optional[Dict[str, Any]] = None) -> bytes:
+def route_table(routes: Iterable[Route], app_wide: Optional[Dict[str, Any]] = None) -> bytes:
     """The whole route table as UTF-8 JSON for ``set_routes``, with the
     app-wide section (``{"headers": ..., "cors": ...}``) when given."""
     table: Dict[str, Dict[str, Any]] = {}
     if app_wide:
         table[APP_WIDE_KEY] = app_wide
     for route in routes:
-        table.setdefault(route.method, {})[route.path] = route.table_entry(production)
+        table.setdefault(route.method, {})[route.path] = route.table_entry()
     return _dump(table)
 
 

@@ -500,7 +500,7 @@ pub fn set_max_pending(max: usize) {
 pub fn internal_error() -> StaticResponse {
     json_error(
         StatusCode::INTERNAL_SERVER_ERROR,
-        r#"{"error": "Internal Server Error"}"#,
+        r#"{"detail": "Internal Server Error"}"#,
     )
 }
 

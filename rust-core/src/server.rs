@@ -158,19 +158,19 @@ fn answer(routes: &RouteTable, request: &Request, client: Client) -> Answer {
         },
         Lookup::NotFound => Answer::Made(error_response(
             StatusCode::NOT_FOUND,
-            r#"{"error": "Not found"}"#,
+            r#"{"detail": "Not Found"}"#,
         )),
         Lookup::MethodNotAllowed(allow) => {
             let mut response = error_response(
                 StatusCode::METHOD_NOT_ALLOWED,
-                r#"{"error": "Method Not Allowed"}"#,
+                r#"{"detail": "Method Not Allowed"}"#,
             );
             response.headers_mut().insert(header::ALLOW, allow);
             Answer::Made(response)
         }
         Lookup::BadPath => Answer::Made(error_response(
             StatusCode::BAD_REQUEST,
-            r#"{"error": "Bad Request: the path is not UTF-8 after percent-decoding"}"#,
+            r#"{"detail": "Bad Request: the path is not UTF-8 after percent-decoding"}"#,
         )),
     }
 }
@@ -518,7 +518,7 @@ mod tests {
 
         let r = call("GET", "/nope").await;
         assert_eq!(r.status(), StatusCode::NOT_FOUND);
-        assert_eq!(text(r).await, r#"{"error": "Not found"}"#);
+        assert_eq!(text(r).await, r#"{"detail": "Not Found"}"#);
 
         let r = call("GET", "/%FF").await;
         assert_eq!(r.status(), StatusCode::BAD_REQUEST);

@@ -124,7 +124,7 @@ async fn call(
         Err(BodyError::Broken) => {
             return json_error(
                 StatusCode::BAD_REQUEST,
-                r#"{"error": "Bad Request: the body could not be read"}"#,
+                r#"{"detail": "Bad Request: the body could not be read"}"#,
             )
         }
     };
@@ -217,7 +217,7 @@ async fn read_body(mut body: Body, limit: usize, pause: Duration) -> Result<Byte
 fn too_large() -> StaticResponse {
     json_error(
         StatusCode::PAYLOAD_TOO_LARGE,
-        r#"{"error": "Payload Too Large"}"#,
+        r#"{"detail": "Payload Too Large: the body is larger than max_body_size"}"#,
     )
 }
 
@@ -236,7 +236,7 @@ fn body_too_slow() -> StaticResponse {
 fn unavailable() -> StaticResponse {
     let mut response = json_error(
         StatusCode::SERVICE_UNAVAILABLE,
-        r#"{"error": "Service Unavailable"}"#,
+        r#"{"detail": "Service Unavailable"}"#,
     );
     response
         .headers

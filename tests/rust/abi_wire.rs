@@ -77,7 +77,7 @@ fn an_unknown_path_is_a_json_404() {
     let reply = get(server.port, "/nowhere");
     assert_eq!(reply.status, 404);
     assert_eq!(reply.header("content-type"), Some("application/json"));
-    assert_eq!(reply.text(), r#"{"error": "Not found"}"#);
+    assert_eq!(reply.text(), r#"{"detail": "Not Found"}"#);
 }
 
 #[test]
@@ -140,7 +140,7 @@ fn an_int_parameter_matches_digits_only() {
     for path in ["/n/ab", "/n/-1", "/n/1.5"] {
         let reply = get(server.port, path);
         assert_eq!(reply.status, 404, "{path}");
-        assert_eq!(reply.text(), r#"{"error": "Not found"}"#, "{path}");
+        assert_eq!(reply.text(), r#"{"detail": "Not Found"}"#, "{path}");
     }
 }
 
