@@ -472,3 +472,48 @@ def test_2000_sequential_dynamic_requests_over_one_keep_alive_connection(app):
             assert conn.sock is sock, f"the connection was not kept alive (request {i})"
     finally:
         conn.close()
+
+
+def test_a_copy_older_than_stale_ttl_is_not_sent_while_it_re_renders(app, release):
+    calls = Calls()
+    refreshing = threading.Event()
+
+    @app.get("/bounded", cache_ttl=0.2, stale_ttl=0.4)
+    def bounded():
+        n = calls.bump()
+        if n > 1:
+            refreshing.set()
+            release.wait(10)
+        return {"n": n}
+
+    port = app.start()
+    assert get_json(port, "/bounded") == (200, {"n": 1})
+    stored_by = time.monotonic()
+    # Past stale_ttl: the old copy may no longer stand in for the render.
+    wait_until(lambda: time.monotonic() > stored_by + 0.5, 2, "stale_ttl to pass")
+    futures = [background(lambda: get_json(port, "/bounded")) for _ in range(5)]
+    assert refreshing.wait(5)
+    # A clock window in which a stale copy would have been sent at once.
+    time.sleep(0.3)
+    assert not any(f.done() for f in futures), "a copy past stale_ttl was sent"
+    release.set()
+    assert [f.result(timeout=5) for f in futures] == [(200, {"n": 2})] * 5
+    assert calls.count == 2
+
+
+def test_adding_a_route_while_serving_keeps_the_cached_responses(app):
+    calls = Calls()
+    app.get("/kept", cache_ttl=60)(lambda: {"n": calls.bump()})
+    port = app.start()
+    assert get_json(port, "/kept") == (200, {"n": 1})
+    app.get("/new")(lambda: {"new": True})  # a new table swapped in
+    assert get_json(port, "/new") == (200, {"new": True})
+    assert get_json(port, "/kept") == (200, {"n": 1})
+    assert calls.count == 1
+
+
+def test_stale_ttl_is_checked_at_registration(app):
+    with pytest.raises(ValueError, match="stale_ttl must be a number of seconds from cache_ttl"):
+        app.get("/a", cache_ttl=5, stale_ttl=1)(lambda: 1)
+    with pytest.raises(ValueError, match="need cache_ttl"):
+        app.get("/b", stale_ttl=10)(lambda: 1)

@@ -162,6 +162,7 @@ class App:
         dynamic: bool = False,
         cache_ttl: Optional[float] = None,
         cache_max_entries: Optional[int] = None,
+        stale_ttl: Optional[float] = None,
         _stacklevel: int = 2,
     ) -> Route:
         """Registers ``endpoint`` for ``method`` requests to ``path``.
@@ -171,7 +172,10 @@ class App:
         raises, the route answers 500 and a ``RouteWarning`` names it.
         ``dynamic=True`` runs it per request instead; ``cache_ttl=seconds``
         runs it when its stored response (per path and query, at most
-        ``cache_max_entries`` of them) is older than that. ``status_code``
+        ``cache_max_entries`` of them) is older than that; while that one
+        render runs, others get the old copy if it is younger than
+        ``stale_ttl`` (default twice ``cache_ttl``), else they wait for the
+        render. ``status_code``
         and ``headers`` apply to plain return values. If the server is
         running, it serves the new route at once.
         """
@@ -184,8 +188,12 @@ class App:
             if cache_max_entries is None:
                 cache_max_entries = self._cache_max_entries
             _check_count(f"route {name}: cache_max_entries", cache_max_entries)
-        elif cache_max_entries is not None:
-            raise ValueError(f"route {name}: cache_max_entries needs cache_ttl")
+            if stale_ttl is not None and (
+                isinstance(stale_ttl, bool) or not isinstance(stale_ttl, (int, float)) or not cache_ttl <= stale_ttl <= 4_000_000
+            ):
+                raise ValueError(f"route {name}: stale_ttl must be a number of seconds from cache_ttl ({cache_ttl}) to 4000000, got {stale_ttl!r}")
+        elif cache_max_entries is not None or stale_ttl is not None:
+            raise ValueError(f"route {name}: cache_max_entries and stale_ttl need cache_ttl")
         per_request = dynamic or cache_ttl is not None or bool(parameters(endpoint))
         with self._lock:
             if (method, path) in self._routes:
@@ -197,7 +205,7 @@ class App:
                 handler_id = self._next_handler
                 handler = Endpoint(name, path, endpoint, status_code, headers)
                 route = Route(
-                    method, path, endpoint, handler_id=handler_id, cache_ttl=cache_ttl, cache_max_entries=cache_max_entries
+                    method, path, endpoint, handler_id=handler_id, cache_ttl=cache_ttl, cache_max_entries=cache_max_entries, stale_ttl=stale_ttl
                 )
             else:
                 route = precompute(method, path, endpoint, status_code, headers)

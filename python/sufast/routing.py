@@ -36,6 +36,7 @@ class Route:
         handler_id: Optional[int] = None,
         cache_ttl: Optional[float] = None,
         cache_max_entries: Optional[int] = None,
+        stale_ttl: Optional[float] = None,
     ) -> None:
         self.method = method
         self.path = path
@@ -48,6 +49,9 @@ class Route:
         self.handler_id = handler_id
         self.cache_ttl = cache_ttl
         self.cache_max_entries = cache_max_entries
+        #: How old a stored response may be and still be sent while it is
+        #: re-rendered; ``None``: twice ``cache_ttl``.
+        self.stale_ttl = stale_ttl
 
     @property
     def tier(self) -> str:
@@ -67,12 +71,15 @@ class Route:
         if self.handler_id is not None:
             if self.cache_ttl is None:
                 return {"kind": "dynamic", "handler": self.handler_id}
-            return {
+            entry = {
                 "kind": "cached",
                 "handler": self.handler_id,
                 "ttl_ms": max(1, round(self.cache_ttl * 1000)),
                 "max_entries": self.cache_max_entries,
             }
+            if self.stale_ttl is not None:
+                entry["stale_ttl_ms"] = max(1, round(self.stale_ttl * 1000))
+            return entry
         if self.response is not None:
             return response_entry(self.response)
         # As a per-request handler's 500: the reason went to the

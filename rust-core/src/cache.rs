@@ -1,7 +1,9 @@
 //! The cached tier's store: per route, the last response of each path and
 //! query, kept for a TTL. When one expires, the first request starts one
-//! render and everyone keeps getting the stale copy until it lands; a key
-//! never rendered makes its requests wait for the one render in flight.
+//! render and everyone keeps getting the stale copy until it lands, as
+//! long as the copy is younger than the stale limit (2 x TTL unless the
+//! route says otherwise); older copies are not served, their requests wait
+//! for the render like those of a key never rendered.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -18,6 +20,8 @@ pub type Rendered = watch::Receiver<Option<Arc<StaticResponse>>>;
 #[derive(Debug)]
 pub struct Cache {
     ttl: Duration,
+    /// How old a copy may be and still be served while it is re-rendered.
+    stale: Duration,
     max_entries: usize,
     slots: Mutex<HashMap<String, Slot>>,
 }
@@ -52,12 +56,19 @@ pub enum Plan {
 }
 
 impl Cache {
-    pub fn new(ttl: Duration, max_entries: usize) -> Self {
+    pub fn new(ttl: Duration, stale: Duration, max_entries: usize) -> Self {
         Cache {
             ttl,
+            stale: stale.max(ttl),
             max_entries,
             slots: Mutex::default(),
         }
+    }
+
+    /// Whether a cache made with these settings would be this one's twin,
+    /// so that a new route table may keep this one's responses.
+    pub fn same_settings(&self, other: &Cache) -> bool {
+        (self.ttl, self.stale, self.max_entries) == (other.ttl, other.stale, other.max_entries)
     }
 
     fn slots(&self) -> MutexGuard<'_, HashMap<String, Slot>> {
@@ -74,7 +85,10 @@ impl Cache {
                 Some((response, at)) if now.duration_since(*at) < self.ttl => {
                     return Plan::Serve(response.clone())
                 }
-                stored => stored.as_ref().map(|(response, _)| response.clone()),
+                Some((response, at)) if now.duration_since(*at) < self.stale => {
+                    Some(response.clone())
+                }
+                _ => None,
             };
             if let Some(render) = slot.rendering() {
                 return stale.map_or_else(|| Plan::Wait(render.clone()), Plan::Serve);
@@ -110,6 +124,12 @@ impl Cache {
         } else if slot.stored.is_none() {
             slots.remove(key);
         }
+    }
+
+    /// Forgets every stored response (a stopped server's are not served by
+    /// the next start).
+    pub fn clear(&self) {
+        self.slots().clear();
     }
 
     /// The number of keys held, rendered or in flight.
@@ -169,7 +189,7 @@ mod tests {
     #[test]
     fn one_render_per_expiry_and_stale_meanwhile() {
         let t0 = Instant::now();
-        let cache = Cache::new(Duration::from_secs(5), 8);
+        let cache = Cache::new(Duration::from_secs(5), Duration::from_secs(10), 8);
         let first = cache.plan("/s", t0);
         assert!(matches!(first, Plan::Render { stale: None, .. }));
         // Others wait for the render in flight instead of starting theirs.
@@ -190,9 +210,32 @@ mod tests {
     }
 
     #[test]
+    fn a_copy_past_the_stale_limit_is_not_served() {
+        let t0 = Instant::now();
+        let cache = Cache::new(Duration::from_secs(5), Duration::from_secs(10), 8);
+        render(&cache, "/s", t0, "v1");
+        // Stale but within the limit: served while the one render runs.
+        let within = t0 + Duration::from_secs(9);
+        let refresh = cache.plan("/s", within);
+        assert!(matches!(&refresh, Plan::Render { stale: Some(_), .. }));
+        drop(refresh);
+        // Past it: the render is started without a copy to send meanwhile,
+        // and the others wait for it.
+        let past = t0 + Duration::from_secs(11);
+        let refresh = cache.plan("/s", past);
+        assert!(matches!(&refresh, Plan::Render { stale: None, .. }));
+        assert_eq!(served(cache.plan("/s", past)), "wait");
+        drop(refresh);
+        // A limit below the TTL means the TTL.
+        let tight = Cache::new(Duration::from_secs(5), Duration::from_secs(1), 8);
+        render(&tight, "/s", t0, "v1");
+        assert_eq!(served(tight.plan("/s", t0 + Duration::from_secs(4))), "v1");
+    }
+
+    #[test]
     fn keys_are_bounded_and_the_oldest_goes() {
         let t0 = Instant::now();
-        let cache = Cache::new(Duration::from_secs(60), 2);
+        let cache = Cache::new(Duration::from_secs(60), Duration::from_secs(120), 2);
         render(&cache, "/?k=1", t0, "1");
         render(&cache, "/?k=2", t0 + Duration::from_millis(1), "2");
         render(&cache, "/?k=3", t0 + Duration::from_millis(2), "3");
@@ -206,10 +249,10 @@ mod tests {
     #[test]
     fn busy_slots_are_not_evicted_and_server_errors_not_kept() {
         let t0 = Instant::now();
-        let cache = Cache::new(Duration::from_secs(60), 1);
+        let cache = Cache::new(Duration::from_secs(60), Duration::from_secs(120), 1);
         let _busy = cache.plan("/a", t0);
         assert_eq!(served(cache.plan("/b", t0)), "bypass");
-        let cache = Cache::new(Duration::from_secs(60), 4);
+        let cache = Cache::new(Duration::from_secs(60), Duration::from_secs(120), 4);
         if let Plan::Render { .. } = cache.plan("/e", t0) {
             cache.finish("/e", &response(500, "boom"), t0);
         }

@@ -60,7 +60,8 @@ fn server() -> MutexGuard<'static, Option<Running>> {
 
 /// Validates `json` and swaps it in as the live table; returns its size.
 pub fn set_routes(json: &[u8]) -> Result<usize, Error> {
-    let table = RouteTable::from_json(json)?;
+    let mut table = RouteTable::from_json(json)?;
+    table.keep_caches(&ROUTES.load());
     let len = table.len();
     ROUTES.store(Arc::new(table));
     Ok(len)
@@ -439,6 +440,8 @@ pub fn stop(deadline: Duration) -> Result<(), Error> {
     let joined = running.thread.join();
     // Only now: handlers answered requests in flight until the deadline.
     dispatch::close();
+    // A restart starts clean: the table stays, its stored responses go.
+    ROUTES.load().clear_caches();
     log::event(SufastLogLevel::Debug, "server stopped");
     joined.map_err(|_| {
         Error::new(

@@ -46,10 +46,11 @@ impl Route {
             Action::Cached {
                 handler,
                 ttl,
+                stale,
                 max_entries,
             } => Serve::Cached {
                 handler,
-                cache: Arc::new(Cache::new(ttl, max_entries)),
+                cache: Arc::new(Cache::new(ttl, stale, max_entries)),
             },
         };
         Route { params, serve }
@@ -80,6 +81,9 @@ pub enum Lookup<'a> {
 pub struct RouteTable {
     router: matchit::Router<usize>,
     entries: Vec<PathEntry>,
+    /// Each entry's index by its router key, to find a route again in the
+    /// next table (`keep_caches`).
+    by_key: HashMap<String, usize>,
     len: usize,
     /// Shared so that a request answered by a handler keeps the section of
     /// the table it started with, whatever is swapped in meanwhile.
@@ -152,7 +156,51 @@ impl RouteTable {
                 .push((spec.method, Route::new(spec.pattern.params, spec.action)));
             table.len += 1;
         }
+        table.by_key = by_key
+            .into_iter()
+            .map(|(key, (index, _))| (key, index))
+            .collect();
         Ok(table)
+    }
+
+    /// Forgets every cached route's stored responses.
+    pub fn clear_caches(&self) {
+        for entry in &self.entries {
+            for (_, route) in &entry.routes {
+                if let Serve::Cached { cache, .. } = &route.serve {
+                    cache.clear();
+                }
+            }
+        }
+    }
+
+    /// Takes over the caches of `old`'s cached routes that this table has
+    /// too, with the same handler and cache settings: swapping in a table
+    /// that adds or changes other routes keeps their stored responses.
+    pub fn keep_caches(&mut self, old: &RouteTable) {
+        for (key, &index) in &self.by_key {
+            let Some(&old_index) = old.by_key.get(key) else {
+                continue;
+            };
+            for (method, route) in &mut self.entries[index].routes {
+                let Serve::Cached { handler, cache } = &mut route.serve else {
+                    continue;
+                };
+                let kept = old.entries[old_index]
+                    .routes
+                    .iter()
+                    .find_map(|(m, r)| match &r.serve {
+                        Serve::Cached {
+                            handler: h,
+                            cache: c,
+                        } if m == method && h == handler && c.same_settings(cache) => Some(c),
+                        _ => None,
+                    });
+                if let Some(kept) = kept {
+                    *cache = Arc::clone(kept);
+                }
+            }
+        }
     }
 
     /// The number of routes.

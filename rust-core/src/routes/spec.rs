@@ -79,6 +79,9 @@ pub enum Action {
     Cached {
         handler: u32,
         ttl: Duration,
+        /// The oldest copy sent while it is re-rendered (2 x `ttl` unless
+        /// the route says otherwise).
+        stale: Duration,
         max_entries: usize,
     },
 }
@@ -305,6 +308,7 @@ fn parse_handler(kind: &Json, fields: &[(String, Json)]) -> Result<Action, Strin
     };
     let mut handler = None;
     let mut ttl = None;
+    let mut stale = None;
     let mut max_entries = None;
     for (field, value) in fields {
         let number = |limit: i128| match value {
@@ -320,6 +324,9 @@ fn parse_handler(kind: &Json, fields: &[(String, Json)]) -> Result<Action, Strin
             "ttl_ms" if cached => {
                 ttl = Some(Duration::from_millis(number(u32::MAX.into())? as u64))
             }
+            "stale_ttl_ms" if cached => {
+                stale = Some(Duration::from_millis(number(u32::MAX.into())? as u64))
+            }
             "max_entries" if cached => match number(u32::MAX.into())? {
                 0 => return Err("max_entries must be at least 1".into()),
                 n => max_entries = Some(n as usize),
@@ -334,7 +341,11 @@ fn parse_handler(kind: &Json, fields: &[(String, Json)]) -> Result<Action, Strin
                 return Err(format!(
                     "unknown field {field:?} for kind {}; expected handler{}",
                     describe(kind),
-                    if cached { ", ttl_ms, max_entries" } else { "" }
+                    if cached {
+                        ", ttl_ms, stale_ttl_ms, max_entries"
+                    } else {
+                        ""
+                    }
                 ))
             }
         }
@@ -347,9 +358,14 @@ fn parse_handler(kind: &Json, fields: &[(String, Json)]) -> Result<Action, Strin
     if ttl.is_zero() {
         return Err("ttl_ms must be at least 1".into());
     }
+    let stale = stale.unwrap_or(ttl.saturating_mul(2));
+    if stale < ttl {
+        return Err("stale_ttl_ms must be at least ttl_ms".into());
+    }
     Ok(Action::Cached {
         handler,
         ttl,
+        stale,
         max_entries: max_entries.unwrap_or(DEFAULT_CACHE_ENTRIES),
     })
 }
@@ -499,11 +515,11 @@ mod tests {
         assert_eq!(actions[0], "Dynamic { handler: 7 }");
         assert_eq!(
             actions[1],
-            "Cached { handler: 8, ttl: 250ms, max_entries: 1024 }"
+            "Cached { handler: 8, ttl: 250ms, stale: 500ms, max_entries: 1024 }"
         );
         assert_eq!(
             actions[2],
-            "Cached { handler: 9, ttl: 1ms, max_entries: 3 }"
+            "Cached { handler: 9, ttl: 1ms, stale: 2ms, max_entries: 3 }"
         );
         assert!(matches!(&specs[3].action, Action::Static(r) if r.body == "x"));
     }
