@@ -408,6 +408,11 @@ bool sufast_set_limits(uint32_t max_pending, uint64_t max_body_bytes);
  - `"body_timeout_ms"` (default 30000): a request body with a longer
    pause between reads gets 408 and the connection closes.
 
+ - `"handlers_saturated"` (0 or 1): set by the handler threads' owner
+   when none of them can take a request and no more can start; while it
+   is 1, requests to handlers get a 503 at once instead of waiting.
+   Cleared by a start.
+
  The connection limits (`header_timeout_ms`, `keepalive_timeout_ms`,
  `max_header_size`, `max_connections`) take effect from the next start, the others at
  once. Events go to stderr as `sufast: <level>: <message>` lines, the

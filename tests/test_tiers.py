@@ -517,3 +517,68 @@ def test_stale_ttl_is_checked_at_registration(app):
         app.get("/a", cache_ttl=5, stale_ttl=1)(lambda: 1)
     with pytest.raises(ValueError, match="need cache_ttl"):
         app.get("/b", stale_ttl=10)(lambda: 1)
+
+
+def test_stuck_sync_handlers_do_not_stop_the_other_routes(make_app, caplog):
+    application = make_app(threads=8, max_threads=64)
+    release = threading.Event()
+    entered = Calls()
+
+    @application.get("/stuck/{n:int}")
+    def stuck(n: int):
+        entered.bump()
+        release.wait(20)
+        return {"n": n}
+
+    @application.get("/users/{user_id:int}")
+    def user(user_id: int):
+        return {"id": user_id}
+
+    port = application.start()
+    try:
+        held = [background(get_json, port, f"/stuck/{n}") for n in range(16)]
+        wait_until(lambda: entered.count >= 8, 5, "8 handler threads to be stuck")
+        # The pool grows past its 8 threads: other routes are served.
+        started = time.monotonic()
+        assert get_json(port, "/users/7") == (200, {"id": 7})
+        assert time.monotonic() - started < 5
+        wait_until(lambda: entered.count == 16, 10, "all 16 stuck requests to reach a handler")
+        assert get_json(port, "/users/8") == (200, {"id": 8})
+    finally:
+        release.set()
+    assert [f.result(timeout=10)[0] for f in held] == [200] * 16
+    assert "all 8 handler threads are busy, 8 for over 1 s (GET /stuck/{n:int}" in caplog.text
+    assert "starting another, up to max_threads=64" in caplog.text
+
+
+def test_when_no_thread_may_start_requests_get_503_at_once(make_app, caplog):
+    application = make_app(threads=2, max_threads=2)
+    release = threading.Event()
+    entered = Calls()
+
+    @application.get("/stuck/{n:int}")
+    def stuck(n: int):
+        entered.bump()
+        release.wait(20)
+        return {"n": n}
+
+    @application.get("/users/{user_id:int}")
+    def user(user_id: int):
+        return {"id": user_id}
+
+    port = application.start()
+    try:
+        held = [background(get_json, port, f"/stuck/{n}") for n in range(2)]
+        wait_until(lambda: entered.count == 2, 5, "both threads to be stuck")
+        # Once the watchdog sees them stuck, new requests are refused at once.
+        wait_until(lambda: "(max_threads) are busy" in caplog.text, 5, "the watchdog to see every thread stuck")
+        started = time.monotonic()
+        status, body = get_json(port, "/users/2")
+        assert (status, body) == (503, {"detail": "Service Unavailable"})
+        assert time.monotonic() - started < 1
+    finally:
+        release.set()
+    assert [f.result(timeout=10)[0] for f in held] == [200, 200]
+    wait_until(lambda: "a handler thread is free again" in caplog.text, 5, "the watchdog to see a free thread")
+    assert get_json(port, "/users/3") == (200, {"id": 3})
+    assert "all 2 handler threads (max_threads) are busy, 2 for over 1 s (GET /stuck/{n:int})" in caplog.text

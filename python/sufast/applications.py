@@ -44,6 +44,7 @@ class App:
         self,
         *,
         threads: int = 8,
+        max_threads: int = 64,
         max_pending: int = 1024,
         max_body_size: int = 16 * 1024 * 1024,
         cache_max_entries: int = 1024,
@@ -58,7 +59,10 @@ class App:
         max_connections: Optional[int] = None,
     ) -> None:
         """``threads`` Python threads run sync handlers (and hand ``async
-        def`` ones to the app's event loop); at most ``max_pending``
+        def`` ones to the app's event loop); when every one of them has
+        been inside one request for over a second, another starts, up to
+        ``max_threads``, and beyond that requests to handlers get 503 at
+        once until one is free; at most ``max_pending``
         requests may wait for or be inside handlers (more get 503 at once);
         request bodies over ``max_body_size`` bytes get 413; a cached route
         keeps at most ``cache_max_entries`` responses unless it says
@@ -90,6 +94,9 @@ class App:
         wait until one closes.
         """
         _check_count("threads", threads)
+        _check_count("max_threads", max_threads)
+        if max_threads < threads:
+            raise ValueError(f"max_threads ({max_threads}) must be at least threads ({threads})")
         _check_count("max_pending", max_pending, 2**32 - 1)
         _check_count("max_body_size", max_body_size, 2**64 - 1)
         _check_count("cache_max_entries", cache_max_entries, 2**32 - 1)
@@ -115,7 +122,7 @@ class App:
         self._max_pending = max_pending
         self._max_body_size = max_body_size
         self._cache_max_entries = cache_max_entries
-        self._pool = HandlerPool(self._endpoints, threads)
+        self._pool = HandlerPool(self._endpoints, threads, max_threads)
 
     # Registration -----------------------------------------------------------
 

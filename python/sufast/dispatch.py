@@ -1,7 +1,14 @@
 """The handler threads: they take requests from the native queue (a
 blocking call that releases the GIL), run sync handlers themselves and
 hand ``async def`` handlers to one event loop that the app owns. Tokio's
-threads never run Python."""
+threads never run Python.
+
+A watchdog keeps stuck sync handlers from taking the service down: while
+every thread is inside a request and at least half of them have been
+inside one for over a second, it starts another thread every tenth of a
+second, up to ``max_threads``, and logs the routes that hold them; when
+no more may start, the server answers requests to handlers with 503 at
+once until a thread is free again."""
 
 from __future__ import annotations
 
@@ -9,7 +16,7 @@ import asyncio
 import logging
 import threading
 import time
-from typing import Any, List, Mapping, Optional, Set, Tuple
+from typing import Any, Dict, List, Mapping, Optional, Set, Tuple
 
 from . import _native
 from .endpoints import INTERNAL_ERROR, Endpoint
@@ -22,6 +29,10 @@ logger = logging.getLogger("sufast")
 # How long a handler thread waits in the native queue before it looks at
 # its stop flag again; a stop wakes it at once anyway.
 _TAKE_TIMEOUT_MS = 2000
+# How often the watchdog looks at the threads, and how long a thread must
+# have been inside one request to count as stuck.
+_WATCH_EVERY = 0.1
+_STUCK_AFTER = 1.0
 
 
 class _Generation:
@@ -29,15 +40,21 @@ class _Generation:
 
     def __init__(self) -> None:
         self.stopped = False
+        self.ended = threading.Event()
 
 
 class HandlerPool:
     """``threads`` handler threads and one asyncio loop thread, serving the
     endpoints in ``endpoints`` (by handler id) while the server runs."""
 
-    def __init__(self, endpoints: Mapping[int, Endpoint], threads: int) -> None:
+    def __init__(self, endpoints: Mapping[int, Endpoint], threads: int, max_threads: Optional[int] = None) -> None:
         self._endpoints = endpoints
         self._count = threads
+        self._max_threads = max(threads, max_threads or threads)
+        # Per thread: the endpoint it is running (None between requests)
+        # and how many requests it finished, for the watchdog to read.
+        self._running: List[Optional[Endpoint]] = []
+        self._finished: List[int] = []
         self._generation = _Generation()
         self._threads: List[threading.Thread] = []
         self._loop: Optional[asyncio.AbstractEventLoop] = None
@@ -59,18 +76,27 @@ class HandlerPool:
         )
         self._loop_thread.start()
         ready.wait()
-        self._threads = [
-            threading.Thread(target=self._work, args=(generation,), name=f"sufast-handler-{i}", daemon=True)
-            for i in range(self._count)
-        ]
-        for thread in self._threads:
-            thread.start()
+        self._threads = []
+        self._running = []
+        self._finished = []
+        for _ in range(self._count):
+            self._add_thread(generation)
+        threading.Thread(target=self._watch, args=(generation,), name="sufast-watchdog", daemon=True).start()
+
+    def _add_thread(self, generation: _Generation) -> None:
+        index = len(self._threads)
+        self._running.append(None)
+        self._finished.append(0)
+        thread = threading.Thread(target=self._work, args=(generation, index), name=f"sufast-handler-{index}", daemon=True)
+        self._threads.append(thread)
+        thread.start()
 
     def stop(self, timeout: float) -> None:
         """Stops the threads; call it after the server stopped (the native
         queue is then closed, which wakes every waiting thread). A handler
         still running after ``timeout`` seconds is left to finish alone."""
         self._generation.stopped = True
+        self._generation.ended.set()
         deadline = time.monotonic() + timeout
         current = threading.current_thread()
         for thread in self._threads:
@@ -124,9 +150,60 @@ class HandlerPool:
             data = endpoint.response(result, request)
         self._send(endpoint, request, data)
 
+    # The watchdog ------------------------------------------------------------
+
+    def _watch(self, generation: _Generation) -> None:
+        since: Dict[int, Tuple[int, float]] = {}  # thread index -> (requests finished, when first seen busy)
+        saturated = False
+        while not generation.ended.wait(_WATCH_EVERY):
+            now = time.monotonic()
+            stuck = []
+            idle = 0
+            for index, endpoint in enumerate(list(self._running)):
+                finished = self._finished[index]
+                if endpoint is None:
+                    since.pop(index, None)
+                    idle += 1
+                    continue
+                seen = since.get(index)
+                if seen is None or seen[0] != finished:
+                    since[index] = (finished, now)
+                elif now - seen[1] >= _STUCK_AFTER:
+                    stuck.append((endpoint.name, now - seen[1]))
+            count = len(self._threads)
+            # New threads take what queued behind the stuck ones, often
+            # more of the same: they count once busy, stuck or not.
+            if idle or len(stuck) * 2 < count:
+                if saturated:
+                    saturated = False
+                    self._saturate(False)
+                    logger.warning("a handler thread is free again; requests to handlers are taken again")
+                continue
+            longest = max(stuck, key=lambda item: item[1])
+            holders = ", ".join(sorted({name for name, _ in stuck}))
+            if count < self._max_threads and not generation.stopped:
+                logger.warning(
+                    "all %d handler threads are busy, %d for over %.0f s (%s; %s the longest, %.1f s); starting another, up to max_threads=%d",
+                    count, len(stuck), _STUCK_AFTER, holders, longest[0], longest[1], self._max_threads,
+                )
+                self._add_thread(generation)
+            elif not saturated:
+                saturated = True
+                self._saturate(True)
+                logger.error(
+                    "all %d handler threads (max_threads) are busy, %d for over %.0f s (%s); requests to handlers get 503 until one is free",
+                    count, len(stuck), _STUCK_AFTER, holders,
+                )
+
+    def _saturate(self, saturated: bool) -> None:
+        try:
+            _native.set_option("handlers_saturated", 1 if saturated else 0)
+        except Exception:  # the server stopped meanwhile
+            logger.debug("could not tell the server the handler threads are %s", "stuck" if saturated else "free")
+
     # Handler threads --------------------------------------------------------
 
-    def _work(self, generation: _Generation) -> None:
+    def _work(self, generation: _Generation, index: int) -> None:
         try:
             inbox = _native.Inbox()
         except Exception:
@@ -147,11 +224,11 @@ class HandlerPool:
             if data is None:
                 return
             try:
-                self._serve_batch(data, jobs)
+                self._serve_batch(data, jobs, index)
             except Exception:  # a bug here must not end the thread
                 logger.exception("a handler thread failed on a batch of requests")
 
-    def _serve_batch(self, data: bytes, jobs: List[Tuple[Endpoint, Request]]) -> None:
+    def _serve_batch(self, data: bytes, jobs: List[Tuple[Endpoint, Request]], index: int) -> None:
         """Answers the requests in ``data`` for sync handlers and adds those
         for async ones to ``jobs``; a sync handler runs only after the jobs
         gathered before it were handed to the loop."""
@@ -167,7 +244,13 @@ class HandlerPool:
                 if jobs:
                     self._hand_to_loop(jobs[:])
                     jobs.clear()
-                self._answer(endpoint, request)
+                running = self._running
+                running[index] = endpoint
+                try:
+                    self._answer(endpoint, request)
+                finally:
+                    running[index] = None
+                    self._finished[index] += 1
 
     def _hand_to_loop(self, jobs: List[Tuple[Endpoint, Request]]) -> None:
         loop = self._loop

@@ -78,6 +78,7 @@ static QUEUE: Lazy<Queue> = Lazy::new(|| Queue {
     queued: Notify::new(),
     next_id: AtomicU64::new(1),
     max_pending: AtomicUsize::new(DEFAULT_MAX_PENDING),
+    saturated: AtomicBool::new(false),
 });
 
 struct Queue {
@@ -91,6 +92,9 @@ struct Queue {
     queued: Notify,
     next_id: AtomicU64,
     max_pending: AtomicUsize,
+    /// The handler threads said none of them can take a request (all are
+    /// stuck and no more may start): requests get a 503 at once.
+    saturated: AtomicBool,
 }
 
 struct State {
@@ -256,6 +260,9 @@ pub fn submit(parts: &RequestParts<'_>) -> Result<Pending, Rejected> {
     let id = QUEUE.next_id.fetch_add(1, Ordering::Relaxed);
     let record = parts.encode(id).ok_or(Rejected::TooLarge)?;
     let (send, reply) = oneshot::channel();
+    if QUEUE.saturated.load(Ordering::Relaxed) {
+        return Err(Rejected::Full);
+    }
     let mut state = state();
     if !state.open {
         return Err(Rejected::Closed);
@@ -472,6 +479,7 @@ fn release_held() {
 
 /// Opens the queue for a server that starts.
 pub fn open() {
+    QUEUE.saturated.store(false, Ordering::Relaxed);
     let mut state = state();
     state.open = true;
     // Threads of an earlier run that were busy are not coming back.
@@ -492,6 +500,12 @@ pub fn close() {
 }
 
 /// Sets how many requests may wait for or be inside handlers at once.
+/// Whether the handler threads can take requests; while they cannot,
+/// requests to handlers get a 503 at once instead of waiting.
+pub fn set_saturated(saturated: bool) {
+    QUEUE.saturated.store(saturated, Ordering::Relaxed);
+}
+
 pub fn set_max_pending(max: usize) {
     QUEUE.max_pending.store(max, Ordering::Relaxed);
 }

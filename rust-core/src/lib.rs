@@ -347,6 +347,11 @@ pub extern "C" fn sufast_set_limits(max_pending: u32, max_body_bytes: u64) -> bo
 /// - `"body_timeout_ms"` (default 30000): a request body with a longer
 ///   pause between reads gets 408 and the connection closes.
 ///
+/// - `"handlers_saturated"` (0 or 1): set by the handler threads' owner
+///   when none of them can take a request and no more can start; while it
+///   is 1, requests to handlers get a 503 at once instead of waiting.
+///   Cleared by a start.
+///
 /// The connection limits (`header_timeout_ms`, `keepalive_timeout_ms`,
 /// `max_header_size`, `max_connections`) take effect from the next start, the others at
 /// once. Events go to stderr as `sufast: <level>: <message>` lines, the
@@ -375,13 +380,18 @@ pub unsafe extern "C" fn sufast_set_option(name: *const u8, len: usize, value: i
                 log::SufastAccessLog::from_number(value)
                     .ok_or_else(|| invalid("an access log setting (0 auto to 3 json)"))?,
             ),
+            "handlers_saturated" => dispatch::set_saturated(match value {
+                0 => false,
+                1 => true,
+                _ => return Err(invalid("0 or 1")),
+            }),
             _ => match limits::set(name, value) {
                 Ok(true) => {}
                 Ok(false) => {
                     return Err(error::Error::new(
                         SufastErrorCode::InvalidArgument,
                         format!(
-                            "unknown option {name:?}; expected log_level, access_log, {}",
+                            "unknown option {name:?}; expected log_level, access_log, handlers_saturated, {}",
                             limits::names()
                         ),
                     ))

@@ -375,6 +375,19 @@ fn set_option_takes_known_names_and_values_only() {
         &["access_log", "-1"],
         "bad format",
     );
+    assert!(!set_option("handlers_saturated", 2));
+    assert_failed(
+        SufastErrorCode::InvalidArgument,
+        &["handlers_saturated", "0 or 1"],
+        "bad flag",
+    );
+    assert!(set_option("handlers_saturated", 0));
+    assert!(!set_option("header_timeout_ms", 0));
+    assert_failed(
+        SufastErrorCode::InvalidArgument,
+        &["header_timeout_ms", "out of range"],
+        "a zero timeout",
+    );
     assert!(!set_option("max_everything", 1));
     assert_failed(
         SufastErrorCode::InvalidArgument,
