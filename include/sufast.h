@@ -36,6 +36,13 @@
 #define DEFAULT_MAX_BODY ((16 * 1024) * 1024)
 
 /*
+ The version of the request-record and response layouts: 1 had six
+ lengths in a record, 2 added the scheme. A new field or order is a new
+ number. Compare it with `sufast_layout_version()`.
+ */
+#define SUFAST_LAYOUT_VERSION 2
+
+/*
  Why the last call on this thread failed. The numbers are part of the ABI:
  a retired code is never reused for another meaning.
  */
@@ -345,7 +352,7 @@ SufastErrorCode sufast_last_error_code(void);
  request records into `buf` (`cap` bytes, owned by the caller) and
  stores the number of bytes written (or needed) in `*len`. Each record
  must be answered with `sufast_respond`. The record layout is documented
- in `rust-core/src/dispatch.rs` and the README.
+ in `rust-core/src/wire.rs` and the README.
 
  Blocks the calling thread (never a server thread); call it without
  holding locks other threads need (Python's ctypes releases the GIL).
@@ -364,7 +371,7 @@ SufastTake sufast_take_requests(uint8_t *buf, size_t cap, uint32_t timeout_ms, s
 /*
  Answers the request `id` (from its record) with `len` bytes at
  `response`: status, headers and body in the layout documented in
- `rust-core/src/dispatch.rs`. The bytes are copied during the call.
+ `rust-core/src/wire.rs`. The bytes are copied during the call.
 
  Returns `false` if the response is malformed (a status outside 200-599,
  an invalid header name, a header value with CR or LF, a header the
@@ -423,6 +430,13 @@ bool sufast_set_limits(uint32_t max_pending, uint64_t max_body_bytes);
  `name` must point to `len` readable bytes (or be NULL, an error).
  */
 bool sufast_set_option(const uint8_t *name, size_t len, int64_t value);
+
+/*
+ The version of the request-record and response layouts this library
+ speaks; a handler built against `SUFAST_LAYOUT_VERSION` should refuse
+ to run when the two differ.
+ */
+uint32_t sufast_layout_version(void);
 
 /*
  The library version as a static NUL-terminated string, e.g. "0.1.0". Owned

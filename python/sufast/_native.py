@@ -50,9 +50,14 @@ _SYMBOLS = (
     ("sufast_respond", (c_uint64, c_char_p, c_size_t), c_bool),
     ("sufast_set_limits", (c_uint32, ctypes.c_uint64), c_bool),
     ("sufast_set_option", (c_char_p, c_size_t, ctypes.c_int64), c_bool),
+    ("sufast_layout_version", (), c_uint32),
     # A static string owned by the library: read with string_at, never freed.
     ("sufast_version", (), c_void_p),
 )
+
+#: The request-record and response layout ``requests.decode_records`` and
+#: ``responses`` speak (SUFAST_LAYOUT_VERSION in include/sufast.h).
+LAYOUT_VERSION = 2
 
 _lock = threading.Lock()
 _lib: Optional[ctypes.CDLL] = None
@@ -105,6 +110,12 @@ def _load() -> ctypes.CDLL:
             raise SufastError(
                 f"the library at {path} is version {found}, but the sufast package is "
                 f"{PACKAGE_VERSION}; rebuild it with `make build`"
+            )
+        layout = lib.sufast_layout_version()
+        if layout != LAYOUT_VERSION:
+            raise SufastError(
+                f"the library at {path} speaks request-record layout {layout}, but the sufast "
+                f"package reads layout {LAYOUT_VERSION}; rebuild or reinstall it"
             )
         _lib = lib
         return lib

@@ -319,7 +319,7 @@ def _decode_headers(block: bytes) -> List[Tuple[str, str]]:
 
 def decode_records(data: bytes) -> List[Request]:
     """Splits what the native queue handed over into requests (the record
-    layout is documented in ``rust-core/src/dispatch.rs``)."""
+    layout is documented in ``rust-core/src/wire.rs``)."""
     requests = []
     offset, end = 0, len(data)
     fixed = _FIXED.size

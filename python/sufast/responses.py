@@ -220,7 +220,7 @@ _PAIR = struct.Struct("<II")
 
 def encode_head(status_code: int, headers: Iterable[Tuple[str, str]]) -> bytes:
     """The status and headers of a response in the native layout
-    (``rust-core/src/dispatch.rs``); the body follows as is.
+    (``rust-core/src/wire.rs``); the body follows as is.
 
     Raises ``UnicodeEncodeError`` for a header that is not Latin-1.
     """

@@ -16,8 +16,10 @@
 //!   keep-alive), kept by wrapping its socket.
 //! - [`log`]: the event log and the access log, on stderr.
 //! - [`tiers`]: how static, dynamic and cached routes answer.
-//! - [`dispatch`]: the queue of requests for handlers outside Rust, and
-//!   the byte layouts they cross in.
+//! - [`dispatch`]: the queue of requests for handlers outside Rust.
+//! - [`wire`]: the byte layouts they cross in (request record, response),
+//!   with a layout version.
+//! - [`responses`]: every response the server makes itself.
 //! - [`cache`]: the cached tier's store.
 //!
 //! # Conventions of the C ABI
@@ -39,9 +41,11 @@ pub mod ffi;
 pub mod limits;
 pub mod listener;
 pub mod log;
+pub mod responses;
 pub mod routes;
 pub mod server;
 pub mod tiers;
+pub mod wire;
 
 use std::os::raw::{c_char, c_int};
 use std::time::Duration;
@@ -241,7 +245,7 @@ pub enum SufastTake {
 /// request records into `buf` (`cap` bytes, owned by the caller) and
 /// stores the number of bytes written (or needed) in `*len`. Each record
 /// must be answered with `sufast_respond`. The record layout is documented
-/// in `rust-core/src/dispatch.rs` and the README.
+/// in `rust-core/src/wire.rs` and the README.
 ///
 /// Blocks the calling thread (never a server thread); call it without
 /// holding locks other threads need (Python's ctypes releases the GIL).
@@ -285,7 +289,7 @@ pub unsafe extern "C" fn sufast_take_requests(
 
 /// Answers the request `id` (from its record) with `len` bytes at
 /// `response`: status, headers and body in the layout documented in
-/// `rust-core/src/dispatch.rs`. The bytes are copied during the call.
+/// `rust-core/src/wire.rs`. The bytes are copied during the call.
 ///
 /// Returns `false` if the response is malformed (a status outside 200-599,
 /// an invalid header name, a header value with CR or LF, a header the
@@ -406,6 +410,14 @@ pub unsafe extern "C" fn sufast_set_option(name: *const u8, len: usize, value: i
         }
         Ok(true)
     })
+}
+
+/// The version of the request-record and response layouts this library
+/// speaks; a handler built against `SUFAST_LAYOUT_VERSION` should refuse
+/// to run when the two differ.
+#[no_mangle]
+pub extern "C" fn sufast_layout_version() -> u32 {
+    guard("sufast_layout_version", 0, || wire::SUFAST_LAYOUT_VERSION)
 }
 
 static VERSION: &str = concat!(env!("CARGO_PKG_VERSION"), "\0");

@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 use arc_swap::ArcSwap;
 use axum::body::Body;
 use axum::extract::Request;
-use axum::http::{header, HeaderValue, Method, StatusCode};
+use axum::http::{header, HeaderValue, Method};
 use axum::response::Response;
 use once_cell::sync::Lazy;
 use tokio::net::TcpListener;
@@ -23,7 +23,7 @@ use crate::limits::Limits;
 use crate::log::{self, SufastAccessLog, SufastLogLevel};
 use crate::routes::forwarded::Client;
 use crate::routes::{Lookup, RouteTable, Serve};
-use crate::{dispatch, listener, tiers};
+use crate::{dispatch, listener, responses, tiers};
 
 /// How long a stop waits for in-flight requests unless told otherwise.
 pub const DEFAULT_STOP_DEADLINE: Duration = Duration::from_secs(5);
@@ -96,7 +96,7 @@ pub async fn handle(settings: Settings, peer: Option<SocketAddr>, request: Reque
             _ => None,
         };
         match preflight {
-            Some(preflight) => Err(tiers::owned(preflight)),
+            Some(preflight) => Err(responses::owned(preflight)),
             None => {
                 let origin = app.allowed_origin(request.headers());
                 match answer(&routes, &request, client) {
@@ -151,33 +151,18 @@ enum Answer {
 fn answer(routes: &RouteTable, request: &Request, client: Client) -> Answer {
     match routes.lookup(request.method(), request.uri().path()) {
         Lookup::Found(route, params) => match &route.serve {
-            Serve::Static(response) => Answer::Stored(tiers::stored(response)),
+            Serve::Static(response) => Answer::Stored(responses::stored(response)),
             Serve::Dynamic { handler } => Answer::Handler(*handler, params, None, client),
             Serve::Cached { handler, cache } => {
                 Answer::Handler(*handler, params, Some(cache.clone()), client)
             }
         },
-        Lookup::NotFound => Answer::Made(error_response(
-            StatusCode::NOT_FOUND,
-            r#"{"detail": "Not Found"}"#,
-        )),
+        Lookup::NotFound => Answer::Made(responses::owned(responses::not_found())),
         Lookup::MethodNotAllowed(allow) => {
-            let mut response = error_response(
-                StatusCode::METHOD_NOT_ALLOWED,
-                r#"{"detail": "Method Not Allowed"}"#,
-            );
-            response.headers_mut().insert(header::ALLOW, allow);
-            Answer::Made(response)
+            Answer::Made(responses::owned(responses::method_not_allowed(allow)))
         }
-        Lookup::BadPath => Answer::Made(error_response(
-            StatusCode::BAD_REQUEST,
-            r#"{"detail": "Bad Request: the path is not UTF-8 after percent-decoding"}"#,
-        )),
+        Lookup::BadPath => Answer::Made(responses::owned(responses::bad_path())),
     }
-}
-
-fn error_response(status: StatusCode, body: &'static str) -> Response {
-    tiers::owned(dispatch::json_error(status, body))
 }
 
 /// HEAD gets the headers a GET would, Content-Length included, no body.
@@ -478,6 +463,7 @@ fn not_forked(running: &Running) -> Result<(), Error> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use axum::http::StatusCode;
 
     async fn call(method: &str, uri: &str) -> Response {
         let request = Request::builder()

@@ -9,16 +9,19 @@ use std::time::{Duration, Instant};
 use axum::body::Body;
 use axum::body::{Bytes, HttpBody};
 use axum::extract::Request;
-use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::Response;
 use http_body_util::BodyExt;
 
 use crate::cache::{Cache, Plan, Rendered};
-use crate::dispatch::{self, json_error, Rejected, RequestParts};
+use crate::dispatch::{self, Rejected};
 use crate::limits;
 use crate::log::{self, SufastLogLevel};
+use crate::responses::{
+    bad_body, body_too_slow, gateway_timeout, owned, stored, too_large, unavailable,
+};
 use crate::routes::forwarded::Client;
 use crate::routes::StaticResponse;
+use crate::wire::RequestParts;
 
 /// The largest request body a handler is given unless told otherwise.
 pub const DEFAULT_MAX_BODY: usize = 16 * 1024 * 1024;
@@ -28,22 +31,6 @@ static MAX_BODY: AtomicUsize = AtomicUsize::new(DEFAULT_MAX_BODY);
 /// Sets the largest request body a handler is given; larger ones get 413.
 pub fn set_max_body(bytes: usize) {
     MAX_BODY.store(bytes, Ordering::Relaxed);
-}
-
-/// A stored response as sent: the body is shared, never copied.
-pub fn stored(response: &StaticResponse) -> Response {
-    let mut out = Response::new(Body::from(response.body.clone()));
-    *out.status_mut() = response.status;
-    *out.headers_mut() = response.headers.clone();
-    out
-}
-
-/// A response built for one request, sent as it is.
-pub fn owned(response: StaticResponse) -> Response {
-    let mut out = Response::new(Body::from(response.body));
-    *out.status_mut() = response.status;
-    *out.headers_mut() = response.headers;
-    out
 }
 
 /// Answers `request` with the handler `handler`, per request.
@@ -121,12 +108,7 @@ async fn call(
         Ok(body) => body,
         Err(BodyError::TooLarge) => return too_large(),
         Err(BodyError::Slow) => return body_too_slow(),
-        Err(BodyError::Broken) => {
-            return json_error(
-                StatusCode::BAD_REQUEST,
-                r#"{"detail": "Bad Request: the body could not be read"}"#,
-            )
-        }
+        Err(BodyError::Broken) => return bad_body(),
     };
     let request = RequestParts {
         handler,
@@ -157,10 +139,7 @@ async fn call(
                     deadline.as_millis()
                 ),
             );
-            json_error(
-                StatusCode::GATEWAY_TIMEOUT,
-                r#"{"detail": "Gateway Timeout: the handler did not answer in time"}"#,
-            )
+            gateway_timeout()
         }
     }
 }
@@ -212,34 +191,4 @@ async fn read_body(mut body: Body, limit: usize, pause: Duration) -> Result<Byte
         (None, _) => Bytes::new(),
         (Some(_), false) => Bytes::from(rest),
     })
-}
-
-fn too_large() -> StaticResponse {
-    json_error(
-        StatusCode::PAYLOAD_TOO_LARGE,
-        r#"{"detail": "Payload Too Large: the body is larger than max_body_size"}"#,
-    )
-}
-
-/// 408, and the connection closes: what is left of the body is not read.
-fn body_too_slow() -> StaticResponse {
-    let mut response = json_error(
-        StatusCode::REQUEST_TIMEOUT,
-        r#"{"detail": "Request Timeout: the body paused for longer than body_timeout"}"#,
-    );
-    response
-        .headers
-        .insert(header::CONNECTION, HeaderValue::from_static("close"));
-    response
-}
-
-fn unavailable() -> StaticResponse {
-    let mut response = json_error(
-        StatusCode::SERVICE_UNAVAILABLE,
-        r#"{"detail": "Service Unavailable"}"#,
-    );
-    response
-        .headers
-        .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
-    response
 }

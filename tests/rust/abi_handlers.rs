@@ -8,8 +8,8 @@ mod support;
 use std::thread;
 use std::time::Instant;
 
-use sufast::dispatch::encode_response as response;
 use sufast::error::SufastErrorCode;
+use sufast::wire::encode_response as response;
 use sufast::SufastTake;
 
 use support::*;

@@ -218,3 +218,18 @@ fn version_is_the_crate_version_nul_terminated() {
     assert_eq!(text.to_str(), Ok(env!("CARGO_PKG_VERSION")));
     assert_eq!(sufast::sufast_version(), version, "one static string");
 }
+
+#[test]
+fn the_layout_version_is_the_headers() {
+    assert_eq!(
+        sufast::sufast_layout_version(),
+        sufast::wire::SUFAST_LAYOUT_VERSION
+    );
+    let header =
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../include/sufast.h"))
+            .expect("read include/sufast.h");
+    assert!(header.contains(&format!(
+        "#define SUFAST_LAYOUT_VERSION {}",
+        sufast::wire::SUFAST_LAYOUT_VERSION
+    )));
+}

@@ -1,0 +1,112 @@
+//! Every response the server makes itself, in one shape: FastAPI's
+//! `{"detail": "..."}` with `application/json`; and the two ways a stored
+//! or built response becomes one to send.
+
+use axum::body::{Body, Bytes};
+use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
+use axum::response::Response;
+
+use crate::routes::StaticResponse;
+
+/// A response with a fixed JSON body.
+pub fn json_error(status: StatusCode, body: &'static str) -> StaticResponse {
+    StaticResponse {
+        status,
+        headers: HeaderMap::from_iter([(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/json"),
+        )]),
+        body: Bytes::from_static(body.as_bytes()),
+    }
+}
+
+pub fn not_found() -> StaticResponse {
+    json_error(StatusCode::NOT_FOUND, r#"{"detail": "Not Found"}"#)
+}
+
+/// 405, with the methods the path has in `Allow`.
+pub fn method_not_allowed(allow: HeaderValue) -> StaticResponse {
+    let mut response = json_error(
+        StatusCode::METHOD_NOT_ALLOWED,
+        r#"{"detail": "Method Not Allowed"}"#,
+    );
+    response.headers.insert(header::ALLOW, allow);
+    response
+}
+
+pub fn bad_path() -> StaticResponse {
+    json_error(
+        StatusCode::BAD_REQUEST,
+        r#"{"detail": "Bad Request: the path is not UTF-8 after percent-decoding"}"#,
+    )
+}
+
+pub fn bad_body() -> StaticResponse {
+    json_error(
+        StatusCode::BAD_REQUEST,
+        r#"{"detail": "Bad Request: the body could not be read"}"#,
+    )
+}
+
+pub fn too_large() -> StaticResponse {
+    json_error(
+        StatusCode::PAYLOAD_TOO_LARGE,
+        r#"{"detail": "Payload Too Large: the body is larger than max_body_size"}"#,
+    )
+}
+
+/// 408, and the connection closes: what is left of the body is not read.
+pub fn body_too_slow() -> StaticResponse {
+    let mut response = json_error(
+        StatusCode::REQUEST_TIMEOUT,
+        r#"{"detail": "Request Timeout: the body paused for longer than body_timeout"}"#,
+    );
+    response
+        .headers
+        .insert(header::CONNECTION, HeaderValue::from_static("close"));
+    response
+}
+
+/// The 500 a client gets when its handler's response cannot be sent.
+pub fn internal_error() -> StaticResponse {
+    json_error(
+        StatusCode::INTERNAL_SERVER_ERROR,
+        r#"{"detail": "Internal Server Error"}"#,
+    )
+}
+
+/// 503: the handlers' queue is full, closed, or no thread can take it.
+pub fn unavailable() -> StaticResponse {
+    let mut response = json_error(
+        StatusCode::SERVICE_UNAVAILABLE,
+        r#"{"detail": "Service Unavailable"}"#,
+    );
+    response
+        .headers
+        .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+    response
+}
+
+/// 504: the handler did not answer within `request_timeout`.
+pub fn gateway_timeout() -> StaticResponse {
+    json_error(
+        StatusCode::GATEWAY_TIMEOUT,
+        r#"{"detail": "Gateway Timeout: the handler did not answer in time"}"#,
+    )
+}
+
+/// A stored response as sent: the body is shared, never copied.
+pub fn stored(response: &StaticResponse) -> Response {
+    let mut out = Response::new(Body::from(response.body.clone()));
+    *out.status_mut() = response.status;
+    *out.headers_mut() = response.headers.clone();
+    out
+}
+
+/// A response built for one request, sent as it is.
+pub fn owned(response: StaticResponse) -> Response {
+    let mut out = Response::new(Body::from(response.body));
+    *out.status_mut() = response.status;
+    *out.headers_mut() = response.headers;
+    out
+}
