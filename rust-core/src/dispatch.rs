@@ -10,10 +10,10 @@ use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Condvar, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
-use once_cell::sync::Lazy;
 use tokio::sync::{oneshot, Notify};
 
 use crate::error::{Error, SufastErrorCode};
+use crate::instance::instance;
 use crate::log::{self, SufastLogLevel};
 use crate::responses::internal_error;
 use crate::routes::StaticResponse;
@@ -32,28 +32,33 @@ const MAX_BATCH: usize = 1;
 /// nothing queued back for longer than about this).
 const STALL: Duration = Duration::from_millis(1);
 
-static QUEUE: Lazy<Queue> = Lazy::new(|| Queue {
-    state: Mutex::new(State {
-        open: false,
-        queue: VecDeque::new(),
-        waiting: HashMap::new(),
-        idle: 0,
-        busy: 0,
-        waking: false,
-        takes: 0,
-        held: Vec::new(),
-        held_since: Instant::now(),
-        expired: HashSet::new(),
-    }),
-    ready: Condvar::new(),
-    deferred: AtomicBool::new(false),
-    queued: Notify::new(),
-    next_id: AtomicU64::new(1),
-    max_pending: AtomicUsize::new(DEFAULT_MAX_PENDING),
-    saturated: AtomicBool::new(false),
-});
+impl Queue {
+    pub(crate) fn new() -> Self {
+        Queue {
+            state: Mutex::new(State {
+                open: false,
+                queue: VecDeque::new(),
+                waiting: HashMap::new(),
+                idle: 0,
+                busy: 0,
+                waking: false,
+                takes: 0,
+                held: Vec::new(),
+                held_since: Instant::now(),
+                expired: HashSet::new(),
+            }),
+            ready: Condvar::new(),
+            deferred: AtomicBool::new(false),
+            queued: Notify::new(),
+            next_id: AtomicU64::new(1),
+            max_pending: AtomicUsize::new(DEFAULT_MAX_PENDING),
+            saturated: AtomicBool::new(false),
+        }
+    }
+}
 
-struct Queue {
+/// The queue of requests for handlers, one per [`Instance`](crate::instance::Instance).
+pub struct Queue {
     state: Mutex<State>,
     ready: Condvar,
     /// Requests were queued while no handler thread was awake: the next
@@ -102,9 +107,13 @@ thread_local! {
     static BUSY: Cell<bool> = const { Cell::new(false) };
 }
 
+fn queue() -> &'static Queue {
+    &instance().queue
+}
+
 fn state() -> MutexGuard<'static, State> {
     // Every update below leaves the state consistent, even mid-panic.
-    QUEUE
+    queue()
         .state
         .lock()
         .unwrap_or_else(|poisoned| poisoned.into_inner())
@@ -164,17 +173,17 @@ impl Drop for Pending {
 
 /// Queues a request for its handler, or refuses it at once.
 pub fn submit(parts: &RequestParts<'_>) -> Result<Pending, Rejected> {
-    let id = QUEUE.next_id.fetch_add(1, Ordering::Relaxed);
+    let id = queue().next_id.fetch_add(1, Ordering::Relaxed);
     let record = parts.encode(id).ok_or(Rejected::TooLarge)?;
     let (send, reply) = oneshot::channel();
-    if QUEUE.saturated.load(Ordering::Relaxed) {
+    if queue().saturated.load(Ordering::Relaxed) {
         return Err(Rejected::Full);
     }
     let mut state = state();
     if !state.open {
         return Err(Rejected::Closed);
     }
-    if state.waiting.len() >= QUEUE.max_pending.load(Ordering::Relaxed) {
+    if state.waiting.len() >= queue().max_pending.load(Ordering::Relaxed) {
         return Err(Rejected::Full);
     }
     state.waiting.insert(id, send);
@@ -182,9 +191,9 @@ pub fn submit(parts: &RequestParts<'_>) -> Result<Pending, Rejected> {
     let defer = state.busy == 0 && !state.waking && state.idle > 0;
     drop(state);
     if defer {
-        QUEUE.deferred.store(true, Ordering::Release);
+        queue().deferred.store(true, Ordering::Release);
     }
-    QUEUE.queued.notify_one();
+    queue().queued.notify_one();
     Ok(Pending {
         id,
         reply,
@@ -209,7 +218,7 @@ pub enum Taken {
 /// on a tokio worker about to park, so it must stay cheap when there is
 /// nothing to do.
 pub fn wake_deferred() {
-    if QUEUE.deferred.swap(false, Ordering::AcqRel) {
+    if queue().deferred.swap(false, Ordering::AcqRel) {
         let state = state();
         if state.busy == 0 && !state.queue.is_empty() {
             wake_one(state);
@@ -221,7 +230,7 @@ fn wake_one(mut state: MutexGuard<'_, State>) {
     if state.idle > 0 && !state.waking {
         state.waking = true;
         drop(state);
-        QUEUE.ready.notify_one();
+        queue().ready.notify_one();
     }
 }
 
@@ -232,7 +241,7 @@ fn wake_one(mut state: MutexGuard<'_, State>) {
 /// work), wakes one more handler thread.
 pub async fn watch() {
     loop {
-        QUEUE.queued.notified().await;
+        queue().queued.notified().await;
         let mut seen = state().takes;
         loop {
             tokio::time::sleep(STALL).await;
@@ -288,7 +297,7 @@ pub fn take(buf: &mut [u8], timeout: Duration) -> Taken {
             return Taken::Timeout;
         }
         state.idle += 1;
-        state = QUEUE
+        state = queue()
             .ready
             .wait_timeout(state, deadline - now)
             .map_or_else(|poisoned| poisoned.into_inner().0, |(s, _)| s);
@@ -367,7 +376,7 @@ pub fn respond(id: u64, response: &[u8]) -> Result<(), Error> {
         if first {
             // The thread may never take again (it stops): `watch` sends
             // the answers then.
-            QUEUE.queued.notify_one();
+            queue().queued.notify_one();
         }
     } else {
         drop(state);
@@ -386,7 +395,7 @@ fn release_held() {
 
 /// Opens the queue for a server that starts.
 pub fn open() {
-    QUEUE.saturated.store(false, Ordering::Relaxed);
+    queue().saturated.store(false, Ordering::Relaxed);
     let mut state = state();
     state.open = true;
     // Threads of an earlier run that were busy are not coming back.
@@ -403,16 +412,16 @@ pub fn close() {
     state.waiting.clear();
     state.held.clear();
     drop(state);
-    QUEUE.ready.notify_all();
+    queue().ready.notify_all();
 }
 
 /// Sets how many requests may wait for or be inside handlers at once.
 /// Whether the handler threads can take requests; while they cannot,
 /// requests to handlers get a 503 at once instead of waiting.
 pub fn set_saturated(saturated: bool) {
-    QUEUE.saturated.store(saturated, Ordering::Relaxed);
+    queue().saturated.store(saturated, Ordering::Relaxed);
 }
 
 pub fn set_max_pending(max: usize) {
-    QUEUE.max_pending.store(max, Ordering::Relaxed);
+    queue().max_pending.store(max, Ordering::Relaxed);
 }

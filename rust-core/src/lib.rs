@@ -8,7 +8,9 @@
 //! - [`error`]: the error type, its stable codes and the thread-local last
 //!   error.
 //! - [`routes`]: the route-table format, its validation and matching (pure).
-//! - [`server`]: the live table, the axum app, start and graceful stop.
+//! - [`instance`]: the one `Instance`, the library's only static: table,
+//!   running server, queue, limits, log settings.
+//! - [`server`]: the service, start and graceful stop.
 //! - [`listener`]: the accept loop: hyper's HTTP/1 builder with a timer,
 //!   a permit per connection, accept errors logged, graceful drain.
 //! - [`limits`]: the named limits and timeouts, with their defaults.
@@ -38,6 +40,7 @@ pub mod deadlines;
 pub mod dispatch;
 pub mod error;
 pub mod ffi;
+pub mod instance;
 pub mod limits;
 pub mod listener;
 pub mod log;

@@ -5,6 +5,8 @@
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
+use crate::instance::instance;
+
 /// One named limit: its option name, what its number means, its default
 /// (0 where the default is worked out, as `max_connections`'s), and the
 /// smallest and largest values accepted.
@@ -36,39 +38,71 @@ impl Limit {
 
 const HOUR_MS: u64 = 3_600_000;
 
-static HEADER_TIMEOUT: Limit = Limit::new("header_timeout_ms", "milliseconds", 10_000, 1, HOUR_MS);
-static KEEPALIVE_TIMEOUT: Limit =
-    Limit::new("keepalive_timeout_ms", "milliseconds", 5_000, 1, HOUR_MS);
-static BODY_TIMEOUT: Limit = Limit::new("body_timeout_ms", "milliseconds", 30_000, 1, HOUR_MS);
-static REQUEST_TIMEOUT: Limit = Limit::new(
-    "request_timeout_ms",
-    "milliseconds",
-    60_000,
-    1,
-    24 * HOUR_MS,
-);
-static MAX_HEADER_SIZE: Limit = Limit::new("max_header_size", "bytes", 64 * 1024, 1024, 1 << 24);
-static MAX_CONNECTIONS: Limit = Limit::new("max_connections", "connections", 0, 0, 1 << 24);
+/// Every named limit, one set per [`Instance`](crate::instance::Instance).
+pub struct LimitSet {
+    header_timeout: Limit,
+    keepalive_timeout: Limit,
+    body_timeout: Limit,
+    request_timeout: Limit,
+    max_header_size: Limit,
+    max_connections: Limit,
+}
 
-static ALL: [&Limit; 6] = [
-    &HEADER_TIMEOUT,
-    &KEEPALIVE_TIMEOUT,
-    &BODY_TIMEOUT,
-    &REQUEST_TIMEOUT,
-    &MAX_HEADER_SIZE,
-    &MAX_CONNECTIONS,
-];
+impl LimitSet {
+    pub(crate) const fn new() -> Self {
+        LimitSet {
+            header_timeout: Limit::new("header_timeout_ms", "milliseconds", 10_000, 1, HOUR_MS),
+            keepalive_timeout: Limit::new(
+                "keepalive_timeout_ms",
+                "milliseconds",
+                5_000,
+                1,
+                HOUR_MS,
+            ),
+            body_timeout: Limit::new("body_timeout_ms", "milliseconds", 30_000, 1, HOUR_MS),
+            request_timeout: Limit::new(
+                "request_timeout_ms",
+                "milliseconds",
+                60_000,
+                1,
+                24 * HOUR_MS,
+            ),
+            max_header_size: Limit::new("max_header_size", "bytes", 64 * 1024, 1024, 1 << 24),
+            max_connections: Limit::new("max_connections", "connections", 0, 0, 1 << 24),
+        }
+    }
+
+    fn all(&self) -> [&Limit; 6] {
+        [
+            &self.header_timeout,
+            &self.keepalive_timeout,
+            &self.body_timeout,
+            &self.request_timeout,
+            &self.max_header_size,
+            &self.max_connections,
+        ]
+    }
+}
+
+fn limits() -> &'static LimitSet {
+    &instance().limits
+}
 
 /// The names `set` knows, for messages.
 pub fn names() -> String {
-    ALL.iter().map(|l| l.name).collect::<Vec<_>>().join(", ")
+    limits()
+        .all()
+        .into_iter()
+        .map(|l| l.name)
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 /// Sets the limit `name` to `value`: `Ok(false)` if no limit has that name,
 /// `Err` with the reason if the value is out of range. 0 restores
 /// `max_connections`'s worked-out default.
 pub fn set(name: &str, value: i64) -> Result<bool, String> {
-    let Some(limit) = ALL.iter().find(|l| l.name == name) else {
+    let Some(limit) = limits().all().into_iter().find(|l| l.name == name) else {
         return Ok(false);
     };
     let value = u64::try_from(value)
@@ -92,17 +126,17 @@ pub fn set(name: &str, value: i64) -> Result<bool, String> {
 
 /// Puts every limit back to its default.
 pub fn reset() {
-    for limit in ALL {
+    for limit in limits().all() {
         limit.value.store(limit.default, Ordering::Relaxed);
     }
 }
 
 pub fn request_timeout() -> Duration {
-    Duration::from_millis(REQUEST_TIMEOUT.get())
+    Duration::from_millis(limits().request_timeout.get())
 }
 
 pub fn body_timeout() -> Duration {
-    Duration::from_millis(BODY_TIMEOUT.get())
+    Duration::from_millis(limits().body_timeout.get())
 }
 
 /// What a connection is held to, read once when a server starts.
@@ -117,10 +151,10 @@ pub struct Limits {
 impl Limits {
     pub fn current() -> Self {
         Limits {
-            header_timeout: Duration::from_millis(HEADER_TIMEOUT.get()),
-            keepalive_timeout: Duration::from_millis(KEEPALIVE_TIMEOUT.get()),
-            max_header_size: usize::try_from(MAX_HEADER_SIZE.get()).unwrap_or(usize::MAX),
-            max_connections: match MAX_CONNECTIONS.get() {
+            header_timeout: Duration::from_millis(limits().header_timeout.get()),
+            keepalive_timeout: Duration::from_millis(limits().keepalive_timeout.get()),
+            max_header_size: usize::try_from(limits().max_header_size.get()).unwrap_or(usize::MAX),
+            max_connections: match limits().max_connections.get() {
                 0 => default_max_connections(),
                 n => usize::try_from(n).unwrap_or(usize::MAX),
             },

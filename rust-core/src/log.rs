@@ -9,6 +9,8 @@ use std::io::Write as _;
 use std::sync::atomic::{AtomicU8, Ordering};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+use crate::instance::instance;
+
 /// How much the server says about itself: events at this level and the
 /// ones above it are written. The numbers are part of the ABI
 /// (`sufast_set_option("log_level", ...)`).
@@ -92,24 +94,42 @@ impl SufastAccessLog {
     }
 }
 
-static LEVEL: AtomicU8 = AtomicU8::new(SufastLogLevel::Info as u8);
-static ACCESS_LOG: AtomicU8 = AtomicU8::new(SufastAccessLog::Auto as u8);
+/// What is written, one per [`Instance`](crate::instance::Instance).
+pub struct LogSettings {
+    level: AtomicU8,
+    access_log: AtomicU8,
+}
+
+impl LogSettings {
+    pub(crate) const fn new() -> Self {
+        LogSettings {
+            level: AtomicU8::new(SufastLogLevel::Info as u8),
+            access_log: AtomicU8::new(SufastAccessLog::Auto as u8),
+        }
+    }
+}
+
+fn settings() -> &'static LogSettings {
+    &instance().log
+}
 
 pub fn set_level(level: SufastLogLevel) {
-    LEVEL.store(level as u8, Ordering::Relaxed);
+    settings().level.store(level as u8, Ordering::Relaxed);
 }
 
 pub fn enabled(level: SufastLogLevel) -> bool {
-    level as u8 <= LEVEL.load(Ordering::Relaxed)
+    level as u8 <= settings().level.load(Ordering::Relaxed)
 }
 
 pub fn set_access_log(access_log: SufastAccessLog) {
-    ACCESS_LOG.store(access_log as u8, Ordering::Relaxed);
+    settings()
+        .access_log
+        .store(access_log as u8, Ordering::Relaxed);
 }
 
 /// The access log as set, `Auto` until set; a server reads it when it starts.
 pub fn access_log() -> SufastAccessLog {
-    SufastAccessLog::from_number(ACCESS_LOG.load(Ordering::Relaxed).into())
+    SufastAccessLog::from_number(settings().access_log.load(Ordering::Relaxed).into())
         .unwrap_or(SufastAccessLog::Auto)
 }
 

@@ -1,24 +1,24 @@
-//! The HTTP server: the live route table, the axum app that serves it, and
-//! the one running server (start on its own thread, graceful stop with a
-//! deadline, restart).
+//! The HTTP server: the service that answers each request from the live
+//! route table, and the one running server (start on its own thread,
+//! graceful stop with a deadline, restart), both kept in the
+//! [`Instance`](crate::instance::Instance).
 
 use std::net::{IpAddr, SocketAddr};
-use std::sync::atomic::{AtomicU16, AtomicU32, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::atomic::Ordering;
+use std::sync::{Arc, MutexGuard};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use arc_swap::ArcSwap;
 use axum::body::Body;
 use axum::extract::Request;
 use axum::http::{header, HeaderValue, Method};
 use axum::response::Response;
-use once_cell::sync::Lazy;
 use tokio::net::TcpListener;
 use tokio::sync::oneshot;
 
 use crate::cache::Cache;
 use crate::error::{Error, SufastErrorCode};
+use crate::instance::instance;
 use crate::limits::Limits;
 use crate::log::{self, SufastAccessLog, SufastLogLevel};
 use crate::routes::forwarded::Client;
@@ -28,23 +28,8 @@ use crate::{dispatch, listener, responses, tiers};
 /// How long a stop waits for in-flight requests unless told otherwise.
 pub const DEFAULT_STOP_DEADLINE: Duration = Duration::from_secs(5);
 
-/// The live route table. Requests load it lock-free; `set_routes` swaps in
-/// a whole new table, so a request sees the old one or the new one.
-static ROUTES: Lazy<ArcSwap<RouteTable>> = Lazy::new(ArcSwap::default);
-
-/// The running server, if any. Held while starting and stopping so that
-/// those never interleave.
-static SERVER: Mutex<Option<Running>> = Mutex::new(None);
-
-/// The port of the running server, or 0; readable without waiting for a
-/// start or stop in progress.
-static PORT: AtomicU16 = AtomicU16::new(0);
-
-/// The process that started the running server. A process forked from it
-/// inherits the statics but not the server's threads.
-static OWNER: AtomicU32 = AtomicU32::new(0);
-
-struct Running {
+/// A server that runs: its port, its owner process, how to stop it.
+pub struct Running {
     port: u16,
     pid: u32,
     stop: oneshot::Sender<Duration>,
@@ -53,7 +38,8 @@ struct Running {
 
 fn server() -> MutexGuard<'static, Option<Running>> {
     // A panic while holding the lock leaves the Option consistent.
-    SERVER
+    instance()
+        .server
         .lock()
         .unwrap_or_else(|poisoned| poisoned.into_inner())
 }
@@ -61,9 +47,9 @@ fn server() -> MutexGuard<'static, Option<Running>> {
 /// Validates `json` and swaps it in as the live table; returns its size.
 pub fn set_routes(json: &[u8]) -> Result<usize, Error> {
     let mut table = RouteTable::from_json(json)?;
-    table.keep_caches(&ROUTES.load());
+    table.keep_caches(&instance().routes.load());
     let len = table.len();
-    ROUTES.store(Arc::new(table));
+    instance().routes.store(Arc::new(table));
     Ok(len)
 }
 
@@ -84,7 +70,7 @@ pub async fn handle(settings: Settings, peer: Option<SocketAddr>, request: Reque
     let mut log = None;
     // The table is only borrowed here: a handler call below may outlive it.
     let call = {
-        let routes = ROUTES.load();
+        let routes = instance().routes.load();
         let app = routes.app_wide();
         let client = app.client(peer, request.headers());
         if settings.access_log != SufastAccessLog::Off {
@@ -379,14 +365,14 @@ fn start_with(
             dispatch::close();
             runtime_error(e)
         })?;
-    OWNER.store(std::process::id(), Ordering::SeqCst);
+    instance().owner.store(std::process::id(), Ordering::SeqCst);
     *slot = Some(Running {
         pid: std::process::id(),
         port: bound.port(),
         stop,
         thread,
     });
-    PORT.store(bound.port(), Ordering::SeqCst);
+    instance().port.store(bound.port(), Ordering::SeqCst);
     log::event(
         SufastLogLevel::Debug,
         format_args!("server listening on {bound}"),
@@ -420,13 +406,13 @@ pub fn stop(deadline: Duration) -> Result<(), Error> {
             "no server is running",
         ));
     };
-    PORT.store(0, Ordering::SeqCst);
+    instance().port.store(0, Ordering::SeqCst);
     let _ = running.stop.send(deadline);
     let joined = running.thread.join();
     // Only now: handlers answered requests in flight until the deadline.
     dispatch::close();
     // A restart starts clean: the table stays, its stored responses go.
-    ROUTES.load().clear_caches();
+    instance().routes.load().clear_caches();
     log::event(SufastLogLevel::Debug, "server stopped");
     joined.map_err(|_| {
         Error::new(
@@ -438,10 +424,10 @@ pub fn stop(deadline: Duration) -> Result<(), Error> {
 
 /// The port the running server listens on, or 0.
 pub fn bound_port() -> u16 {
-    if OWNER.load(Ordering::SeqCst) != std::process::id() {
+    if instance().owner.load(Ordering::SeqCst) != std::process::id() {
         return 0;
     }
-    PORT.load(Ordering::SeqCst)
+    instance().port.load(Ordering::SeqCst)
 }
 
 /// Fails if `running` was started by another process (this one is its

@@ -2,7 +2,7 @@
 //! bytes, dynamic routes by their handler through the dispatch queue,
 //! cached routes from their cache with one render per expiry.
 
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -14,6 +14,7 @@ use http_body_util::BodyExt;
 
 use crate::cache::{Cache, Plan, Rendered};
 use crate::dispatch::{self, Rejected};
+use crate::instance::instance;
 use crate::limits;
 use crate::log::{self, SufastLogLevel};
 use crate::responses::{
@@ -26,11 +27,9 @@ use crate::wire::RequestParts;
 /// The largest request body a handler is given unless told otherwise.
 pub const DEFAULT_MAX_BODY: usize = 16 * 1024 * 1024;
 
-static MAX_BODY: AtomicUsize = AtomicUsize::new(DEFAULT_MAX_BODY);
-
 /// Sets the largest request body a handler is given; larger ones get 413.
 pub fn set_max_body(bytes: usize) {
-    MAX_BODY.store(bytes, Ordering::Relaxed);
+    instance().max_body.store(bytes, Ordering::Relaxed);
 }
 
 /// Answers `request` with the handler `handler`, per request.
@@ -100,7 +99,7 @@ async fn call(
     let (parts, body) = request.into_parts();
     let body = match read_body(
         body,
-        MAX_BODY.load(Ordering::Relaxed),
+        instance().max_body.load(Ordering::Relaxed),
         limits::body_timeout(),
     )
     .await
