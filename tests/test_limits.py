@@ -126,28 +126,79 @@ def test_a_head_over_max_header_size_gets_431(make_app):
     assert request(port, "GET", "/", headers={"X-Fits": "a" * 4000}).status == 200
 
 
-def test_connections_over_max_connections_wait_for_a_free_one(make_app, capfd):
+def test_at_max_connections_the_longest_waiting_idle_connection_makes_room(make_app, capfd):
     port = served(make_app, max_connections=5).start()
     kept = [connect(port) for _ in range(5)]
     try:
         for sock in kept:
             sock.sendall(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
             assert read_reply(sock).endswith(b"up")
-        # A sixth client is not accepted while five are open...
+        # A sixth client is served at once: the connection idle longest,
+        # the first, is closed for it; the others stay open.
+        started = time.monotonic()
+        assert request(port, "GET", "/").body == b"up"
+        assert time.monotonic() - started < 1
+        assert closed_within(kept[0], 2)
+        for sock in kept[1:]:
+            sock.sendall(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+            assert read_reply(sock).endswith(b"up")
+    finally:
+        for sock in kept:
+            sock.close()
+    assert "sufast: warning: max_connections (5) reached: 1 connection(s) that waited longest" in capfd.readouterr().err
+
+
+def test_slow_heads_at_max_connections_give_way_to_new_clients(make_app):
+    port = served(make_app, max_connections=20, header_timeout=30).start()
+    slow = []
+    try:
+        for _ in range(40):  # twice the limit, as a slow-header attack
+            sock = connect(port)
+            sock.sendall(b"GET / HTTP/1.1\r\nHost: x\r\n")
+            slow.append(sock)
+        # Long before header_timeout, a real client is served.
+        for _ in range(5):
+            started = time.monotonic()
+            assert request(port, "GET", "/").body == b"up"
+            assert time.monotonic() - started < 1
+    finally:
+        for sock in slow:
+            sock.close()
+
+
+def test_connections_with_requests_in_flight_are_not_evicted(make_app):
+    app = make_app(max_connections=2)
+    release = threading.Event()
+    entered = threading.Semaphore(0)
+
+    @app.get("/hold/{n:int}")
+    def hold(n: int):
+        entered.release()
+        release.wait(10)
+        return {"n": n}
+
+    port = app.start()
+    held = [connect(port) for _ in range(2)]
+    try:
+        for n, sock in enumerate(held):
+            sock.sendall(f"GET /hold/{n} HTTP/1.1\r\nHost: x\r\n\r\n".encode())
+        assert entered.acquire(timeout=5) and entered.acquire(timeout=5)
+        # Both connections have a request in flight: a third client waits.
         waiting = connect(port)
-        waiting.sendall(b"GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+        waiting.sendall(b"GET /hold/9 HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
         waiting.settimeout(0.5)
         with pytest.raises(socket.timeout):
             waiting.recv(1)
-        # ...and is served as soon as one closes.
-        kept.pop().close()
+        release.set()
+        for sock in held:
+            assert b"HTTP/1.1 200" in read_reply(sock)
         waiting.settimeout(10)
         assert waiting.recv(65536).startswith(b"HTTP/1.1 200")
         waiting.close()
     finally:
-        for sock in kept:
+        release.set()
+        for sock in held:
             sock.close()
-    assert "sufast: warning: max_connections (5) reached" in capfd.readouterr().err
 
 
 def test_a_handler_past_request_timeout_answers_504_and_the_route_recovers(make_app, capfd):

@@ -9,13 +9,17 @@
 //! The service tells the clock when a request's head is complete and
 //! when its response is ready; between those no deadline applies here
 //! (`body_timeout` and `request_timeout` do).
+//!
+//! At `max_connections`, the accept loop may evict a connection that has
+//! no request in flight (idle, or still sending its head): it then reads
+//! as closed at once.
 
 use std::future::Future;
 use std::io;
 use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
-use std::sync::Arc;
-use std::task::{Context, Poll};
+use std::sync::{Arc, Mutex};
+use std::task::{Context, Poll, Waker};
 use std::time::Duration;
 
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
@@ -34,6 +38,10 @@ pub struct Clock {
     in_head: AtomicBool,
     /// When the current phase began, in microseconds since `origin`.
     since: AtomicU64,
+    /// The accept loop closed this connection to make room.
+    evicted: AtomicBool,
+    /// Who to wake when it is evicted: the read waiting for a head.
+    reader: Mutex<Option<Waker>>,
 }
 
 impl Clock {
@@ -43,7 +51,39 @@ impl Clock {
             busy: AtomicU32::new(0),
             in_head: AtomicBool::new(true),
             since: AtomicU64::new(0),
+            evicted: AtomicBool::new(false),
+            reader: Mutex::new(None),
         })
+    }
+
+    /// When this connection last started waiting (for a first head, or idle
+    /// after a response), if it has no request in flight and may be evicted.
+    pub fn evictable_since(&self) -> Option<Instant> {
+        let idle = self.busy.load(Ordering::Acquire) == 0 && !self.evicted.load(Ordering::Acquire);
+        idle.then(|| self.origin + Duration::from_micros(self.since.load(Ordering::Acquire)))
+    }
+
+    /// Closes the connection at its next read, which this wakes.
+    pub fn evict(&self) {
+        self.evicted.store(true, Ordering::Release);
+        let reader = self
+            .reader
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .take();
+        if let Some(reader) = reader {
+            reader.wake();
+        }
+    }
+
+    fn wake_me(&self, waker: &Waker) {
+        let mut reader = self
+            .reader
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        if !reader.as_ref().is_some_and(|w| w.will_wake(waker)) {
+            *reader = Some(waker.clone());
+        }
     }
 
     fn now(&self) -> u64 {
@@ -105,6 +145,12 @@ impl<T: AsyncRead + AsyncWrite + Unpin> AsyncRead for Timed<T> {
         buf: &mut ReadBuf<'_>,
     ) -> Poll<io::Result<()>> {
         let this = self.get_mut();
+        if this.clock.evicted.load(Ordering::Acquire)
+            && this.clock.busy.load(Ordering::Acquire) == 0
+        {
+            // Reads as closed: hyper ends the connection.
+            return Poll::Ready(Ok(()));
+        }
         let before = buf.filled().len();
         match Pin::new(&mut this.io).poll_read(cx, buf) {
             Poll::Ready(Ok(())) => {
@@ -138,6 +184,7 @@ impl<T: AsyncRead + AsyncWrite + Unpin> AsyncRead for Timed<T> {
             this.armed = Some((phase, since));
         }
         if this.sleep.as_mut().poll(cx).is_pending() {
+            clock.wake_me(cx.waker());
             return Poll::Pending;
         }
         match phase {
@@ -235,6 +282,30 @@ mod tests {
         let started = Instant::now();
         assert_eq!(server.read(&mut buf).await.unwrap(), 0);
         assert_eq!(started.elapsed(), IDLE);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn an_evicted_connection_reads_as_closed_at_once_unless_busy() {
+        let (mut server, _client, clock) = timed().await;
+        assert!(clock.evictable_since().is_some());
+        let waiting = tokio::spawn(async move {
+            let mut buf = [0u8; 64];
+            let started = Instant::now();
+            let read = server.read(&mut buf).await.unwrap();
+            (read, started.elapsed())
+        });
+        tokio::task::yield_now().await;
+        clock.evict();
+        let (read, waited) = waiting.await.unwrap();
+        assert_eq!((read, waited), (0, Duration::ZERO));
+        assert!(clock.evictable_since().is_none(), "evicted once");
+
+        let (_server, _client, busy) = timed().await;
+        busy.request_started();
+        assert!(
+            busy.evictable_since().is_none(),
+            "a request in flight is never evicted"
+        );
     }
 
     #[tokio::test(start_paused = true)]

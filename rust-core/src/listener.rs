@@ -1,9 +1,12 @@
 //! The accept loop: hyper's HTTP/1 connection builder with a timer, one
 //! permit per connection, and a graceful drain with a deadline.
 //!
-//! - A connection is accepted only with a permit (`max_connections`): at
-//!   the limit, new clients wait in the kernel's backlog while the open
-//!   ones carry on; the first wait of a burst is logged.
+//! - A connection is accepted only with a permit (`max_connections`). At
+//!   the limit, the connection that has waited longest without a request
+//!   in flight (idle between requests, or still sending its first head:
+//!   what slow-header attacks hold) is closed to make room; when every
+//!   connection has a request in flight, new clients wait in the kernel's
+//!   backlog. The first of a burst is logged.
 //! - Each socket keeps the read deadlines of [`deadlines`]: a request head
 //!   within `header_timeout`, an idle keep-alive connection for at most
 //!   `keepalive_timeout`. hyper's own header timer (it needs the timer)
@@ -19,7 +22,7 @@
 
 use std::convert::Infallible;
 use std::io;
-use std::sync::Arc;
+use std::sync::{Arc, Weak};
 use std::time::{Duration, Instant};
 
 use axum::body::Body;
@@ -57,45 +60,66 @@ pub async fn serve(
         .max_header_size(limits.max_header_size)
         .max_buf_size(limits.max_header_size.max(8192));
     let mut errors = AcceptErrors::default();
-    let mut waiting_reported = false;
+    let mut full = FullReports::default();
+    // Every open connection's clock, to pick one to evict at the limit.
+    let mut open: Vec<Weak<Clock>> = Vec::new();
+    // Closed connections leave their entry behind: pruned when the list
+    // doubles, so it stays within twice the connections open.
+    let mut prune_at = 1024;
     let deadline = loop {
-        let permit = match Arc::clone(&permits).try_acquire_owned() {
-            Ok(permit) => {
-                waiting_reported = false;
-                permit
-            }
+        let (permit, accepted) = match Arc::clone(&permits).try_acquire_owned() {
+            Ok(permit) => (permit, None),
             Err(_) => {
-                if !waiting_reported {
-                    waiting_reported = true;
-                    log::event(
-                        SufastLogLevel::Warning,
-                        format_args!(
-                            "max_connections ({}) reached; new connections wait until one closes",
-                            limits.max_connections
-                        ),
-                    );
+                // At the limit. Accept the next client first when a
+                // connection could make room for it: then only a client
+                // that is really there costs another one its connection.
+                let mut accepted = None;
+                if open
+                    .iter()
+                    .any(|c| c.upgrade().is_some_and(|c| c.evictable_since().is_some()))
+                {
+                    tokio::select! {
+                        next = listener.accept() => match next {
+                            Ok(next) => accepted = Some(next),
+                            Err(error) => {
+                                errors.failed(error).await;
+                                continue;
+                            }
+                        },
+                        limit = &mut stop => break limit.unwrap_or(Duration::ZERO),
+                    }
                 }
+                let evicted = accepted.is_some() && evict_one(&mut open);
+                full.reached(limits.max_connections, evicted);
                 tokio::select! {
                     permit = Arc::clone(&permits).acquire_owned() => match permit {
-                        Ok(permit) => permit,
+                        Ok(permit) => (permit, accepted),
                         Err(_) => break Duration::ZERO, // never closed
                     },
                     limit = &mut stop => break limit.unwrap_or(Duration::ZERO),
                 }
             }
         };
-        let (stream, peer) = tokio::select! {
-            accepted = listener.accept() => match accepted {
-                Ok(accepted) => accepted,
-                Err(error) => {
-                    errors.failed(error).await;
-                    continue;
-                }
+        let (stream, peer) = match accepted {
+            Some(accepted) => accepted,
+            None => tokio::select! {
+                next = listener.accept() => match next {
+                    Ok(next) => next,
+                    Err(error) => {
+                        errors.failed(error).await;
+                        continue;
+                    }
+                },
+                limit = &mut stop => break limit.unwrap_or(Duration::ZERO),
             },
-            limit = &mut stop => break limit.unwrap_or(Duration::ZERO),
         };
         let _ = stream.set_nodelay(true);
         let clock = Clock::new();
+        if open.len() >= prune_at {
+            open.retain(|clock| clock.strong_count() > 0);
+            prune_at = (open.len() * 2).max(1024);
+        }
+        open.push(Arc::downgrade(&clock));
         let io = Timed::new(
             stream,
             Arc::clone(&clock),
@@ -127,6 +151,62 @@ pub async fn serve(
                 "stop deadline passed; closing connections still open",
             );
         }
+    }
+}
+
+/// Reports reaching `max_connections`: at once, then at most once per
+/// `REPORT_FULL_EVERY` with what happened since, so that a burst is one line.
+#[derive(Default)]
+struct FullReports {
+    last: Option<Instant>,
+    evicted: u64,
+    waited: u64,
+}
+
+const REPORT_FULL_EVERY: Duration = Duration::from_secs(10);
+
+impl FullReports {
+    fn reached(&mut self, limit: usize, evicted: bool) {
+        if evicted {
+            self.evicted += 1;
+        } else {
+            self.waited += 1;
+        }
+        let now = Instant::now();
+        if self
+            .last
+            .is_some_and(|last| now.duration_since(last) < REPORT_FULL_EVERY)
+        {
+            return;
+        }
+        log::event(
+            SufastLogLevel::Warning,
+            format_args!(
+                "max_connections ({limit}) reached: {} connection(s) that waited longest without a request in flight closed for new clients, {} time(s) new clients waited for one to close",
+                self.evicted, self.waited
+            ),
+        );
+        self.last = Some(now);
+        self.evicted = 0;
+        self.waited = 0;
+    }
+}
+
+/// Evicts the open connection that has waited longest without a request in
+/// flight; false if every one has a request in flight.
+fn evict_one(open: &mut Vec<Weak<Clock>>) -> bool {
+    open.retain(|clock| clock.strong_count() > 0);
+    let oldest = open
+        .iter()
+        .filter_map(Weak::upgrade)
+        .filter_map(|clock| clock.evictable_since().map(|since| (since, clock)))
+        .min_by_key(|(since, _)| *since);
+    match oldest {
+        Some((_, clock)) => {
+            clock.evict();
+            true
+        }
+        None => false,
     }
 }
 
