@@ -224,16 +224,20 @@ class HandlerPool:
             if data is None:
                 return
             try:
-                self._serve_batch(data, jobs, index)
+                requests = decode_records(data)
+                # The records' bytes go now: a large body stays only in its
+                # Request while the handler runs.
+                data = b""
+                self._serve_batch(requests, jobs, index)
             except Exception:  # a bug here must not end the thread
                 logger.exception("a handler thread failed on a batch of requests")
 
-    def _serve_batch(self, data: bytes, jobs: List[Tuple[Endpoint, Request]], index: int) -> None:
-        """Answers the requests in ``data`` for sync handlers and adds those
+    def _serve_batch(self, requests: List[Request], jobs: List[Tuple[Endpoint, Request]], index: int) -> None:
+        """Answers ``requests`` for sync handlers and adds those
         for async ones to ``jobs``; a sync handler runs only after the jobs
         gathered before it were handed to the loop."""
         endpoints = self._endpoints
-        for request in decode_records(data):
+        for request in requests:
             endpoint = endpoints.get(request.handler)
             if endpoint is None:
                 logger.error("%s %s: no handler %d is registered", request.method, request._raw_path, request.handler)

@@ -119,7 +119,10 @@ async fn call(
         headers: &parts.headers,
         body: &body,
     };
-    let mut pending = match dispatch::submit(&request) {
+    let submitted = dispatch::submit(&request);
+    // The record holds its own copy: the body need not wait for the handler.
+    drop(body);
+    let mut pending = match submitted {
         Ok(pending) => pending,
         Err(Rejected::TooLarge) => return too_large(),
         Err(Rejected::Full | Rejected::Closed) => return unavailable(),
@@ -151,14 +154,15 @@ enum BodyError {
     Broken,
 }
 
-/// Reads `body` whole: at most `limit` bytes, with no pause between reads
-/// longer than `pause`. A body that arrives in one piece is not copied.
-async fn read_body(mut body: Body, limit: usize, pause: Duration) -> Result<Bytes, BodyError> {
+/// Reads `body` whole as the pieces it arrived in (copied once, into the
+/// request record): at most `limit` bytes, with no pause between reads
+/// longer than `pause`.
+async fn read_body(mut body: Body, limit: usize, pause: Duration) -> Result<Vec<Bytes>, BodyError> {
     if body.size_hint().lower() > limit as u64 {
         return Err(BodyError::TooLarge);
     }
-    let mut first: Option<Bytes> = None;
-    let mut rest: Vec<u8> = Vec::new();
+    let mut chunks = Vec::new();
+    let mut size = 0;
     loop {
         let frame = match tokio::time::timeout(pause, body.frame()).await {
             Err(_) => return Err(BodyError::Slow),
@@ -169,25 +173,13 @@ async fn read_body(mut body: Body, limit: usize, pause: Duration) -> Result<Byte
         let Ok(data) = frame.into_data() else {
             continue; // trailers
         };
-        let so_far = first.as_ref().map_or(0, Bytes::len) + rest.len();
-        if so_far + data.len() > limit {
+        size += data.len();
+        if size > limit {
             return Err(BodyError::TooLarge);
         }
-        match &first {
-            None => first = Some(data),
-            Some(head) => {
-                if rest.is_empty() {
-                    let expected = usize::try_from(body.size_hint().lower()).unwrap_or(0);
-                    rest.reserve(head.len() + data.len() + expected.min(limit));
-                    rest.extend_from_slice(head);
-                }
-                rest.extend_from_slice(&data);
-            }
+        if !data.is_empty() {
+            chunks.push(data);
         }
     }
-    Ok(match (first, rest.is_empty()) {
-        (Some(only), true) => only,
-        (None, _) => Bytes::new(),
-        (Some(_), false) => Bytes::from(rest),
-    })
+    Ok(chunks)
 }

@@ -51,13 +51,15 @@ pub struct RequestParts<'a> {
     pub client: &'a Client,
     pub params: &'a [String],
     pub headers: &'a HeaderMap,
-    pub body: &'a [u8],
+    /// The body as the pieces it arrived in.
+    pub body: &'a [Bytes],
 }
 
 impl RequestParts<'_> {
     /// The record for request `id`; `None` if a part exceeds 4 GiB.
     pub fn encode(&self, id: u64) -> Option<Vec<u8>> {
         let host = self.client.host();
+        let body_len: usize = self.body.iter().map(Bytes::len).sum();
         let headers_len: usize = self
             .headers
             .iter()
@@ -73,7 +75,7 @@ impl RequestParts<'_> {
         let variable: usize = parts.iter().map(|p| p.len()).sum::<usize>()
             + self.params.iter().map(|p| 4 + p.len()).sum::<usize>()
             + headers_len
-            + self.body.len();
+            + body_len;
         let rest = u32::try_from(FIXED - 4 + variable).ok()?;
         let len32 = |n: usize| u32::try_from(n).ok().map(u32::to_le_bytes);
         let mut out = Vec::with_capacity(FIXED + variable);
@@ -86,7 +88,7 @@ impl RequestParts<'_> {
             out.extend_from_slice(&len32(part.len())?);
         }
         out.extend_from_slice(&len32(headers_len)?);
-        out.extend_from_slice(&len32(self.body.len())?);
+        out.extend_from_slice(&len32(body_len)?);
         for param in self.params {
             out.extend_from_slice(&len32(param.len())?);
         }
@@ -102,7 +104,9 @@ impl RequestParts<'_> {
             out.extend_from_slice(name.as_str().as_bytes());
             out.extend_from_slice(value.as_bytes());
         }
-        out.extend_from_slice(self.body);
+        for chunk in self.body {
+            out.extend_from_slice(chunk);
+        }
         Some(out)
     }
 }
@@ -253,7 +257,7 @@ mod tests {
             },
             params: &params,
             headers: &headers,
-            body: b"xyz",
+            body: &[Bytes::from_static(b"x"), Bytes::from_static(b"yz")],
         };
         let record = parts.encode(9).unwrap();
         let u32_at = |i: usize| u32::from_le_bytes(record[i..i + 4].try_into().unwrap());
