@@ -519,8 +519,10 @@ def test_stale_ttl_is_checked_at_registration(app):
         app.get("/b", stale_ttl=10)(lambda: 1)
 
 
-def test_stuck_sync_handlers_do_not_stop_the_other_routes(make_app, caplog):
-    application = make_app(threads=8, max_threads=64)
+def stuck_routes(make_app, **options):
+    """An app whose /stuck/{n} handlers wait for ``release`` (``entered``
+    counts them) beside a quick /users/{id}; returns (port, release, entered)."""
+    application = make_app(**options)
     release = threading.Event()
     entered = Calls()
 
@@ -534,7 +536,11 @@ def test_stuck_sync_handlers_do_not_stop_the_other_routes(make_app, caplog):
     def user(user_id: int):
         return {"id": user_id}
 
-    port = application.start()
+    return application.start(), release, entered
+
+
+def test_stuck_sync_handlers_do_not_stop_the_other_routes(make_app, caplog):
+    port, release, entered = stuck_routes(make_app, threads=8, max_threads=64)
     try:
         held = [background(get_json, port, f"/stuck/{n}") for n in range(16)]
         wait_until(lambda: entered.count >= 8, 5, "8 handler threads to be stuck")
@@ -552,21 +558,7 @@ def test_stuck_sync_handlers_do_not_stop_the_other_routes(make_app, caplog):
 
 
 def test_when_no_thread_may_start_requests_get_503_at_once(make_app, caplog):
-    application = make_app(threads=2, max_threads=2)
-    release = threading.Event()
-    entered = Calls()
-
-    @application.get("/stuck/{n:int}")
-    def stuck(n: int):
-        entered.bump()
-        release.wait(20)
-        return {"n": n}
-
-    @application.get("/users/{user_id:int}")
-    def user(user_id: int):
-        return {"id": user_id}
-
-    port = application.start()
+    port, release, entered = stuck_routes(make_app, threads=2, max_threads=2)
     try:
         held = [background(get_json, port, f"/stuck/{n}") for n in range(2)]
         wait_until(lambda: entered.count == 2, 5, "both threads to be stuck")
