@@ -201,20 +201,28 @@ def test_cached_route_refreshes_once_per_ttl(app):
     assert all(gap >= 0.25 for gap in gaps), f"re-rendered before the 0.3 s TTL: {gaps}"
 
 
-def test_expired_entry_is_refreshed_by_one_call_while_others_get_the_stale_copy(app, release):
+def blocking_refresh(app, release, path: str, **options):
+    """A cached route at ``path`` whose first render answers n=1 at once and
+    whose re-renders set ``refreshing`` and wait for ``release``; served,
+    and rendered once. Returns (calls, refreshing, port)."""
     calls = Calls()
     refreshing = threading.Event()
 
-    @app.get("/slow", cache_ttl=0.3)
-    def slow():
+    def render():
         n = calls.bump()
         if n > 1:
             refreshing.set()
             release.wait(10)
         return {"n": n}
 
+    app.get(path, **options)(render)
     port = app.start()
-    assert get_json(port, "/slow") == (200, {"n": 1})
+    assert get_json(port, path) == (200, {"n": 1})
+    return calls, refreshing, port
+
+
+def test_expired_entry_is_refreshed_by_one_call_while_others_get_the_stale_copy(app, release):
+    calls, refreshing, port = blocking_refresh(app, release, "/slow", cache_ttl=0.3)
     stored_by = time.monotonic()
     # The TTL is a clock condition: wait (by polling the clock) until it has passed.
     wait_until(lambda: time.monotonic() > stored_by + 0.4, 2, "the TTL to pass")
@@ -475,19 +483,7 @@ def test_2000_sequential_dynamic_requests_over_one_keep_alive_connection(app):
 
 
 def test_a_copy_older_than_stale_ttl_is_not_sent_while_it_re_renders(app, release):
-    calls = Calls()
-    refreshing = threading.Event()
-
-    @app.get("/bounded", cache_ttl=0.2, stale_ttl=0.4)
-    def bounded():
-        n = calls.bump()
-        if n > 1:
-            refreshing.set()
-            release.wait(10)
-        return {"n": n}
-
-    port = app.start()
-    assert get_json(port, "/bounded") == (200, {"n": 1})
+    calls, refreshing, port = blocking_refresh(app, release, "/bounded", cache_ttl=0.2, stale_ttl=0.4)
     stored_by = time.monotonic()
     # Past stale_ttl: the old copy may no longer stand in for the render.
     wait_until(lambda: time.monotonic() > stored_by + 0.5, 2, "stale_ttl to pass")
