@@ -17,6 +17,7 @@ import traceback
 from pathlib import Path
 from typing import Any, Dict, List, Optional, Sequence, Union
 
+from . import _native
 from ._version import __version__
 from .applications import App
 from .exceptions import SufastError
@@ -37,7 +38,7 @@ EXIT_USAGE = 2
 #: address of this machine, the socket given with --fd is not usable.
 EXIT_SERVE = 3
 
-LOG_LEVELS = ("critical", "error", "warning", "info", "debug", "trace")
+LOG_LEVELS = tuple(_native.LOG_LEVELS)  # least to most said
 
 _EPILOG = f"""\
 exit codes:

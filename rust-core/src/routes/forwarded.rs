@@ -206,24 +206,26 @@ fn pair<'a>(pairs: &'a [(String, String)], name: &str) -> Option<&'a str> {
 /// `1.2.3.4`, `1.2.3.4:80`, `[::1]:80`, `::1`: the host and the port (0 if
 /// none). Anything else is kept whole as the host.
 fn split_port(hop: &str) -> (String, u16) {
-    if let Ok(addr) = hop.parse::<SocketAddr>() {
-        return (addr.ip().to_canonical().to_string(), addr.port());
+    match address(hop) {
+        Some((ip, port)) => (ip.to_canonical().to_string(), port),
+        None => (hop.to_owned(), 0),
     }
-    if let Some(ip) = parse_host(hop) {
-        return (ip.to_canonical().to_string(), 0);
-    }
-    (hop.to_owned(), 0)
 }
 
 fn parse_host(hop: &str) -> Option<IpAddr> {
+    address(hop).map(|(ip, _)| ip)
+}
+
+/// The address and port (0 if none) of a hop that is one.
+fn address(hop: &str) -> Option<(IpAddr, u16)> {
     if let Ok(addr) = hop.parse::<SocketAddr>() {
-        return Some(addr.ip());
+        return Some((addr.ip(), addr.port()));
     }
     let bare = hop
         .strip_prefix('[')
         .and_then(|h| h.strip_suffix(']'))
         .unwrap_or(hop);
-    bare.parse().ok()
+    bare.parse().ok().map(|ip| (ip, 0))
 }
 
 fn network(entry: &str) -> Option<(IpAddr, u8)> {
