@@ -76,3 +76,20 @@ def test_the_readme_example_is_the_app_make_run_serves():
     block = readme_block("## Example")
     assert "@app.get" in block
     assert block in (ROOT / "examples" / "hello.py").read_text()
+
+
+@pytest.mark.parametrize(
+    "heading", ["## Limits and timeouts", "## Behind a proxy", "### Threads, the event loop and limits"]
+)
+def test_the_readme_app_settings_make_an_app_that_serves(heading):
+    from sufast import App
+
+    namespace = {"App": App}
+    exec(readme_block(heading), namespace)
+    app = namespace["app"]
+    app.get("/")(lambda: "up")
+    try:
+        port = app.start()
+        assert request(port, "GET", "/").body == b"up"
+    finally:
+        app.stop(timeout=0)
