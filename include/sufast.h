@@ -37,10 +37,17 @@
 
 /*
  The version of the request-record and response layouts: 1 had six
- lengths in a record, 2 added the scheme. A new field or order is a new
- number. Compare it with `sufast_layout_version()`.
+ lengths in a record, 2 added the scheme, 3 the held body. A new field
+ or order is a new number. Compare it with `sufast_layout_version()`.
  */
-#define SUFAST_LAYOUT_VERSION 2
+#define SUFAST_LAYOUT_VERSION 3
+
+/*
+ The largest body a request record carries itself; a larger one is held
+ by the library for `sufast_take_body`, so that it is copied once on its
+ way to the handler instead of into the record and again out of it.
+ */
+#define INLINE_BODY (64 * 1024)
 
 /*
  Why the last call on this thread failed. The numbers are part of the ABI:
@@ -109,6 +116,11 @@ enum SufastErrorCode
    forked from: only that process can use or stop it.
    */
   SUFAST_ERROR_CODE_OTHER_PROCESS = 13,
+  /*
+   The request is no longer waiting for an answer: it was answered, its
+   client went away, or the server stopped.
+   */
+  SUFAST_ERROR_CODE_GONE = 14,
 };
 #ifndef __cplusplus
 #if __STDC_VERSION__ >= 202311L
@@ -383,6 +395,23 @@ SufastTake sufast_take_requests(uint8_t *buf, size_t cap, uint32_t timeout_ms, s
  `response` must point to `len` readable bytes (or be NULL, an error).
  */
 bool sufast_respond(uint64_t id, const uint8_t *response, size_t len);
+
+/*
+ Copies the body of request `id` that its record holds back (a body of
+ more than 64 KiB: the record's held length is not 0) into `buf`, which
+ must have exactly that many bytes, and frees the library's copy: the
+ body is copied once on its way to the handler. Call it at most once per
+ request, before answering it; a body not taken is freed by the answer.
+
+ Returns `false` with `SUFAST_ERROR_CODE_GONE` if the request is no
+ longer waiting (its client went away, or the server stopped: skip the
+ request), and with `SUFAST_ERROR_CODE_INVALID_ARGUMENT` if `cap` is not
+ the held length or no body is held.
+
+ # Safety
+ `buf` must point to `cap` writable bytes.
+ */
+bool sufast_take_body(uint64_t id, uint8_t *buf, size_t cap);
 
 /*
  Sets limits for requests to handlers, effective at once:

@@ -14,7 +14,7 @@ import sys
 import threading
 from ctypes import POINTER, c_bool, c_char, c_char_p, c_int, c_int32, c_size_t, c_uint16, c_uint32, c_uint64, c_void_p
 from pathlib import Path
-from typing import Callable, Optional
+from typing import Callable, Optional, Tuple
 
 from ._version import __version__ as PACKAGE_VERSION
 from .exceptions import SufastError
@@ -48,6 +48,7 @@ _SYMBOLS = (
     ("sufast_last_error_code", (), c_int32),
     ("sufast_take_requests", (POINTER(c_char), c_size_t, c_uint32, POINTER(c_size_t)), c_int32),
     ("sufast_respond", (c_uint64, c_char_p, c_size_t), c_bool),
+    ("sufast_take_body", (c_uint64, c_void_p, c_size_t), c_bool),
     ("sufast_set_limits", (c_uint32, ctypes.c_uint64), c_bool),
     ("sufast_set_option", (c_char_p, c_size_t, ctypes.c_int64), c_bool),
     ("sufast_layout_version", (), c_uint32),
@@ -57,7 +58,7 @@ _SYMBOLS = (
 
 #: The request-record and response layout ``requests.decode_records`` and
 #: ``responses`` speak (SUFAST_LAYOUT_VERSION in include/sufast.h).
-LAYOUT_VERSION = 2
+LAYOUT_VERSION = 3
 
 _lock = threading.Lock()
 _lib: Optional[ctypes.CDLL] = None
@@ -210,6 +211,35 @@ def set_option(name: str, value: int) -> None:
 
 # What sufast_take_requests returns (SufastTake in include/sufast.h).
 _TAKE_REQUESTS, _TAKE_TIMEOUT, _TAKE_TOO_SMALL, _TAKE_CLOSED = 0, 1, 2, 3
+# SUFAST_ERROR_CODE_GONE: the request is no longer waiting.
+_GONE = 14
+
+
+def _bytes_filler() -> Optional[Callable[[int], Tuple[bytes, int]]]:
+    """A function giving a new, unfilled ``bytes`` of n bytes and the
+    address of its contents, so that a body is copied straight into the
+    object the handler gets; ``None`` where the interpreter offers no such
+    call (a body then takes one more copy, through a bytearray)."""
+    try:
+        api = ctypes.pythonapi
+        new = api.PyBytes_FromStringAndSize
+        contents = api.PyBytes_AsString
+    except (AttributeError, ValueError):
+        return None
+    new.argtypes = (c_void_p, ctypes.c_ssize_t)
+    new.restype = ctypes.py_object
+    contents.argtypes = (ctypes.py_object,)
+    contents.restype = c_void_p
+
+    def make(size: int) -> Tuple[bytes, int]:
+        # Nothing else holds the object yet, so filling it is safe.
+        data = new(None, size)
+        return data, contents(data)
+
+    return make
+
+
+_new_bytes = _bytes_filler()
 
 
 class Inbox:
@@ -246,6 +276,23 @@ class Inbox:
                     return ctypes.string_at(buffer, self._length.value)
                 continue
             raise _last_error(self._lib)
+
+    def take_body(self, request_id: int, size: int) -> Optional[bytes]:
+        """The body the record of ``request_id`` held back (``size``
+        bytes), copied once out of the library, which then frees its copy;
+        ``None`` if the request is no longer waiting (its client left).
+        Releases the GIL while it copies."""
+        if _new_bytes is not None:
+            data, address = _new_bytes(size)
+        else:
+            data = bytearray(size)
+            address = ctypes.addressof((ctypes.c_char * size).from_buffer(data))
+        if not self._lib.sufast_take_body(request_id, address, size):
+            error = _last_error(self._lib)
+            if error.code == _GONE:
+                return None
+            raise error
+        return data if isinstance(data, bytes) else bytes(data)
 
 
 def responder() -> Callable[[int, bytes], Optional[str]]:

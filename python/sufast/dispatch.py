@@ -224,7 +224,7 @@ class HandlerPool:
             if data is None:
                 return
             try:
-                requests = decode_records(data)
+                requests = decode_records(data, inbox.take_body)
                 # The records' bytes go now: a large body stays only in its
                 # Request while the handler runs.
                 data = b""

@@ -298,7 +298,7 @@ class Request:
         return f"<Request {self.method} {self._raw_path}>"
 
 
-_FIXED = struct.Struct("<IQIHH7I")
+_FIXED = struct.Struct("<IQIHH8I")
 # The path parameters' lengths, by their number (routes have few).
 _LENGTHS = [struct.Struct(f"<{n}I") for n in range(16)]
 _PAIR = struct.Struct("<II")
@@ -317,14 +317,16 @@ def _decode_headers(block: bytes) -> List[Tuple[str, str]]:
     return pairs
 
 
-def decode_records(data: bytes) -> List[Request]:
+def decode_records(data: bytes, take_body: Optional[Callable[[int, int], Optional[bytes]]] = None) -> List[Request]:
     """Splits what the native queue handed over into requests (the record
-    layout is documented in ``rust-core/src/wire.rs``)."""
+    layout is documented in ``rust-core/src/wire.rs``). A body the record
+    holds back is fetched with ``take_body(id, size)``; a request whose
+    body is gone (its client left) is skipped."""
     requests = []
     offset, end = 0, len(data)
     fixed = _FIXED.size
     while offset < end:
-        (rest, rid, handler, port, count, n_method, n_path, n_query, n_host, n_scheme, n_headers, n_body) = _FIXED.unpack_from(
+        (rest, rid, handler, port, count, n_method, n_path, n_query, n_host, n_scheme, n_headers, n_body, n_held) = _FIXED.unpack_from(
             data, offset
         )
         record_end = offset + 4 + rest
@@ -347,7 +349,15 @@ def decode_records(data: bytes) -> List[Request]:
             pos += length
         headers = data[pos : pos + n_headers]
         pos += n_headers
-        body = data[pos : pos + n_body]
-        requests.append(Request(rid, handler, method, path, query, host, port, params, headers, body, scheme))
         offset = record_end
+        if n_held:
+            if take_body is None:
+                raise ValueError(f"request {rid} holds back its body of {n_held} bytes and no take_body was given")
+            held = take_body(rid, n_held)
+            if held is None:
+                continue
+            body = held
+        else:
+            body = data[pos : pos + n_body]
+        requests.append(Request(rid, handler, method, path, query, host, port, params, headers, body, scheme))
     return requests

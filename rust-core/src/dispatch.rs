@@ -10,6 +10,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Condvar, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
+use axum::body::Bytes;
 use tokio::sync::{oneshot, Notify};
 
 use crate::error::{Error, SufastErrorCode};
@@ -79,7 +80,7 @@ struct State {
     /// Records not yet taken, oldest first.
     queue: VecDeque<(u64, Vec<u8>)>,
     /// Every request not yet answered, taken or not, by id.
-    waiting: HashMap<u64, oneshot::Sender<StaticResponse>>,
+    waiting: HashMap<u64, Waiter>,
     /// Handler threads blocked in `take`.
     idle: usize,
     /// Handler threads that took requests and have not come back for more:
@@ -96,6 +97,14 @@ struct State {
     /// Requests whose deadline passed before their handler answered, so
     /// that a late answer is reported rather than silently dropped.
     expired: HashSet<u64>,
+}
+
+/// A request not yet answered.
+struct Waiter {
+    reply: oneshot::Sender<StaticResponse>,
+    /// A body too large for its record (see [`crate::wire::INLINE_BODY`]), until
+    /// the handler takes it; empty otherwise.
+    body: Vec<Bytes>,
 }
 
 /// The most expired requests remembered; beyond it the set starts over
@@ -151,12 +160,16 @@ impl Pending {
     /// it later is told (in the log) that nobody got the answer.
     pub fn expire(mut self) {
         let mut state = state();
-        if state.waiting.remove(&self.id).is_some() {
+        let withdrawn = state.waiting.remove(&self.id);
+        if withdrawn.is_some() {
             if state.expired.len() >= MAX_EXPIRED {
                 state.expired.clear();
             }
             state.expired.insert(self.id);
         }
+        drop(state);
+        // A held body is freed outside the lock.
+        drop(withdrawn);
         self.answered = true;
     }
 }
@@ -166,7 +179,9 @@ impl Drop for Pending {
         // Only a request still waiting needs withdrawing: an answered one
         // costs no second trip through the queue's lock.
         if !self.answered {
-            state().waiting.remove(&self.id);
+            let withdrawn = state().waiting.remove(&self.id);
+            // A held body is freed outside the lock.
+            drop(withdrawn);
         }
     }
 }
@@ -175,6 +190,13 @@ impl Drop for Pending {
 pub fn submit(parts: &RequestParts<'_>) -> Result<Pending, Rejected> {
     let id = queue().next_id.fetch_add(1, Ordering::Relaxed);
     let record = parts.encode(id).ok_or(Rejected::TooLarge)?;
+    // The pieces are shared, not copied: the body is copied once, by
+    // `take_body`, into the handler's memory.
+    let body = if parts.holds_body() {
+        parts.body.to_vec()
+    } else {
+        Vec::new()
+    };
     let (send, reply) = oneshot::channel();
     if queue().saturated.load(Ordering::Relaxed) {
         return Err(Rejected::Full);
@@ -186,7 +208,7 @@ pub fn submit(parts: &RequestParts<'_>) -> Result<Pending, Rejected> {
     if state.waiting.len() >= queue().max_pending.load(Ordering::Relaxed) {
         return Err(Rejected::Full);
     }
-    state.waiting.insert(id, send);
+    state.waiting.insert(id, Waiter { reply: send, body });
     state.queue.push_back((id, record));
     let defer = state.busy == 0 && !state.waking && state.idle > 0;
     drop(state);
@@ -352,7 +374,7 @@ pub fn respond(id: u64, response: &[u8]) -> Result<(), Error> {
         ),
     };
     let mut state = state();
-    let Some(send) = state.waiting.remove(&id) else {
+    let Some(Waiter { reply: send, body }) = state.waiting.remove(&id) else {
         if state.expired.remove(&id) {
             drop(state);
             log::event(
@@ -366,6 +388,12 @@ pub fn respond(id: u64, response: &[u8]) -> Result<(), Error> {
         // whether or not anyone still waits for it.
         return result;
     };
+    if !body.is_empty() {
+        // The handler never took its body; it is freed outside the lock.
+        drop(state);
+        drop(body);
+        state = self::state();
+    }
     if BUSY.get() {
         let first = state.held.is_empty();
         if first {
@@ -383,6 +411,48 @@ pub fn respond(id: u64, response: &[u8]) -> Result<(), Error> {
         let _ = send.send(reply);
     }
     result
+}
+
+/// Copies the body held for request `id` into `buf`, which must be as
+/// long as the record's held length, and frees the library's copy. An
+/// error if no body is held for `id`: the request was answered, its client
+/// went away, a stop closed it, or its body was taken already.
+pub fn take_body(id: u64, buf: &mut [u8]) -> Result<(), Error> {
+    let body = {
+        let mut state = state();
+        let Some(waiter) = state.waiting.get_mut(&id) else {
+            return Err(Error::new(
+                SufastErrorCode::Gone,
+                format!("request {id} is no longer waiting: it was answered, its client went away or the server stopped"),
+            ));
+        };
+        let len: usize = waiter.body.iter().map(Bytes::len).sum();
+        if len == 0 {
+            return Err(Error::new(
+                SufastErrorCode::InvalidArgument,
+                format!(
+                    "request {id} has no held body (it is in the record, or was taken already)"
+                ),
+            ));
+        }
+        if len != buf.len() {
+            return Err(Error::new(
+                SufastErrorCode::InvalidArgument,
+                format!(
+                    "the buffer for the body of request {id} has {} bytes; the body has {len}",
+                    buf.len()
+                ),
+            ));
+        }
+        std::mem::take(&mut waiter.body)
+    };
+    // Copied outside the lock, each piece freed once copied.
+    let mut at = 0;
+    for chunk in body {
+        buf[at..at + chunk.len()].copy_from_slice(&chunk);
+        at += chunk.len();
+    }
+    Ok(())
 }
 
 /// Sends the held responses.

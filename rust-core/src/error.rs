@@ -39,6 +39,9 @@ pub enum SufastErrorCode {
     /// The server was started by another process, which this one was
     /// forked from: only that process can use or stop it.
     OtherProcess = 13,
+    /// The request is no longer waiting for an answer: it was answered, its
+    /// client went away, or the server stopped.
+    Gone = 14,
 }
 
 /// A failure with its code and a message meant for people.

@@ -311,6 +311,28 @@ pub unsafe extern "C" fn sufast_respond(id: u64, response: *const u8, len: usize
     })
 }
 
+/// Copies the body of request `id` that its record holds back (a body of
+/// more than 64 KiB: the record's held length is not 0) into `buf`, which
+/// must have exactly that many bytes, and frees the library's copy: the
+/// body is copied once on its way to the handler. Call it at most once per
+/// request, before answering it; a body not taken is freed by the answer.
+///
+/// Returns `false` with `SUFAST_ERROR_CODE_GONE` if the request is no
+/// longer waiting (its client went away, or the server stopped: skip the
+/// request), and with `SUFAST_ERROR_CODE_INVALID_ARGUMENT` if `cap` is not
+/// the held length or no body is held.
+///
+/// # Safety
+/// `buf` must point to `cap` writable bytes.
+#[no_mangle]
+pub unsafe extern "C" fn sufast_take_body(id: u64, buf: *mut u8, cap: usize) -> bool {
+    boundary("sufast_take_body", false, || {
+        // SAFETY: the caller's contract above.
+        let buf = unsafe { ffi::borrow_bytes_mut(buf, cap, "buffer") }?;
+        dispatch::take_body(id, buf).map(|()| true)
+    })
+}
+
 /// Sets limits for requests to handlers, effective at once:
 /// `max_pending` requests may wait for or be inside handlers (more get a
 /// 503 at once; default 1024), and a request body may have at most

@@ -10,11 +10,16 @@
 //! u32 handler id          (from the route table)
 //! u16 client port
 //! u16 number of path parameters (n)
-//! u32 × 7 lengths of: method, raw path, raw query, client host, scheme,
-//!         headers, body
+//! u32 × 8 lengths of: method, raw path, raw query, client host, scheme,
+//!         headers, body, held body
 //! u32 × n lengths of the percent-decoded path parameter values
 //! the bytes of: method, path, query, host, scheme, parameters…, headers, body
 //! ```
+//! A body of at most [`INLINE_BODY`] bytes is in the record (its length is
+//! the body length, the held length is 0). A larger one is not: the record
+//! gives its length as the held length, and the library keeps the body
+//! until the handler copies it out with `sufast_take_body`, once, into
+//! memory of its own, or answers the request.
 //! The client host and port are the TCP peer's, or those a trusted proxy
 //! named (port 0 when it named none); the scheme is `http`, or `https`
 //! when a trusted proxy said so.
@@ -36,11 +41,16 @@ use crate::routes::forwarded::Client;
 use crate::routes::spec::{is_managed_header, StaticResponse};
 
 /// The version of the request-record and response layouts: 1 had six
-/// lengths in a record, 2 added the scheme. A new field or order is a new
-/// number. Compare it with `sufast_layout_version()`.
-pub const SUFAST_LAYOUT_VERSION: u32 = 2;
+/// lengths in a record, 2 added the scheme, 3 the held body. A new field
+/// or order is a new number. Compare it with `sufast_layout_version()`.
+pub const SUFAST_LAYOUT_VERSION: u32 = 3;
 
-const FIXED: usize = 4 + 8 + 4 + 2 + 2 + 7 * 4;
+/// The largest body a request record carries itself; a larger one is held
+/// by the library for `sufast_take_body`, so that it is copied once on its
+/// way to the handler instead of into the record and again out of it.
+pub const INLINE_BODY: usize = 64 * 1024;
+
+const FIXED: usize = 4 + 8 + 4 + 2 + 2 + 8 * 4;
 
 /// What a request needs to cross to a handler.
 pub struct RequestParts<'a> {
@@ -56,10 +66,23 @@ pub struct RequestParts<'a> {
 }
 
 impl RequestParts<'_> {
+    /// The body's length.
+    pub fn body_len(&self) -> usize {
+        self.body.iter().map(Bytes::len).sum()
+    }
+
+    /// Whether the body stays out of the record, held for `sufast_take_body`.
+    pub fn holds_body(&self) -> bool {
+        self.body_len() > INLINE_BODY
+    }
+
     /// The record for request `id`; `None` if a part exceeds 4 GiB.
     pub fn encode(&self, id: u64) -> Option<Vec<u8>> {
         let host = self.client.host();
-        let body_len: usize = self.body.iter().map(Bytes::len).sum();
+        let (body_len, held_len) = match self.body_len() {
+            n if n > INLINE_BODY => (0, n),
+            n => (n, 0),
+        };
         let headers_len: usize = self
             .headers
             .iter()
@@ -89,6 +112,7 @@ impl RequestParts<'_> {
         }
         out.extend_from_slice(&len32(headers_len)?);
         out.extend_from_slice(&len32(body_len)?);
+        out.extend_from_slice(&len32(held_len)?);
         for param in self.params {
             out.extend_from_slice(&len32(param.len())?);
         }
@@ -104,8 +128,10 @@ impl RequestParts<'_> {
             out.extend_from_slice(name.as_str().as_bytes());
             out.extend_from_slice(value.as_bytes());
         }
-        for chunk in self.body {
-            out.extend_from_slice(chunk);
+        if held_len == 0 {
+            for chunk in self.body {
+                out.extend_from_slice(chunk);
+            }
         }
         Some(out)
     }
@@ -266,10 +292,48 @@ mod tests {
         assert_eq!(u32_at(12), 3);
         assert_eq!(u16::from_le_bytes([record[16], record[17]]), 5000);
         assert_eq!(u16::from_le_bytes([record[18], record[19]]), 1);
-        let lens: Vec<u32> = (0..8).map(|i| u32_at(20 + 4 * i)).collect();
-        assert_eq!(lens, [3, 5, 3, 9, 5, 2 * (8 + 3 + 1), 3, 2]);
+        let lens: Vec<u32> = (0..9).map(|i| u32_at(20 + 4 * i)).collect();
+        assert_eq!(lens, [3, 5, 3, 9, 5, 2 * (8 + 3 + 1), 3, 0, 2]);
         let tail = &record[FIXED + 4..];
         assert!(tail.starts_with(b"GET/u/42v=1127.0.0.1https42"));
         assert!(tail.ends_with(b"x-a1\x03\x00\x00\x00\x01\x00\x00\x00x-a2xyz"));
+    }
+
+    #[test]
+    fn a_body_past_the_inline_size_is_held_out_of_the_record() {
+        let headers = HeaderMap::new();
+        let client = Client {
+            peer: Some("10.0.0.1:9".parse().unwrap()),
+            forwarded: None,
+            scheme: "http",
+        };
+        let body = [
+            Bytes::from(vec![b'a'; INLINE_BODY]),
+            Bytes::from_static(b"b"),
+        ];
+        let mut parts = RequestParts {
+            handler: 1,
+            method: "POST",
+            path: "/",
+            query: "",
+            client: &client,
+            params: &[],
+            headers: &headers,
+            body: &body[..1],
+        };
+        assert!(!parts.holds_body(), "exactly INLINE_BODY bytes ride along");
+        assert_eq!(
+            parts.encode(1).unwrap().len(),
+            FIXED + 4 + 1 + 8 + 4 + INLINE_BODY
+        );
+        parts.body = &body;
+        assert!(parts.holds_body());
+        let record = parts.encode(2).unwrap();
+        let u32_at = |i: usize| u32::from_le_bytes(record[i..i + 4].try_into().unwrap());
+        assert_eq!(
+            (u32_at(20 + 4 * 6), u32_at(20 + 4 * 7)),
+            (0, INLINE_BODY as u32 + 1)
+        );
+        assert_eq!(record.len(), FIXED + 4 + 1 + 8 + 4, "no body bytes");
     }
 }

@@ -38,10 +38,10 @@ fn parse(bytes: &[u8]) -> Vec<Record> {
         let id = u64::from_le_bytes(bytes[at + 4..at + 12].try_into().unwrap());
         let handler = u32_at(bytes, at + 12) as u32;
         let count = u16::from_le_bytes([bytes[at + 18], bytes[at + 19]]) as usize;
-        let lens: Vec<usize> = (0..7 + count)
+        let lens: Vec<usize> = (0..8 + count)
             .map(|i| u32_at(bytes, at + 20 + 4 * i))
             .collect();
-        let mut pos = at + 48 + 4 * count;
+        let mut pos = at + 52 + 4 * count;
         let mut next = |n: usize| {
             let part = bytes[pos..pos + n].to_vec();
             pos += n;
@@ -54,9 +54,14 @@ fn parse(bytes: &[u8]) -> Vec<Record> {
         let _host = next(lens[3]);
         let scheme = text(next(lens[4]));
         assert_eq!(scheme, "http", "no proxy is trusted");
-        let params = lens[7..].iter().map(|n| text(next(*n))).collect();
+        let params = lens[8..].iter().map(|n| text(next(*n))).collect();
         let block = next(lens[5]);
-        let body = next(lens[6]);
+        let mut body = next(lens[6]);
+        if lens[7] > 0 {
+            assert!(body.is_empty(), "a held body is not also in the record");
+            body = vec![0; lens[7]];
+            assert!(take_body(id, &mut body), "{}", last_error());
+        }
         let mut headers = Vec::new();
         let mut h = 0;
         while h < block.len() {
@@ -87,6 +92,11 @@ fn take(buf: &mut [u8], timeout_ms: u32) -> (SufastTake, usize) {
     let taken =
         unsafe { sufast::sufast_take_requests(buf.as_mut_ptr(), buf.len(), timeout_ms, &mut len) };
     (taken, len)
+}
+
+fn take_body(id: u64, buf: &mut [u8]) -> bool {
+    // SAFETY: `buf` is valid for the call.
+    unsafe { sufast::sufast_take_body(id, buf.as_mut_ptr(), buf.len()) }
 }
 
 fn respond(id: u64, bytes: &[u8]) -> bool {
@@ -340,4 +350,57 @@ fn a_thread_inside_a_slow_handler_holds_no_queued_request_back() {
     assert_eq!(slow.join().unwrap(), "slow");
     drop(server);
     assert_eq!(worker.join().unwrap(), 1);
+}
+
+#[test]
+fn a_large_body_is_held_back_and_taken_once() {
+    use std::io::{BufReader, Write};
+    let _serial = serial();
+    set_ok(r#"{"POST": {"/up": {"kind": "dynamic", "handler": 1}}}"#);
+    let server = Server::start();
+    let port = server.port;
+    let body: Vec<u8> = (0..200 * 1024).map(|i| (i % 251) as u8).collect();
+    let sent = body.clone();
+    let client = thread::spawn(move || {
+        let mut stream = connect(port);
+        let head = format!(
+            "POST /up HTTP/1.1\r\nHost: h\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+            sent.len()
+        );
+        stream.write_all(head.as_bytes()).unwrap();
+        stream.write_all(&sent).unwrap();
+        read_reply(&mut BufReader::new(stream), false)
+    });
+    let mut buf = vec![0u8; 4096];
+    let (taken, n) = take(&mut buf, 5000);
+    assert_eq!(taken, SufastTake::Requests);
+    assert!(n < 4096, "the record does not carry the body");
+    let id = u64::from_le_bytes(buf[4..12].try_into().unwrap());
+    assert_eq!(u32_at(&buf, 20 + 4 * 6), 0, "no body bytes in the record");
+    assert_eq!(u32_at(&buf, 20 + 4 * 7), body.len(), "the held length");
+
+    let mut short = vec![0u8; 10];
+    assert!(!take_body(id, &mut short));
+    assert_failed(
+        SufastErrorCode::InvalidArgument,
+        &["10 bytes", &body.len().to_string()],
+        "a buffer of the wrong size",
+    );
+    let mut held = vec![0u8; body.len()];
+    assert!(take_body(id, &mut held), "{}", last_error());
+    assert!(held == body, "the body arrives whole and in order");
+    assert!(!take_body(id, &mut held));
+    assert_failed(
+        SufastErrorCode::InvalidArgument,
+        &["taken already"],
+        "a second take",
+    );
+    assert!(respond(id, &response(200, &[], b"stored")));
+    assert_eq!(client.join().unwrap().text(), "stored");
+    assert!(!take_body(id, &mut held));
+    assert_failed(
+        SufastErrorCode::Gone,
+        &["no longer waiting"],
+        "after the answer",
+    );
 }
