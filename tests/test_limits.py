@@ -4,10 +4,11 @@ answered, and the server keeps serving everyone else throughout."""
 
 from __future__ import annotations
 
+import json
 import socket
 import threading
 import time
-from typing import List
+from typing import Any, List, Tuple
 
 import pytest
 from conftest import request
@@ -117,13 +118,48 @@ def test_a_kept_alive_connection_in_use_stays_open(make_app):
             time.sleep(0.2)  # the client's pace, not synchronisation
 
 
-def test_a_head_over_max_header_size_gets_431(make_app):
-    port = served(make_app, max_header_size=8 * 1024).start()
+def refusal(port: int, raw: bytes) -> Tuple[bytes, Any]:
+    """Sends ``raw`` on a new connection and reads until the server closes
+    it: the reply's head and its body parsed as JSON."""
     with connect(port) as sock:
-        sock.sendall(b"GET / HTTP/1.1\r\nHost: x\r\nX-Big: " + b"a" * 100_000 + b"\r\n\r\n")
-        reply = sock.recv(65536)
-    assert reply.startswith(b"HTTP/1.1 431"), reply
+        try:
+            sock.sendall(raw)
+        except (BrokenPipeError, ConnectionResetError):
+            pass  # refused before all of it was sent; the reply is there
+        data = b""
+        while True:
+            chunk = sock.recv(65536)
+            if not chunk:
+                break
+            data += chunk
+    head, _, body = data.partition(b"\r\n\r\n")
+    return head, json.loads(body)
+
+
+def test_a_100_kb_head_gets_431_with_a_detail(make_app):
+    # max_header_size is 64 KiB unless told otherwise.
+    port = served(make_app).start()
+    head, body = refusal(port, b"GET / HTTP/1.1\r\nHost: x\r\nX-Big: " + b"a" * 100_000 + b"\r\n\r\n")
+    assert head.startswith(b"HTTP/1.1 431"), head
+    assert b"content-type: application/json" in head.lower()
+    assert body == {"detail": "Request Header Fields Too Large: the request head is larger than max_header_size"}
+    assert request(port, "GET", "/", headers={"X-Fits": "a" * 60_000}).status == 200
+
+
+def test_max_header_size_is_the_limit_a_head_is_held_to(make_app):
+    port = served(make_app, max_header_size=8 * 1024).start()
+    head, _ = refusal(port, b"GET / HTTP/1.1\r\nHost: x\r\nX-Big: " + b"a" * 10_000 + b"\r\n\r\n")
+    assert head.startswith(b"HTTP/1.1 431"), head
     assert request(port, "GET", "/", headers={"X-Fits": "a" * 4000}).status == 200
+
+
+@pytest.mark.parametrize("raw", [b"NOT HTTP AT ALL\r\n\r\n", b"GET / HTTP/9.9\r\nHost: x\r\n\r\n", b"GET / HTTP/1.1\r\nBad Header\r\n\r\n"])
+def test_a_head_that_does_not_parse_gets_400_with_a_detail(make_app, raw):
+    port = served(make_app).start()
+    head, body = refusal(port, raw)
+    assert head.startswith(b"HTTP/1.1 400"), head
+    assert body == {"detail": "Bad Request: the request line or headers are malformed"}
+    assert request(port, "GET", "/").status == 200
 
 
 def test_at_max_connections_the_longest_waiting_idle_connection_makes_room(make_app, capfd):

@@ -10,6 +10,13 @@
 //! when its response is ready; between those no deadline applies here
 //! (`body_timeout` and `request_timeout` do).
 //!
+//! Until a connection's first request reaches the service, anything
+//! written to it is hyper's reply to a head it could not parse (400, or
+//! 431 past `max_header_size`), which has no body: it is replaced by the
+//! server's own, with a `{"detail": ...}` body. (A malformed head after a
+//! request on the same connection keeps hyper's reply: its bytes cannot be
+//! told from a response's there.)
+//!
 //! At `max_connections`, the accept loop may evict a connection that has
 //! no request in flight (idle, or still sending its head): it then reads
 //! as closed at once.
@@ -25,8 +32,7 @@ use std::time::Duration;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::time::{Instant, Sleep};
 
-/// Written when a head takes too long: the server's own error shape.
-const HEAD_TIMED_OUT: &[u8] = b"HTTP/1.1 408 Request Timeout\r\ncontent-type: application/json\r\ncontent-length: 71\r\nconnection: close\r\n\r\n{\"detail\": \"Request Timeout: the request head took longer than allowed\"}";
+use crate::responses::{refused_head, HEAD_TIMED_OUT};
 
 /// What the service and the socket share.
 #[derive(Debug)]
@@ -40,6 +46,8 @@ pub struct Clock {
     since: AtomicU64,
     /// The accept loop closed this connection to make room.
     evicted: AtomicBool,
+    /// A request reached the service: writes are responses from now on.
+    served: AtomicBool,
     /// Who to wake when it is evicted: the read waiting for a head.
     reader: Mutex<Option<Waker>>,
 }
@@ -52,6 +60,7 @@ impl Clock {
             in_head: AtomicBool::new(true),
             since: AtomicU64::new(0),
             evicted: AtomicBool::new(false),
+            served: AtomicBool::new(false),
             reader: Mutex::new(None),
         })
     }
@@ -92,6 +101,7 @@ impl Clock {
 
     /// A request's head is complete: no read deadline until it is answered.
     pub fn request_started(&self) {
+        self.served.store(true, Ordering::Release);
         self.busy.fetch_add(1, Ordering::AcqRel);
         self.in_head.store(false, Ordering::Release);
     }
@@ -118,6 +128,9 @@ pub struct Timed<T> {
     sleep: Pin<Box<Sleep>>,
     /// The phase and start the sleep is set for.
     armed: Option<(Phase, u64)>,
+    /// The reply written in place of hyper's to a head it refused, and how
+    /// much of it is written.
+    refusal: Option<(Vec<u8>, usize)>,
 }
 
 impl<T> Timed<T> {
@@ -134,7 +147,47 @@ impl<T> Timed<T> {
             header_timeout,
             keepalive_timeout,
             armed: Some((Phase::Head, 0)),
+            refusal: None,
         }
+    }
+
+    /// Whether `data`, about to be written, is hyper's reply to a head it
+    /// refused; if so the server's own replaces it (and what hyper writes
+    /// after it, as it closes, is dropped).
+    fn refuses(&mut self, data: &[u8]) -> bool {
+        if self.refusal.is_some() {
+            return true;
+        }
+        if self.clock.served.load(Ordering::Acquire) {
+            return false;
+        }
+        // No request reached the service, so no response is due: hyper
+        // writes only such a reply, "HTTP/1.1 431 ...".
+        let status = data
+            .get(9..12)
+            .and_then(|digits| std::str::from_utf8(digits).ok())
+            .and_then(|digits| digits.parse().ok())
+            .unwrap_or(400);
+        self.refusal = Some((refused_head(status), 0));
+        true
+    }
+}
+
+impl<T: AsyncWrite + Unpin> Timed<T> {
+    /// Writes what is left of the reply that replaced hyper's.
+    fn poll_refusal(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        let Some((reply, written)) = &mut self.refusal else {
+            return Poll::Ready(Ok(()));
+        };
+        while *written < reply.len() {
+            match Pin::new(&mut self.io).poll_write(cx, &reply[*written..]) {
+                Poll::Ready(Ok(0)) => return Poll::Ready(Err(io::ErrorKind::WriteZero.into())),
+                Poll::Ready(Ok(n)) => *written += n,
+                Poll::Ready(Err(e)) => return Poll::Ready(Err(e)),
+                Poll::Pending => return Poll::Pending,
+            }
+        }
+        Poll::Ready(Ok(()))
     }
 }
 
@@ -209,7 +262,11 @@ impl<T: AsyncWrite + Unpin> AsyncWrite for Timed<T> {
         cx: &mut Context<'_>,
         data: &[u8],
     ) -> Poll<io::Result<usize>> {
-        Pin::new(&mut self.get_mut().io).poll_write(cx, data)
+        let this = self.get_mut();
+        if this.refuses(data) {
+            return Poll::Ready(Ok(data.len()));
+        }
+        Pin::new(&mut this.io).poll_write(cx, data)
     }
 
     fn poll_write_vectored(
@@ -217,7 +274,17 @@ impl<T: AsyncWrite + Unpin> AsyncWrite for Timed<T> {
         cx: &mut Context<'_>,
         bufs: &[io::IoSlice<'_>],
     ) -> Poll<io::Result<usize>> {
-        Pin::new(&mut self.get_mut().io).poll_write_vectored(cx, bufs)
+        let this = self.get_mut();
+        if !this.clock.served.load(Ordering::Acquire) || this.refusal.is_some() {
+            let first = bufs
+                .iter()
+                .find(|b| !b.is_empty())
+                .map_or(&[][..], |b| &b[..]);
+            if this.refuses(first) {
+                return Poll::Ready(Ok(bufs.iter().map(|b| b.len()).sum()));
+            }
+        }
+        Pin::new(&mut this.io).poll_write_vectored(cx, bufs)
     }
 
     fn is_write_vectored(&self) -> bool {
@@ -225,11 +292,15 @@ impl<T: AsyncWrite + Unpin> AsyncWrite for Timed<T> {
     }
 
     fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.get_mut().io).poll_flush(cx)
+        let this = self.get_mut();
+        std::task::ready!(this.poll_refusal(cx))?;
+        Pin::new(&mut this.io).poll_flush(cx)
     }
 
     fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.get_mut().io).poll_shutdown(cx)
+        let this = self.get_mut();
+        std::task::ready!(this.poll_refusal(cx))?;
+        Pin::new(&mut this.io).poll_shutdown(cx)
     }
 }
 
@@ -268,6 +339,35 @@ mod tests {
         let mut reply = vec![0u8; HEAD_TIMED_OUT.len()];
         client.read_exact(&mut reply).await.unwrap();
         assert!(reply.starts_with(b"HTTP/1.1 408 Request Timeout\r\n"));
+    }
+
+    #[tokio::test]
+    async fn hyper_s_reply_to_a_refused_first_head_is_replaced_by_one_with_a_detail() {
+        let (mut server, mut client, _clock) = timed().await;
+        server
+            .write_all(b"HTTP/1.1 431 Request Header Fields Too Large\r\nconnection: close\r\ncontent-length: 0\r\n\r\n")
+            .await
+            .unwrap();
+        server.write_all(b"anything after it").await.unwrap();
+        server.shutdown().await.unwrap();
+        let mut reply = Vec::new();
+        client.read_to_end(&mut reply).await.unwrap();
+        assert_eq!(reply, refused_head(431));
+        let reply = String::from_utf8(reply).unwrap();
+        assert!(reply.ends_with(r#"{"detail": "Request Header Fields Too Large: the request head is larger than max_header_size"}"#), "{reply}");
+    }
+
+    #[tokio::test]
+    async fn once_a_request_was_served_writes_pass_through() {
+        let (mut server, mut client, clock) = timed().await;
+        clock.request_started();
+        clock.request_done();
+        let response = b"HTTP/1.1 400 Bad Request\r\ncontent-length: 0\r\n\r\n";
+        server.write_all(response).await.unwrap();
+        server.shutdown().await.unwrap();
+        let mut reply = Vec::new();
+        client.read_to_end(&mut reply).await.unwrap();
+        assert_eq!(reply, response);
     }
 
     #[tokio::test(start_paused = true)]

@@ -95,6 +95,30 @@ pub fn gateway_timeout() -> StaticResponse {
     )
 }
 
+/// Written as raw bytes when a request head takes longer than
+/// `header_timeout`, before the connection closes.
+pub const HEAD_TIMED_OUT: &[u8] = b"HTTP/1.1 408 Request Timeout\r\ncontent-type: application/json\r\ncontent-length: 71\r\nconnection: close\r\n\r\n{\"detail\": \"Request Timeout: the request head took longer than allowed\"}";
+
+/// The reply, as raw bytes, to a request head hyper refused to parse
+/// (`status` is the one hyper chose: 400, 414, 431 or 505), in place of
+/// hyper's own, which has no body. The connection closes after it.
+pub fn refused_head(status: u16) -> Vec<u8> {
+    let status = StatusCode::from_u16(status).unwrap_or(StatusCode::BAD_REQUEST);
+    let reason = status.canonical_reason().unwrap_or("Bad Request");
+    let detail = match status.as_u16() {
+        400 => format!("{reason}: the request line or headers are malformed"),
+        431 => format!("{reason}: the request head is larger than max_header_size"),
+        _ => reason.to_owned(),
+    };
+    let body = format!(r#"{{"detail": "{detail}"}}"#);
+    format!(
+        "HTTP/1.1 {} {reason}\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
+        status.as_u16(),
+        body.len()
+    )
+    .into_bytes()
+}
+
 /// A stored response as sent: the body is shared, never copied.
 pub fn stored(response: &StaticResponse) -> Response {
     let mut out = Response::new(Body::from(response.body.clone()));
