@@ -4,6 +4,7 @@ answered, and the server keeps serving everyone else throughout."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import socket
 import threading
@@ -197,6 +198,73 @@ def test_slow_heads_at_max_connections_give_way_to_new_clients(make_app):
             started = time.monotonic()
             assert request(port, "GET", "/").body == b"up"
             assert time.monotonic() - started < 1
+    finally:
+        for sock in slow:
+            sock.close()
+
+
+def test_at_max_connections_50_of_100_clients_are_served_and_the_rest_wait(make_app):
+    app = make_app(max_connections=50)
+    entered = threading.Semaphore(0)
+    gate = {}
+
+    @app.get("/hold/{n:int}")
+    async def hold(n: int):
+        if "open" not in gate:
+            gate.setdefault("loop", asyncio.get_running_loop())
+            gate.setdefault("open", asyncio.Event())
+        entered.release()
+        await gate["open"].wait()
+        return {"n": n}
+
+    port = app.start()
+    clients = [connect(port) for _ in range(100)]
+    try:
+        for n, sock in enumerate(clients):
+            sock.sendall(f"GET /hold/{n} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n".encode())
+        for _ in range(50):
+            assert entered.acquire(timeout=10), "50 requests reach their handler"
+        # The first 50 hold every connection with a request in flight:
+        # no more is taken, and no connection is closed to make room.
+        assert not entered.acquire(timeout=0.5)
+        gate["loop"].call_soon_threadsafe(gate["open"].set)
+        statuses = []
+        for sock in clients:
+            sock.settimeout(10)
+            reply = b""
+            while True:
+                chunk = sock.recv(65536)
+                if not chunk:
+                    break
+                reply += chunk
+            statuses.append(reply[9:12])
+        # The other 50 waited and were served as connections closed.
+        assert statuses == [b"200"] * 100, statuses
+    finally:
+        if "loop" in gate:
+            gate["loop"].call_soon_threadsafe(gate["open"].set)
+        for sock in clients:
+            sock.close()
+    assert request(port, "GET", "/hold/0").status == 200
+
+
+def test_200_slow_bodies_are_closed_while_others_are_served(make_app):
+    port = served(make_app, body_timeout=1).start()
+    slow: List[socket.socket] = []
+    try:
+        for _ in range(200):
+            sock = connect(port)
+            sock.sendall(b"POST /echo HTTP/1.1\r\nHost: x\r\nContent-Length: 1000\r\n\r\nabc")
+            slow.append(sock)
+        started = time.monotonic()
+        while time.monotonic() - started < 1.2:
+            assert request(port, "POST", "/echo", body=b"x" * 10).body == b'{"size":10}'
+            time.sleep(0.1)  # the probe's pace, not synchronisation
+        for sock in slow:
+            sock.settimeout(max(0.1, started + 2.5 - time.monotonic()))
+            assert sock.recv(65536).startswith(b"HTTP/1.1 408")
+            assert closed_within(sock, max(0.1, started + 2.5 - time.monotonic()))
+        assert time.monotonic() - started < 3.5
     finally:
         for sock in slow:
             sock.close()

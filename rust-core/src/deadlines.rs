@@ -34,6 +34,11 @@ use tokio::time::{Instant, Sleep};
 
 use crate::responses::{refused_head, HEAD_TIMED_OUT};
 
+/// How long a head may be on its way before its connection counts as
+/// slow and may be evicted at `max_connections`: far longer than a head
+/// takes from a client that sends one, far shorter than `header_timeout`.
+pub const HEAD_GRACE: Duration = Duration::from_millis(250);
+
 /// What the service and the socket share.
 #[derive(Debug)]
 pub struct Clock {
@@ -65,11 +70,17 @@ impl Clock {
         })
     }
 
-    /// When this connection last started waiting (for a first head, or idle
-    /// after a response), if it has no request in flight and may be evicted.
-    pub fn evictable_since(&self) -> Option<Instant> {
-        let idle = self.busy.load(Ordering::Acquire) == 0 && !self.evicted.load(Ordering::Acquire);
-        idle.then(|| self.origin + Duration::from_micros(self.since.load(Ordering::Acquire)))
+    /// When this connection last started waiting (idle after a response,
+    /// or for a head), if it has no request in flight and may be evicted:
+    /// idle at once, in a head only after [`HEAD_GRACE`], so that a client
+    /// whose head is on its way is not closed for the next one.
+    pub fn evictable_since(&self, now: Instant) -> Option<Instant> {
+        if self.busy.load(Ordering::Acquire) > 0 || self.evicted.load(Ordering::Acquire) {
+            return None;
+        }
+        let since = self.origin + Duration::from_micros(self.since.load(Ordering::Acquire));
+        let waited = now.saturating_duration_since(since);
+        (!self.in_head.load(Ordering::Acquire) || waited >= HEAD_GRACE).then_some(since)
     }
 
     /// Closes the connection at its next read, which this wakes.
@@ -238,6 +249,11 @@ impl<T: AsyncRead + AsyncWrite + Unpin> AsyncRead for Timed<T> {
         }
         if this.sleep.as_mut().poll(cx).is_pending() {
             clock.wake_me(cx.waker());
+            // An eviction between the check above and the waker's store
+            // woke the waker before this one: look again, or it is lost.
+            if clock.evicted.load(Ordering::Acquire) {
+                return Poll::Ready(Ok(()));
+            }
             return Poll::Pending;
         }
         match phase {
@@ -387,7 +403,13 @@ mod tests {
     #[tokio::test(start_paused = true)]
     async fn an_evicted_connection_reads_as_closed_at_once_unless_busy() {
         let (mut server, _client, clock) = timed().await;
-        assert!(clock.evictable_since().is_some());
+        let accepted = Instant::now();
+        assert!(
+            clock.evictable_since(accepted).is_none(),
+            "a head may be on its way"
+        );
+        let later = accepted + HEAD_GRACE;
+        assert!(clock.evictable_since(later).is_some(), "a slow head");
         let waiting = tokio::spawn(async move {
             let mut buf = [0u8; 64];
             let started = Instant::now();
@@ -398,14 +420,22 @@ mod tests {
         clock.evict();
         let (read, waited) = waiting.await.unwrap();
         assert_eq!((read, waited), (0, Duration::ZERO));
-        assert!(clock.evictable_since().is_none(), "evicted once");
+        assert!(clock.evictable_since(later).is_none(), "evicted once");
 
         let (_server, _client, busy) = timed().await;
         busy.request_started();
         assert!(
-            busy.evictable_since().is_none(),
+            busy.evictable_since(later).is_none(),
             "a request in flight is never evicted"
         );
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn an_idle_connection_is_evictable_at_once() {
+        let (_server, _client, clock) = timed().await;
+        clock.request_started();
+        clock.request_done();
+        assert!(clock.evictable_since(Instant::now()).is_some());
     }
 
     #[tokio::test(start_paused = true)]

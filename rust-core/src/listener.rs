@@ -3,8 +3,9 @@
 //!
 //! - A connection is accepted only with a permit (`max_connections`). At
 //!   the limit, the connection that has waited longest without a request
-//!   in flight (idle between requests, or still sending its first head:
-//!   what slow-header attacks hold) is closed to make room; when every
+//!   in flight (idle between requests, or sending a head for longer than
+//!   `HEAD_GRACE`: what slow-header attacks hold) is closed to make room;
+//!   when every
 //!   connection has a request in flight, new clients wait in the kernel's
 //!   backlog. The first of a burst is logged.
 //! - Each socket keeps the read deadlines of [`deadlines`]: a request head
@@ -40,6 +41,10 @@ use crate::server::{handle, Settings};
 
 /// How long accepting pauses after an error that is not one connection's.
 const BACKOFF: Duration = Duration::from_millis(100);
+/// How often a full accept loop looks for a connection to evict.
+const RECHECK: Duration = Duration::from_millis(100);
+/// How long an evicted connection may take to close before another is.
+const EVICTION_PATIENCE: Duration = Duration::from_secs(1);
 /// At most one accept-error line per this long.
 const REPORT_EVERY: Duration = Duration::from_secs(1);
 
@@ -66,38 +71,51 @@ pub async fn serve(
     // Closed connections leave their entry behind: pruned when the list
     // doubles, so it stays within twice the connections open.
     let mut prune_at = 1024;
-    let deadline = loop {
+    let deadline = 'serving: loop {
         let (permit, accepted) = match Arc::clone(&permits).try_acquire_owned() {
             Ok(permit) => (permit, None),
             Err(_) => {
-                // At the limit. Accept the next client first when a
-                // connection could make room for it: then only a client
-                // that is really there costs another one its connection.
-                let mut accepted = None;
-                if open
-                    .iter()
-                    .any(|c| c.upgrade().is_some_and(|c| c.evictable_since().is_some()))
-                {
-                    tokio::select! {
-                        next = listener.accept() => match next {
-                            Ok(next) => accepted = Some(next),
-                            Err(error) => {
-                                errors.failed(error).await;
-                                continue;
-                            }
-                        },
-                        limit = &mut stop => break limit.unwrap_or(Duration::ZERO),
-                    }
-                }
-                let evicted = accepted.is_some() && evict_one(&mut open);
-                full.reached(limits.max_connections, evicted);
-                tokio::select! {
-                    permit = Arc::clone(&permits).acquire_owned() => match permit {
-                        Ok(permit) => (permit, accepted),
-                        Err(_) => break Duration::ZERO, // never closed
+                // At the limit. The next client is accepted first (held
+                // beyond the limit): only a client that is really there
+                // costs another its connection, or is reported waiting.
+                let next = tokio::select! {
+                    next = listener.accept() => match next {
+                        Ok(next) => next,
+                        Err(error) => {
+                            errors.failed(error).await;
+                            continue;
+                        }
                     },
                     limit = &mut stop => break limit.unwrap_or(Duration::ZERO),
-                }
+                };
+                let mut evicted = false;
+                let mut reported = false;
+                let permit = loop {
+                    if let Ok(permit) = Arc::clone(&permits).try_acquire_owned() {
+                        break permit;
+                    }
+                    if !evicted {
+                        evicted = evict_one(&mut open);
+                        if evicted || !reported {
+                            full.reached(limits.max_connections, evicted);
+                            reported = true;
+                        }
+                    }
+                    // Once one is evicted, its permit comes as it closes
+                    // (should it not, another is evicted after a while).
+                    // Until then look again shortly: a connection stuck in
+                    // its head becomes evictable after HEAD_GRACE.
+                    let recheck = if evicted { EVICTION_PATIENCE } else { RECHECK };
+                    tokio::select! {
+                        permit = Arc::clone(&permits).acquire_owned() => match permit {
+                            Ok(permit) => break permit,
+                            Err(_) => break 'serving Duration::ZERO, // never closed
+                        },
+                        () = tokio::time::sleep(recheck) => evicted = false,
+                        limit = &mut stop => break 'serving limit.unwrap_or(Duration::ZERO),
+                    }
+                };
+                (permit, Some(next))
             }
         };
         let (stream, peer) = match accepted {
@@ -193,13 +211,14 @@ impl FullReports {
 }
 
 /// Evicts the open connection that has waited longest without a request in
-/// flight; false if every one has a request in flight.
+/// flight; false if none may be evicted.
 fn evict_one(open: &mut Vec<Weak<Clock>>) -> bool {
     open.retain(|clock| clock.strong_count() > 0);
+    let now = tokio::time::Instant::now();
     let oldest = open
         .iter()
         .filter_map(Weak::upgrade)
-        .filter_map(|clock| clock.evictable_since().map(|since| (since, clock)))
+        .filter_map(|clock| clock.evictable_since(now).map(|since| (since, clock)))
         .min_by_key(|(since, _)| *since);
     match oldest {
         Some((_, clock)) => {
