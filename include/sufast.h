@@ -321,8 +321,10 @@ bool sufast_start_server_on(const uint8_t *host, size_t len, uint16_t port, bool
 bool sufast_start_server_fd(int fd, bool production);
 
 /*
- Stops the server gracefully: no new connections; requests in flight get
- up to 5 seconds to finish, then their connections are closed. Returns
+ Stops the server gracefully: no new connections; a request head on its
+ way on an open connection gets 0.25 s to arrive, and requests in flight
+ get up to 5 seconds in all to finish, then their connections are
+ closed. Returns
  once the port is released; the server can then be started again.
  Returns `false` if no server is running.
  */

@@ -35,8 +35,9 @@ use tokio::time::{Instant, Sleep};
 use crate::responses::{refused_head, HEAD_TIMED_OUT};
 
 /// How long a head may be on its way before its connection counts as
-/// slow and may be evicted at `max_connections`: far longer than a head
-/// takes from a client that sends one, far shorter than `header_timeout`.
+/// slow and may be evicted at `max_connections`, and how long a stop waits
+/// for heads on their way: far longer than a head takes from a client that
+/// sends one, far shorter than `header_timeout`.
 pub const HEAD_GRACE: Duration = Duration::from_millis(250);
 
 /// What the service and the socket share.
@@ -81,6 +82,15 @@ impl Clock {
         let since = self.origin + Duration::from_micros(self.since.load(Ordering::Acquire));
         let waited = now.saturating_duration_since(since);
         (!self.in_head.load(Ordering::Acquire) || waited >= HEAD_GRACE).then_some(since)
+    }
+
+    /// Whether a request head is awaited: none in flight, and the
+    /// connection is new or the next head began. hyper closes such a
+    /// connection at once when told to drain, so a stop waits a little.
+    pub fn awaiting_head(&self) -> bool {
+        self.busy.load(Ordering::Acquire) == 0
+            && self.in_head.load(Ordering::Acquire)
+            && !self.evicted.load(Ordering::Acquire)
     }
 
     /// Closes the connection at its next read, which this wakes.

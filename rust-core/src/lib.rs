@@ -170,8 +170,10 @@ pub unsafe extern "C" fn sufast_start_server_fd(fd: c_int, production: bool) -> 
     })
 }
 
-/// Stops the server gracefully: no new connections; requests in flight get
-/// up to 5 seconds to finish, then their connections are closed. Returns
+/// Stops the server gracefully: no new connections; a request head on its
+/// way on an open connection gets 0.25 s to arrive, and requests in flight
+/// get up to 5 seconds in all to finish, then their connections are
+/// closed. Returns
 /// once the port is released; the server can then be started again.
 /// Returns `false` if no server is running.
 #[no_mangle]

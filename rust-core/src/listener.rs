@@ -34,7 +34,7 @@ use hyper_util::server::graceful::GracefulShutdown;
 use tokio::net::TcpListener;
 use tokio::sync::{oneshot, Semaphore};
 
-use crate::deadlines::{Clock, Timed};
+use crate::deadlines::{Clock, Timed, HEAD_GRACE};
 use crate::limits::Limits;
 use crate::log::{self, SufastLogLevel};
 use crate::server::{handle, Settings};
@@ -43,6 +43,8 @@ use crate::server::{handle, Settings};
 const BACKOFF: Duration = Duration::from_millis(100);
 /// How often a full accept loop looks for a connection to evict.
 const RECHECK: Duration = Duration::from_millis(100);
+/// How often a stop looks whether the heads it waits for have arrived.
+const HEAD_POLL: Duration = Duration::from_millis(5);
 /// How long an evicted connection may take to close before another is.
 const EVICTION_PATIENCE: Duration = Duration::from_secs(1);
 /// At most one accept-error line per this long.
@@ -161,9 +163,21 @@ pub async fn serve(
     };
     // No new connections from here: refused by the kernel once closed.
     drop(listener);
+    let give_up = tokio::time::Instant::now() + deadline;
+    // hyper closes a connection whose head is not complete at once when
+    // told to drain: a client that just connected, or just began its next
+    // request, would lose it. Heads get HEAD_GRACE to arrive first.
+    let heads_due = (tokio::time::Instant::now() + HEAD_GRACE).min(give_up);
+    while tokio::time::Instant::now() < heads_due
+        && open
+            .iter()
+            .any(|c| c.upgrade().is_some_and(|c| c.awaiting_head()))
+    {
+        tokio::time::sleep(HEAD_POLL).await;
+    }
     tokio::select! {
         () = graceful.shutdown() => {}
-        () = tokio::time::sleep(deadline) => {
+        () = tokio::time::sleep_until(give_up) => {
             log::event(
                 SufastLogLevel::Warning,
                 "stop deadline passed; closing connections still open",

@@ -193,6 +193,36 @@ fn an_idle_keep_alive_connection_does_not_delay_a_stop() {
     );
 }
 
+#[test]
+fn a_request_on_a_connection_accepted_before_a_stop_is_answered() {
+    let (_serial, server) = serving_kept();
+    let port = server.port;
+    let mut early = connect(port);
+    // Accepted in order: once a later connection is served, `early` was
+    // accepted too, though it has sent nothing yet.
+    assert_eq!(body(port, "/x"), r#""kept""#);
+    let started = Instant::now();
+    let stopping = std::thread::spawn(|| sufast::sufast_stop_server());
+    // The stop has begun once new connections are refused.
+    while std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
+        assert!(started.elapsed() < IO_TIMEOUT, "the listener never closed");
+    }
+    early
+        .write_all(request_head("GET", "/x", false).as_bytes())
+        .unwrap();
+    let mut reader = std::io::BufReader::new(early);
+    let reply = read_reply(&mut reader, false);
+    assert_eq!(reply.text(), r#""kept""#, "the request that was on its way");
+    let rest = read_until_closed(&mut reader);
+    assert!(
+        rest.as_ref().map_or(true, Vec::is_empty),
+        "{rest:?}: then the connection closes"
+    );
+    assert!(stopping.join().unwrap(), "{}", last_error());
+    let took = started.elapsed();
+    assert!(took < Duration::from_secs(2), "stop took {took:?}");
+}
+
 // ---------------------------------------------------------------------------
 // Serving a listening socket the caller bound (sufast_start_server_fd).
 // ---------------------------------------------------------------------------
