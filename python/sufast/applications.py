@@ -17,8 +17,8 @@ from .exceptions import RouteWarning, SufastError
 from .limits import server_limits
 from .logs import configure_logger, log_options
 from .responses import HeadersInput, normalize_headers
-from .dispatch import HandlerPool
-from .endpoints import Endpoint
+from ._pool import HandlerPool
+from .handlers import Endpoint
 from .routing import Route, parameters, precompute, route_entry_table, route_table
 from .workers import serve_workers
 

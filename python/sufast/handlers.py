@@ -1,9 +1,13 @@
-"""``Endpoint``: a per-request handler made ready at registration (its
+"""The call seam: where a per-request handler is called, sync or async,
+and its result or exception becomes the response in the native layout.
+
+``Endpoint`` is a per-request handler made ready at registration (its
 arguments read from the signature, its common response heads encoded),
 so that a request costs one call and one encoding."""
 
 from __future__ import annotations
 
+import asyncio
 import inspect
 import logging
 from typing import Any, Callable
@@ -59,6 +63,27 @@ class Endpoint:
     def _head(self, content_type: str) -> bytes:
         pairs = self.headers if self._own_type else [("content-type", content_type)] + self.headers
         return encode_head(self.status_code, pairs)
+
+    def call(self, request: Request) -> bytes:
+        """Runs the (sync) handler for ``request``: the response, whatever
+        the handler did."""
+        try:
+            result = self.function(**self.prepare(request))
+        except BaseException as exc:  # every request gets an answer
+            return self.failure(exc, request)
+        return self.response(result, request)
+
+    async def call_async(self, request: Request) -> bytes:
+        """Runs the ``async def`` handler for ``request`` the same way; a
+        cancellation (the server stopped) propagates."""
+        request._awaitable = True
+        try:
+            result = await self.function(**self.prepare(request))
+        except asyncio.CancelledError:
+            raise
+        except BaseException as exc:  # every request gets an answer
+            return self.failure(exc, request)
+        return self.response(result, request)
 
     def prepare(self, request: Request) -> dict:
         """The keyword arguments for this request (or a 422/400 raised)."""

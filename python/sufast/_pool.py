@@ -19,7 +19,7 @@ import time
 from typing import Any, Dict, List, Mapping, Optional, Set, Tuple
 
 from . import _native
-from .endpoints import INTERNAL_ERROR, Endpoint
+from .handlers import INTERNAL_ERROR, Endpoint
 from .requests import Request, decode_records
 
 __all__ = ["HandlerPool"]
@@ -139,15 +139,10 @@ class HandlerPool:
                 task.add_done_callback(self._tasks.discard)
 
     async def _answer_async(self, endpoint: Endpoint, request: Request) -> None:
-        request._awaitable = True
         try:
-            result = await endpoint.function(**endpoint.prepare(request))
+            data = await endpoint.call_async(request)
         except asyncio.CancelledError:
             return  # the server stopped
-        except BaseException as exc:  # every request gets an answer
-            data = endpoint.failure(exc, request)
-        else:
-            data = endpoint.response(result, request)
         self._send(endpoint, request, data)
 
     # The watchdog ------------------------------------------------------------
@@ -267,13 +262,7 @@ class HandlerPool:
                 self._send(endpoint, request, INTERNAL_ERROR)
 
     def _answer(self, endpoint: Endpoint, request: Request) -> None:
-        try:
-            result = endpoint.function(**endpoint.prepare(request))
-        except BaseException as exc:  # every request gets an answer
-            data = endpoint.failure(exc, request)
-        else:
-            data = endpoint.response(result, request)
-        self._send(endpoint, request, data)
+        self._send(endpoint, request, endpoint.call(request))
 
     def _send(self, endpoint: Endpoint, request: Request, data: Any) -> None:
         refused = self._respond(request.id, data)
