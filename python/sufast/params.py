@@ -1,5 +1,6 @@
 """Handler parameters: read a handler's signature once, at registration,
-into a list of extractors; per request only the extractors run.
+into ``Param`` objects (name, source, annotation, default and an
+extractor); per request only the extractors run.
 
 Where a parameter comes from:
 - ``request`` (by name, or annotated ``Request``): the ``Request``;
@@ -20,7 +21,7 @@ from typing import Any, Callable, Dict, List, Tuple, Union
 
 from .requests import Request
 
-__all__ = ["Arguments", "RequestValidationError", "path_parameters"]
+__all__ = ["Arguments", "Param", "RequestValidationError", "path_parameters"]
 
 Extractor = Callable[[Request], Any]
 
@@ -139,22 +140,51 @@ def _unwrap_optional(annotation: Any) -> Tuple[Any, bool]:
     return annotation, False
 
 
+class Param:
+    """One parameter of a handler as read at registration: its name, where
+    its value comes from (``source``: ``"request"``, ``"path"``,
+    ``"query"`` or ``"body"``), its annotation and default, and
+    ``extract``, which gives its value for a request (or raises)."""
+
+    __slots__ = ("name", "source", "annotation", "default", "extract")
+
+    def __init__(self, name: str, source: str, annotation: Any, default: Any, extract: Extractor) -> None:
+        self.name = name
+        self.source = source
+        self.annotation = annotation
+        #: ``inspect.Parameter.empty`` when there is none.
+        self.default = default
+        self.extract = extract
+
+    @property
+    def required(self) -> bool:
+        """Whether a request must supply it."""
+        if self.source in ("request", "path"):
+            return True
+        return self.default is inspect.Parameter.empty and not _unwrap_optional(self.annotation)[1]
+
+    def __repr__(self) -> str:
+        return f"<Param {self.name} from {self.source}>"
+
+
 class Arguments:
-    """The extractors of one handler; calling it with a request returns the
+    """The parameters of one handler; calling it with a request returns the
     keyword arguments or raises ``RequestValidationError``."""
 
     def __init__(self, endpoint: Callable[..., Any], path: str, where: str) -> None:
         self.path_params = path_parameters(path)
         path_index = {name: i for i, (name, _) in enumerate(self.path_params)}
         hints = _hints(endpoint)
-        self.extractors: List[Tuple[str, Extractor]] = []
+        self.params: List[Param] = []
         for parameter in inspect.signature(endpoint).parameters.values():
             annotation = hints.get(parameter.name, parameter.annotation)
             if isinstance(annotation, str):
                 annotation = _BY_NAME.get(annotation, annotation)
-            extractor = self._extractor(parameter, annotation, path_index, where)
-            self.extractors.append((parameter.name, extractor))
-        self.wants_input = bool(self.extractors)
+            source, extract = self._extractor(parameter, annotation, path_index, where)
+            self.params.append(Param(parameter.name, source, annotation, parameter.default, extract))
+        # What a request runs: a name and an extractor per parameter.
+        self._plan: List[Tuple[str, Extractor]] = [(param.name, param.extract) for param in self.params]
+        self.wants_input = bool(self.params)
         readers = [(name, _BY_CONVERTOR.get(convertor, _to_str)) for name, convertor in self.path_params]
 
         def read_path_params(values: List[str]) -> Dict[str, Any]:
@@ -165,21 +195,21 @@ class Arguments:
 
     def _extractor(
         self, parameter: inspect.Parameter, annotation: Any, path_index: Dict[str, int], where: str
-    ) -> Extractor:
+    ) -> Tuple[str, Extractor]:
         name = parameter.name
         if parameter.kind in (inspect.Parameter.VAR_POSITIONAL, inspect.Parameter.VAR_KEYWORD):
             raise TypeError(f"{where}: parameter {name!r} cannot be filled (no *args or **kwargs)")
         if parameter.kind is inspect.Parameter.POSITIONAL_ONLY:
             raise TypeError(f"{where}: parameter {name!r} is positional-only; sufast passes parameters by name")
         if annotation is Request or (name == "request" and annotation is inspect.Parameter.empty):
-            return _the_request
+            return "request", _the_request
         if name in path_index:
-            return self._path_extractor(name, path_index[name], annotation, where)
+            return "path", self._path_extractor(name, path_index[name], annotation, where)
         if annotation is bytes:
-            return _the_body
+            return "body", _the_body
         if annotation is dict or typing.get_origin(annotation) is dict:
-            return _json_object(name)
-        return _query_extractor(name, annotation, parameter.default, where)
+            return "body", _json_object(name)
+        return "query", _query_extractor(name, annotation, parameter.default, where)
 
     def _path_extractor(self, name: str, index: int, annotation: Any, where: str) -> Extractor:
         if annotation is inspect.Parameter.empty:
@@ -202,7 +232,7 @@ class Arguments:
     def __call__(self, request: Request) -> Dict[str, Any]:
         kwargs = {}
         errors = None
-        for name, extract in self.extractors:
+        for name, extract in self._plan:
             try:
                 kwargs[name] = extract(request)
             except _Invalid as invalid:
