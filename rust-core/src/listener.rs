@@ -74,25 +74,25 @@ pub async fn serve(
     // doubles, so it stays within twice the connections open.
     let mut prune_at = 1024;
     let deadline = 'serving: loop {
-        let (permit, accepted) = match Arc::clone(&permits).try_acquire_owned() {
-            Ok(permit) => (permit, None),
+        let (stream, peer) = tokio::select! {
+            next = listener.accept() => match next {
+                Ok(next) => next,
+                Err(error) => {
+                    errors.failed(error).await;
+                    continue;
+                }
+            },
+            limit = &mut stop => break limit.unwrap_or(Duration::ZERO),
+        };
+        // At the limit the client is held (one beyond the limit) while a
+        // permit is found: only a client that is really there costs
+        // another its connection, or is reported waiting.
+        let permit = match Arc::clone(&permits).try_acquire_owned() {
+            Ok(permit) => permit,
             Err(_) => {
-                // At the limit. The next client is accepted first (held
-                // beyond the limit): only a client that is really there
-                // costs another its connection, or is reported waiting.
-                let next = tokio::select! {
-                    next = listener.accept() => match next {
-                        Ok(next) => next,
-                        Err(error) => {
-                            errors.failed(error).await;
-                            continue;
-                        }
-                    },
-                    limit = &mut stop => break limit.unwrap_or(Duration::ZERO),
-                };
                 let mut evicted = false;
                 let mut reported = false;
-                let permit = loop {
+                loop {
                     if let Ok(permit) = Arc::clone(&permits).try_acquire_owned() {
                         break permit;
                     }
@@ -116,22 +116,8 @@ pub async fn serve(
                         () = tokio::time::sleep(recheck) => evicted = false,
                         limit = &mut stop => break 'serving limit.unwrap_or(Duration::ZERO),
                     }
-                };
-                (permit, Some(next))
+                }
             }
-        };
-        let (stream, peer) = match accepted {
-            Some(accepted) => accepted,
-            None => tokio::select! {
-                next = listener.accept() => match next {
-                    Ok(next) => next,
-                    Err(error) => {
-                        errors.failed(error).await;
-                        continue;
-                    }
-                },
-                limit = &mut stop => break limit.unwrap_or(Duration::ZERO),
-            },
         };
         let _ = stream.set_nodelay(true);
         let clock = Clock::new();
