@@ -327,6 +327,23 @@ def test_decorator_status_code_and_headers_apply_to_plain_values(app):
     assert request(port, "GET", "/resp/1").status == 200
 
 
+@pytest.mark.parametrize("status", [204, 304])
+def test_a_status_with_no_body_sends_none_whatever_is_returned(app, status):
+    @app.delete("/items/{item_id:int}", status_code=status, headers={"X-Route": "gone"})
+    def delete(item_id: int):
+        return None
+
+    @app.get("/ping", status_code=status)  # precomputed
+    def ping():
+        return {"ignored": True}
+
+    port = app.start()
+    for method, path in (("DELETE", "/items/1"), ("GET", "/ping")):
+        reply = request(port, method, path)
+        assert (reply.status, reply.body, reply.header("Content-Type")) == (status, b"", None), (method, path)
+    assert request(port, "DELETE", "/items/2").header("X-Route") == "gone"
+
+
 def test_several_set_cookie_headers(app):
     pairs = [("Set-Cookie", "x=1; Path=/"), ("Set-Cookie", "y=2; HttpOnly")]
     app.get("/listed/{n:int}")(lambda n: Response("ok", headers=pairs, media_type="text/plain"))

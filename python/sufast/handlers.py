@@ -16,6 +16,7 @@ from .exceptions import HTTPException
 from .params import Arguments, RequestValidationError
 from .requests import Request
 from .responses import (
+    BODILESS,
     HeadersInput,
     JSONResponse,
     Response,
@@ -59,6 +60,9 @@ class Endpoint:
         self._json_head = self._head(_JSON)
         self._text_head = self._head("text/plain; charset=utf-8")
         self._bytes_head = self._head("application/octet-stream")
+        # A status with no body: whatever the handler returns (but a
+        # Response), the answer is this head alone, as in FastAPI.
+        self._bodiless = encode_head(self.status_code, self.headers) if self.status_code in BODILESS else None
 
     def _head(self, content_type: str) -> bytes:
         pairs = self.headers if self._own_type else [("content-type", content_type)] + self.headers
@@ -97,6 +101,8 @@ class Endpoint:
             if self.headers:
                 result = with_route_headers(result, self.headers)
             return encode_response(result)
+        if self._bodiless is not None:
+            return self._bodiless
         if isinstance(result, str):
             return self._text_head + result.encode("utf-8")
         if isinstance(result, (bytes, bytearray, memoryview)):

@@ -81,6 +81,10 @@ def _check_status(status_code: int) -> int:
     return status_code
 
 
+#: Statuses whose responses carry no body.
+BODILESS = frozenset({204, 304})
+
+
 class Response:
     """A response given in full: status, headers and body bytes.
 

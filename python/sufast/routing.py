@@ -9,7 +9,7 @@ import inspect
 import json
 from typing import Any, Callable, Dict, Iterable, List, Optional
 
-from .responses import HeadersInput, JSONResponse, PlainTextResponse, Response, normalize_headers, with_route_headers
+from .responses import BODILESS, HeadersInput, JSONResponse, PlainTextResponse, Response, normalize_headers, with_route_headers
 
 __all__ = ["APP_WIDE_KEY", "METHODS", "Route", "describe", "parameters", "precompute", "render", "route_entry_table", "route_table"]
 
@@ -111,11 +111,14 @@ def render(result: Any, status_code: int, headers: HeadersInput) -> Response:
     A ``Response`` is taken as is (the route's headers are added unless it
     sets the same name); ``str`` becomes ``text/plain``; ``bytes`` become
     ``application/octet-stream``; anything else is serialized as JSON. Raises ``TypeError`` when the value
-    cannot be serialized.
+    cannot be serialized. With a status that has no body (204, 304), any
+    value but a ``Response`` gives an empty response, as in FastAPI.
     """
     extra = normalize_headers(headers)
     if isinstance(result, Response):
         return with_route_headers(result, extra)
+    if status_code in BODILESS:
+        return Response(None, status_code, extra)
     if isinstance(result, str):
         return PlainTextResponse(result, status_code, extra)
     if isinstance(result, (bytes, bytearray, memoryview)):
