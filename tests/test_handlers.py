@@ -327,6 +327,23 @@ def test_decorator_status_code_and_headers_apply_to_plain_values(app):
     assert request(port, "GET", "/resp/1").status == 200
 
 
+def test_status_names_its_codes_and_serves_as_a_status_code(app):
+    from sufast import status
+
+    names = [name for name in dir(status) if name.startswith("HTTP_")]
+    assert len(names) > 60 and sorted(names) == sorted(status.__all__)
+    for name in names:
+        assert getattr(status, name) == int(name.split("_")[1]), name
+    assert (status.HTTP_201_CREATED, status.HTTP_422_UNPROCESSABLE_ENTITY) == (201, 422)
+
+    @app.post("/made", status_code=status.HTTP_201_CREATED)
+    def made(body: dict):
+        return body
+
+    port = app.start()
+    assert request(port, "POST", "/made", body=b"{}").status == 201
+
+
 @pytest.mark.parametrize("status", [204, 304])
 def test_a_status_with_no_body_sends_none_whatever_is_returned(app, status):
     @app.delete("/items/{item_id:int}", status_code=status, headers={"X-Route": "gone"})

@@ -8,6 +8,7 @@
 >>> app.run()  # doctest: +SKIP
 """
 
+from . import status
 from ._version import __version__
 from .applications import App
 from .cors import CORS
@@ -31,5 +32,6 @@ __all__ = [
     "HTTPException",
     "SufastError",
     "RouteWarning",
+    "status",
     "__version__",
 ]
