@@ -8,7 +8,7 @@ import json
 import pytest
 from conftest import request
 
-from sufast import HTMLResponse, JSONResponse, PlainTextResponse, Response, RouteWarning, Sufast, SufastError
+from sufast import HTMLResponse, JSONResponse, PlainTextResponse, Request, Response, RouteError, RouteWarning, Sufast, SufastError
 
 
 @pytest.mark.parametrize(
@@ -191,17 +191,17 @@ def test_parameters_sufast_cannot_fill_are_refused_at_registration(app):
 @pytest.mark.parametrize(
     "path, headers, message",
     [
-        ("users", None, r"route GET users: path must start with '/'"),
-        ("/a/{id", None, r"route GET /a/\{id: path segment"),
+        ("users", None, r"route GET users: handler .*<lambda>: path must start with '/'"),
+        ("/a/{id", None, r"route GET /a/\{id: handler .*: path segment"),
         ("/a/{id:bogus}", None, r"unknown convertor"),
-        ("/x", {"X-A": "1\r\nX-Injected: 2"}, r"route GET /x: header \"X-A\" has a value with CR, LF"),
+        ("/x", {"X-A": "1\r\nX-Injected: 2"}, r"route GET /x: handler .*: header \"X-A\" has a value with CR, LF"),
         ("/x", {"Bad Name": "1"}, r"not a valid HTTP header name"),
         ("/x", {"Content-Length": "3"}, r"set by the server"),
     ],
 )
 def test_bad_routes_fail_at_registration_with_the_library_message(app, path, headers, message):
     ran = []
-    with pytest.raises(SufastError, match=message):
+    with pytest.raises(RouteError, match=message):
         app.get(path, headers=headers)(lambda: ran.append(1))
     assert ran == [], "the handler must not run for a route that cannot be served"
 
@@ -219,28 +219,73 @@ def test_headers_may_be_any_mapping_or_pairs_of_str(app):
 
 
 def test_bad_header_in_returned_response_fails_at_registration(app):
-    with pytest.raises(SufastError, match=r"route GET /r: header \"X-A\" has a value with CR, LF"):
+    with pytest.raises(RouteError, match=r"route GET /r: handler .*<lambda>: header \"X-A\" has a value with CR, LF"):
         app.get("/r")(lambda: Response("x", headers={"X-A": "a\nb"}))
 
 
 @pytest.mark.parametrize("status_code", [99, 600, "200", True])
 def test_bad_status_codes_are_refused(app, status_code):
-    with pytest.raises(SufastError, match="status"):
+    with pytest.raises(RouteError, match="status"):
         app.get("/s", status_code=status_code)(lambda: 1)
 
 
-def test_duplicate_registration_is_refused(app):
-    app.get("/dup")(lambda: 1)
-    with pytest.raises(ValueError, match="route GET /dup is already registered"):
-        app.get("/dup")(lambda: 2)
+@pytest.mark.parametrize(
+    "path, fix",
+    [
+        ("/users/:id", r":id is Express's and Robyn's way to write a path parameter; write \{id\} \(or \{id:int\}\)"),
+        ("/users/<int:id>", r"<int:id> is Flask's way to write a path parameter; write \{id:int\}"),
+        ("/users/<id>", r"<id> is Flask's way to write a path parameter; write \{id\}"),
+    ],
+)
+def test_path_parameters_written_as_other_frameworks_do_are_refused(app, path, fix):
+    def show(id: int):
+        return {"id": id}
+
+    with pytest.raises(RouteError, match=r"route GET /users/.*: handler .*show: " + fix):
+        app.get(path)(show)
+    assert app.routes == []
 
 
-def test_conflicting_routes_fail_at_start_and_nothing_is_served(app):
-    app.get("/u/{id}")(lambda: 1)
-    app.get("/u/{name}")(lambda: 2)
-    with pytest.raises(SufastError, match=r"route GET /u/\{name\} duplicates GET /u/\{id\}"):
-        app.start()
-    assert not app.running
+def test_a_path_parameter_the_handler_does_not_take_is_refused(app):
+    def show(user_id: int):
+        return {"id": user_id}
+
+    with pytest.raises(RouteError, match=r"route GET /m/\{id\}: handler .*show: path parameter 'id' is not a parameter of the handler; add id: str"):
+        app.get("/m/{id}")(show)
+
+    @app.get("/r/{id:int}")  # a handler that takes the request reads it there
+    def raw(request: Request):
+        return request.path_params
+
+    port = app.start()
+    assert request(port, "GET", "/r/7").body == b'{"id":7}'
+
+
+def test_duplicate_registration_is_refused_naming_both_handlers(app):
+    def first():
+        return 1
+
+    def second():
+        return 2
+
+    app.get("/dup")(first)
+    with pytest.raises(RouteError, match="route GET /dup: handler .*second: the route is already registered, by handler .*first"):
+        app.get("/dup")(second)
+    with pytest.raises(ValueError):  # a RouteError is a ValueError and a TypeError
+        app.get("/dup")(second)
+
+
+def test_conflicting_routes_fail_at_registration_naming_both_handlers(app):
+    def by_id(id: int):
+        return 1
+
+    def by_name(name: str):
+        return 2
+
+    app.get("/u/{id}")(by_id)
+    with pytest.raises(RouteError, match=r"route GET /u/\{name\}: handler .*by_name: duplicates GET /u/\{id\} \(handler .*by_id\)"):
+        app.get("/u/{name}")(by_name)
+    assert [r.path for r in app.routes] == ["/u/{id}"]
 
 
 def test_routes_added_while_running_are_served_at_once(app):
@@ -253,10 +298,10 @@ def test_routes_added_while_running_are_served_at_once(app):
 
 
 def test_conflicting_route_added_while_running_is_refused_and_old_table_kept(app):
-    app.get("/files/{name}")(lambda: "file")
+    app.get("/files/{name}", dynamic=True)(lambda name: "file")
     port = app.start()
-    with pytest.raises(SufastError, match=r"conflicts with"):
-        app.get("/files/{rest:path}")(lambda: "rest")
+    with pytest.raises(RouteError, match=r"conflicts with"):
+        app.get("/files/{rest:path}")(lambda rest: "rest")
     assert [r.path for r in app.routes] == ["/files/{name}"]
     assert request(port, "GET", "/files/x").body == b"file"
 

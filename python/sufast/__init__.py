@@ -12,7 +12,7 @@ from . import status
 from ._version import __version__
 from .applications import App
 from .cors import CORS
-from .exceptions import HTTPException, RouteWarning, SufastError
+from .exceptions import HTTPException, RouteError, RouteWarning, SufastError
 from .requests import Request
 from .responses import HTMLResponse, JSONResponse, PlainTextResponse, RedirectResponse, Response
 
@@ -31,6 +31,7 @@ __all__ = [
     "Request",
     "HTTPException",
     "SufastError",
+    "RouteError",
     "RouteWarning",
     "status",
     "__version__",

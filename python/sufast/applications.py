@@ -13,13 +13,14 @@ from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple, TypeVar
 from . import _native
 from ._version import __version__
 from .cors import CORS
-from .exceptions import RouteWarning, SufastError
+from .exceptions import RouteError, RouteWarning, SufastError
 from .limits import server_limits
 from .logs import configure_logger, log_options
 from .responses import HeadersInput, normalize_headers
 from ._pool import HandlerPool
 from .handlers import Endpoint
-from .routing import Route, parameters, precompute, route_entry_table, route_table
+from .params import check_path_parameters, check_path_style
+from .routing import Route, describe, parameters, precompute, route_entry_table, route_table, route_table_of
 from .workers import serve_workers
 
 __all__ = ["App"]
@@ -187,6 +188,39 @@ class App:
         running, it serves the new route at once.
         """
         name = f"{method} {path}"
+        try:
+            route = self._register(
+                name, method, path, endpoint, status_code, headers, dynamic, cache_ttl, cache_max_entries, stale_ttl, _stacklevel + 1
+            )
+        except RouteError:
+            raise
+        except (TypeError, ValueError, SufastError) as exc:
+            handler = describe(endpoint)
+            raise RouteError(_naming(name, handler, str(exc)), name, handler) from None
+        if self.running:
+            try:
+                self._ship()
+            except SufastError:
+                with self._lock:
+                    del self._routes[(method, path)]
+                raise
+        return route
+
+    def _register(
+        self,
+        name: str,
+        method: str,
+        path: str,
+        endpoint: Callable[..., Any],
+        status_code: int,
+        headers: HeadersInput,
+        dynamic: bool,
+        cache_ttl: Optional[float],
+        cache_max_entries: Optional[int],
+        stale_ttl: Optional[float],
+        stacklevel: int,
+    ) -> Route:
+        check_path_style(path)
         if cache_ttl is not None:
             if dynamic:
                 raise ValueError(f"route {name}: give dynamic=True or cache_ttl, not both")
@@ -204,10 +238,22 @@ class App:
         per_request = dynamic or cache_ttl is not None or bool(parameters(endpoint))
         with self._lock:
             if (method, path) in self._routes:
-                raise ValueError(f"route {name} is already registered")
-            # Check the path, status and headers before running the handler.
+                earlier = describe(self._routes[(method, path)].endpoint)
+                raise ValueError(f"the route is already registered, by handler {earlier}")
+            # Check the path, status and headers, and that the path does
+            # not clash with another route's, before running the handler.
             placeholder = {"status": status_code, "headers": normalize_headers(headers)}
-            _native.check_routes(route_entry_table(method, path, placeholder))
+            same_method = {p: {"status": 200} for (m, p) in self._routes if m == method}
+            same_method[path] = placeholder
+            try:
+                _native.check_routes(route_table_of(method, same_method))
+            except SufastError as exc:
+                # Name the handler of the route it clashes with, if one.
+                others = [r for (m, p), r in self._routes.items() if m == method and p in exc.message.replace(f"route {name}", "")]
+                if others:
+                    raise SufastError(f"{exc.message} (handler {describe(others[0].endpoint)})", exc.code) from None
+                raise
+            check_path_parameters(path, endpoint)
             if per_request:
                 handler_id = self._next_handler
                 handler = Endpoint(name, path, endpoint, status_code, headers)
@@ -222,18 +268,12 @@ class App:
                     f"route {name}: handler raised {type(route.error).__name__}: {route.error}; "
                     "the route answers 500",
                     RouteWarning,
-                    stacklevel=_stacklevel,
+                    stacklevel=stacklevel,
                 )
             if per_request:
                 self._next_handler += 1
                 self._endpoints[handler_id] = handler
             self._routes[(method, path)] = route
-            if self.running:
-                try:
-                    self._ship()
-                except SufastError:
-                    del self._routes[(method, path)]
-                    raise
         return route
 
     @property
@@ -400,6 +440,15 @@ class App:
             return "  (no routes)"
         width = max(len(path) for _, path, _ in rows)
         return "\n".join(f"  {method:<7} {path:<{width}}  {tier}" for method, path, tier in rows)
+
+
+def _naming(route: str, handler: str, message: str) -> str:
+    """A registration error's message as "route R: handler H: what"."""
+    for prefix in (f"route {route}: handler {handler}: ", f"route {route}: handler {handler} ", f"route {route}: ", f"route {route} "):
+        if message.startswith(prefix):
+            message = message[len(prefix) :]
+            break
+    return f"route {route}: handler {handler}: {message}"
 
 
 def _app_wide(headers: HeadersInput, cors: Optional[CORS], forwarded_allow_ips: Optional[List[str]] = None) -> Dict[str, Any]:

@@ -22,6 +22,20 @@ class SufastError(RuntimeError):
         self.code = code
 
 
+class RouteError(TypeError, ValueError):
+    """A route could not be registered: the message names the route and
+    its handler and says what is wrong. It is a ``TypeError`` and a
+    ``ValueError`` both, so code that caught either keeps working."""
+
+    def __init__(self, message: str, route: str = "", handler: str = "") -> None:
+        super().__init__(message)
+        self.message = message
+        #: ``"METHOD /path"``.
+        self.route = route
+        #: The handler's qualified name.
+        self.handler = handler
+
+
 class RouteWarning(UserWarning):
     """A route was registered, but not as its handler intended (it raised)."""
 

@@ -21,7 +21,7 @@ from typing import Any, Callable, Dict, List, Tuple, Union
 
 from .requests import Request
 
-__all__ = ["Arguments", "Param", "RequestValidationError", "path_parameters"]
+__all__ = ["Arguments", "Param", "RequestValidationError", "check_path_parameters", "check_path_style", "path_parameters"]
 
 Extractor = Callable[[Request], Any]
 
@@ -121,6 +121,45 @@ _BY_NAME: Dict[str, Any] = {
 def path_parameters(path: str) -> List[Tuple[str, str]]:
     """``(name, convertor)`` for each parameter of a path pattern."""
     return [(name, convertor or "str") for name, convertor in _PATH_PARAM.findall(path)]
+
+
+# Other frameworks' ways to write a path parameter, which would otherwise
+# register as literal text.
+_COLON_PARAM = re.compile(r"/:([A-Za-z_][A-Za-z0-9_]*)")
+_ANGLE_PARAM = re.compile(r"<(?:([A-Za-z_]+):)?([A-Za-z_][A-Za-z0-9_]*)>")
+_FLASK_CONVERTORS = {"string": "str", "int": "int", "float": "float", "path": "path", "uuid": "uuid"}
+
+
+def check_path_style(path: str) -> None:
+    """Refuses a path parameter written as Flask (``<int:id>``) or Express
+    and Robyn (``:id``) write it, saying how to write it here."""
+    angle = _ANGLE_PARAM.search(path)
+    if angle:
+        convertor, name = angle.groups()
+        convertor = _FLASK_CONVERTORS.get(convertor or "string", convertor)
+        fixed = f"{{{name}}}" if convertor == "str" else f"{{{name}:{convertor}}}"
+        raise ValueError(f"{angle.group(0)} is Flask's way to write a path parameter; write {fixed}")
+    colon = _COLON_PARAM.search(path)
+    if colon:
+        name = colon.group(1)
+        raise ValueError(f":{name} is Express's and Robyn's way to write a path parameter; write {{{name}}} (or {{{name}:int}})")
+
+
+def check_path_parameters(path: str, endpoint: Callable[..., Any]) -> None:
+    """Refuses a path parameter that no parameter of the handler takes,
+    unless the handler takes the ``Request`` (and reads it there)."""
+    signature = inspect.signature(endpoint).parameters
+    hints = _hints(endpoint)
+    for parameter in signature.values():
+        annotation = hints.get(parameter.name, parameter.annotation)
+        if annotation is Request or annotation == "Request" or (parameter.name == "request" and annotation is inspect.Parameter.empty):
+            return
+    for name, _ in path_parameters(path):
+        if name not in signature:
+            raise ValueError(
+                f"path parameter {name!r} is not a parameter of the handler; "
+                f"add {name}: str (or another type) to it, or rename it in the path"
+            )
 
 
 def _hints(endpoint: Callable[..., Any]) -> Dict[str, Any]:

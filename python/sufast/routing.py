@@ -179,6 +179,11 @@ def route_entry_table(method: str, path: str, entry: Dict[str, Any]) -> bytes:
     return _dump({method: {path: entry}})
 
 
+def route_table_of(method: str, entries: Dict[str, Any]) -> bytes:
+    """A table of one method's routes (``{path: entry}``), for checking."""
+    return _dump({method: entries})
+
+
 def route_table(routes: Iterable[Route], app_wide: Optional[Dict[str, Any]] = None) -> bytes:
     """The whole route table as UTF-8 JSON for ``set_routes``, with the
     app-wide section (``{"headers": ..., "cors": ...}``) when given."""
