@@ -93,3 +93,17 @@ def test_the_readme_app_settings_make_an_app_that_serves(heading):
         assert request(port, "GET", "/").body == b"up"
     finally:
         app.stop(timeout=0)
+
+
+def test_the_readme_dependencies_example_serves_as_it_says():
+    namespace: dict = {}
+    exec(readme_block("### Headers, cookies and dependencies"), namespace)
+    app = namespace["app"]
+    try:
+        port = app.start()
+        reply = request(port, "GET", "/articles?page-size=1", headers={"Authorization": "Token secret", "Cookie": "theme=dark"})
+        assert (reply.status, json.loads(reply.body)) == (200, {"user": "ann", "articles": ["a"], "theme": "dark"})
+        assert request(port, "GET", "/articles", headers={"Authorization": "Token wrong"}).status == 401
+        assert request(port, "GET", "/articles").status == 422
+    finally:
+        app.stop(timeout=0)

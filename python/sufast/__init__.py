@@ -13,6 +13,7 @@ from ._version import __version__
 from .applications import App
 from .cors import CORS
 from .exceptions import HTTPException, RouteError, RouteWarning, SufastError
+from .params import Cookie, Depends, Header, Path, Query
 from .requests import Request
 from .responses import HTMLResponse, JSONResponse, PlainTextResponse, RedirectResponse, Response
 
@@ -29,6 +30,11 @@ __all__ = [
     "PlainTextResponse",
     "RedirectResponse",
     "Request",
+    "Depends",
+    "Header",
+    "Cookie",
+    "Query",
+    "Path",
     "HTTPException",
     "SufastError",
     "RouteError",

@@ -144,6 +144,8 @@ class HandlerPool:
         except asyncio.CancelledError:
             return  # the server stopped
         self._send(endpoint, request, data)
+        if request._exits:
+            await endpoint.finish_async(request)
 
     # The watchdog ------------------------------------------------------------
 
@@ -263,6 +265,8 @@ class HandlerPool:
 
     def _answer(self, endpoint: Endpoint, request: Request) -> None:
         self._send(endpoint, request, endpoint.call(request))
+        if request._exits:
+            endpoint.finish(request)
 
     def _send(self, endpoint: Endpoint, request: Request, data: Any) -> None:
         refused = self._respond(request.id, data)

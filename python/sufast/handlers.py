@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import inspect
 import logging
-from typing import Any, Callable
+from typing import Any, Callable, Optional
 
 from .exceptions import HTTPException
 from .params import Arguments, RequestValidationError
@@ -36,6 +36,22 @@ _JSON = "application/json"
 INTERNAL_ERROR = encode_head(500, [("content-type", _JSON)]) + b'{"detail": "Internal Server Error"}'
 
 
+def _finish(generator: Any, raised: Optional[BaseException], request: Request, route: str) -> None:
+    try:
+        if raised is None:
+            next(generator)
+        else:
+            generator.throw(raised)
+    except StopIteration:
+        return
+    except BaseException as exc:
+        if exc is not raised:
+            logger.error("%s %s: route %s: dependency clean-up raised %s", request.method, request.path, route, type(exc).__name__, exc_info=exc)
+        return
+    logger.error("%s %s: route %s: a generator dependency yielded more than once", request.method, request.path, route)
+    generator.close()
+
+
 class Endpoint:
     """A handler that runs per request."""
 
@@ -54,6 +70,11 @@ class Endpoint:
         )
         where = f"route {name}: handler {getattr(function, '__qualname__', repr(function))}"
         self.arguments = Arguments(function, path, where)
+        if self.arguments.is_async and not self.is_async:
+            raise TypeError(
+                f"{where}: a plain def handler cannot use an async dependency; "
+                "make the handler async def, or the dependency a plain def"
+            )
         self.status_code = _check_status(status_code)
         self.headers = normalize_headers(headers)
         self._own_type = any(n.lower() == "content-type" for n, _ in self.headers)
@@ -74,6 +95,8 @@ class Endpoint:
         try:
             result = self.function(**self.prepare(request))
         except BaseException as exc:  # every request gets an answer
+            if request._exits:
+                request._raised = exc
             return self.failure(exc, request)
         return self.response(result, request)
 
@@ -82,12 +105,53 @@ class Endpoint:
         cancellation (the server stopped) propagates."""
         request._awaitable = True
         try:
-            result = await self.function(**self.prepare(request))
+            if self.arguments.is_async:
+                request._path_param_reader = self.arguments.read_path_params
+                kwargs = await self.arguments.solve_async(request)
+            else:
+                kwargs = self.prepare(request)
+            result = await self.function(**kwargs)
         except asyncio.CancelledError:
             raise
         except BaseException as exc:  # every request gets an answer
+            if request._exits:
+                request._raised = exc
             return self.failure(exc, request)
         return self.response(result, request)
+
+    def finish(self, request: Request) -> None:
+        """Runs the code after the ``yield`` of the request's generator
+        dependencies, the last one first, once its response was sent; the
+        handler's exception, if any, is raised at the ``yield``."""
+        exits, request._exits = request._exits or [], None
+        for generator in reversed(exits):
+            if inspect.isasyncgen(generator):
+                logger.error("%s %s: route %s: an async generator dependency must be finished on the event loop", request.method, request.path, self.name)
+                continue
+            _finish(generator, request._raised, request, self.name)
+
+    async def finish_async(self, request: Request) -> None:
+        """``finish`` for an ``async def`` handler's dependencies."""
+        exits, request._exits = request._exits or [], None
+        for generator in reversed(exits):
+            raised = request._raised
+            try:
+                if inspect.isasyncgen(generator):
+                    if raised is None:
+                        await generator.__anext__()
+                    else:
+                        await generator.athrow(raised)
+                else:
+                    _finish(generator, raised, request, self.name)
+                    continue
+            except StopAsyncIteration:
+                continue
+            except BaseException as exc:
+                if exc is not raised:
+                    logger.error("%s %s: route %s: dependency clean-up raised %s", request.method, request.path, self.name, type(exc).__name__, exc_info=exc)
+                continue
+            logger.error("%s %s: route %s: a generator dependency yielded more than once", request.method, request.path, self.name)
+            await generator.aclose()
 
     def prepare(self, request: Request) -> dict:
         """The keyword arguments for this request (or a 422/400 raised)."""

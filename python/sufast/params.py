@@ -17,11 +17,23 @@ import re
 import sys
 import typing
 import uuid
-from typing import Any, Callable, Dict, List, Tuple, Union
+from typing import Annotated, Any, Callable, Dict, List, Optional, Tuple, Union
 
 from .requests import Request
 
-__all__ = ["Arguments", "Param", "RequestValidationError", "check_path_parameters", "check_path_style", "path_parameters"]
+__all__ = [
+    "Arguments",
+    "Cookie",
+    "Depends",
+    "Header",
+    "Param",
+    "Path",
+    "Query",
+    "RequestValidationError",
+    "check_path_parameters",
+    "check_path_style",
+    "path_parameters",
+]
 
 Extractor = Callable[[Request], Any]
 
@@ -148,23 +160,39 @@ def check_path_style(path: str) -> None:
 def check_path_parameters(path: str, endpoint: Callable[..., Any]) -> None:
     """Refuses a path parameter that no parameter of the handler takes,
     unless the handler takes the ``Request`` (and reads it there)."""
-    signature = inspect.signature(endpoint).parameters
-    hints = _hints(endpoint)
-    for parameter in signature.values():
-        annotation = hints.get(parameter.name, parameter.annotation)
-        if annotation is Request or annotation == "Request" or (parameter.name == "request" and annotation is inspect.Parameter.empty):
+    taken = set()
+    for name, annotation in _parameters_deep(endpoint, set()):
+        if annotation is Request or annotation == "Request" or (name == "request" and annotation is inspect.Parameter.empty):
             return
+        taken.add(name)
     for name, _ in path_parameters(path):
-        if name not in signature:
+        if name not in taken:
             raise ValueError(
                 f"path parameter {name!r} is not a parameter of the handler; "
                 f"add {name}: str (or another type) to it, or rename it in the path"
             )
 
 
+def _parameters_deep(endpoint: Callable[..., Any], seen: set) -> List[Tuple[str, Any]]:
+    """``(name or path alias, annotation)`` of a handler's parameters and
+    of its dependencies', all the way down."""
+    found = []
+    hints = _hints(endpoint)
+    for parameter in inspect.signature(endpoint).parameters.values():
+        annotation, marker = _marker_of(hints.get(parameter.name, parameter.annotation), parameter.default)
+        if isinstance(marker, Depends):
+            if marker.dependency not in seen:
+                seen.add(marker.dependency)
+                found.extend(_parameters_deep(marker.dependency, seen))
+            continue
+        name = marker.key(parameter.name) if isinstance(marker, Path) else parameter.name
+        found.append((name, annotation))
+    return found
+
+
 def _hints(endpoint: Callable[..., Any]) -> Dict[str, Any]:
     try:
-        return typing.get_type_hints(endpoint)
+        return typing.get_type_hints(endpoint, include_extras=True)
     except Exception:  # unresolvable forward references: fall back to names
         return {}
 
@@ -179,26 +207,129 @@ def _unwrap_optional(annotation: Any) -> Tuple[Any, bool]:
     return annotation, False
 
 
+_REQUIRED: Any = inspect.Parameter.empty
+
+
+class _Marker:
+    """Where a parameter's value comes from, given as its default
+    (``token: str = Header()``) or in ``Annotated[str, Header()]``."""
+
+    source = ""
+    __slots__ = ("default", "alias")
+
+    def __init__(self, default: Any = _REQUIRED, *, alias: Optional[str] = None) -> None:
+        #: The value when the request has none; ``...`` or nothing: required.
+        self.default = _REQUIRED if default is ... else default
+        #: The name the request uses, when it is not the parameter's.
+        self.alias = alias
+
+    def key(self, name: str) -> str:
+        return self.alias if self.alias is not None else name
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}(alias={self.alias!r})"
+
+
+class Query(_Marker):
+    """A query-string parameter (what an unmarked parameter is), with
+    ``alias=`` for a key that is not a Python name (``Query(alias="page-size")``)."""
+
+    source = "query"
+    __slots__ = ()
+
+
+class Header(_Marker):
+    """A request header. Underscores in the parameter's name become
+    hyphens (``user_agent`` reads ``User-Agent``) unless
+    ``convert_underscores=False``; names are case-insensitive."""
+
+    source = "header"
+    __slots__ = ("convert_underscores",)
+
+    def __init__(self, default: Any = _REQUIRED, *, alias: Optional[str] = None, convert_underscores: bool = True) -> None:
+        super().__init__(default, alias=alias)
+        self.convert_underscores = convert_underscores
+
+    def key(self, name: str) -> str:
+        if self.alias is not None:
+            return self.alias.lower()
+        return (name.replace("_", "-") if self.convert_underscores else name).lower()
+
+
+class Cookie(_Marker):
+    """A cookie by name."""
+
+    source = "cookie"
+    __slots__ = ()
+
+
+class Path(_Marker):
+    """A path parameter, said explicitly (``alias=`` names the pattern's
+    parameter when it is not the Python name). Always required."""
+
+    source = "path"
+    __slots__ = ()
+
+    def __init__(self, default: Any = _REQUIRED, *, alias: Optional[str] = None) -> None:
+        super().__init__(_REQUIRED, alias=alias)
+
+
+class Depends:
+    """A parameter whose value a dependency gives: ``user = Depends(current_user)``.
+
+    The dependency takes the parameters a handler takes (path, query,
+    header, cookie, request, other dependencies), sync or async. It runs
+    once per request, however many parameters depend on it, unless
+    ``use_cache=False``. A generator dependency gives what it yields; the
+    code after its ``yield`` runs once the response was handed to the
+    server, also when the handler raised (the exception is raised at the
+    ``yield``)."""
+
+    __slots__ = ("dependency", "use_cache")
+
+    def __init__(self, dependency: Callable[..., Any], *, use_cache: bool = True) -> None:
+        if not callable(dependency):
+            raise TypeError(f"Depends() takes a callable, got {dependency!r}")
+        self.dependency = dependency
+        self.use_cache = use_cache
+
+    def __repr__(self) -> str:
+        return f"Depends({getattr(self.dependency, '__qualname__', self.dependency)!r})"
+
+
 class Param:
     """One parameter of a handler as read at registration: its name, where
     its value comes from (``source``: ``"request"``, ``"path"``,
-    ``"query"`` or ``"body"``), its annotation and default, and
-    ``extract``, which gives its value for a request (or raises)."""
+    ``"query"``, ``"header"``, ``"cookie"``, ``"body"`` or
+    ``"depends"``), the name the request uses (``key``), its annotation
+    and default, and ``extract``, which gives its value for a request (or
+    raises). A dependency's own parameters are in ``dependency``."""
 
-    __slots__ = ("name", "source", "annotation", "default", "extract")
+    __slots__ = ("name", "source", "key", "annotation", "default", "extract", "dependency")
 
-    def __init__(self, name: str, source: str, annotation: Any, default: Any, extract: Extractor) -> None:
+    def __init__(
+        self,
+        name: str,
+        source: str,
+        annotation: Any,
+        default: Any,
+        extract: Extractor,
+        key: Optional[str] = None,
+        dependency: Optional["Dependency"] = None,
+    ) -> None:
         self.name = name
         self.source = source
+        self.key = name if key is None else key
         self.annotation = annotation
         #: ``inspect.Parameter.empty`` when there is none.
         self.default = default
         self.extract = extract
+        self.dependency = dependency
 
     @property
     def required(self) -> bool:
         """Whether a request must supply it."""
-        if self.source in ("request", "path"):
+        if self.source in ("request", "path", "depends"):
             return True
         return self.default is inspect.Parameter.empty and not _unwrap_optional(self.annotation)[1]
 
@@ -217,12 +348,29 @@ class Arguments:
         self.params: List[Param] = []
         for parameter in inspect.signature(endpoint).parameters.values():
             annotation = hints.get(parameter.name, parameter.annotation)
+            annotation, marker = _marker_of(annotation, parameter.default)
             if isinstance(annotation, str):
                 annotation = _BY_NAME.get(annotation, annotation)
-            source, extract = self._extractor(parameter, annotation, path_index, where)
-            self.params.append(Param(parameter.name, source, annotation, parameter.default, extract))
-        # What a request runs: a name and an extractor per parameter.
-        self._plan: List[Tuple[str, Extractor]] = [(param.name, param.extract) for param in self.params]
+            if isinstance(marker, Depends):
+                dependency = Dependency(marker, path, where)
+                self.params.append(Param(parameter.name, "depends", annotation, marker, dependency.solve, dependency=dependency))
+                continue
+            default = parameter.default
+            if marker is not None and (marker is default or marker.default is not _REQUIRED):
+                # Header(5) gives the default; with Annotated[int, Header()]
+                # the parameter's own default (`= 5`) does.
+                default = marker.default
+            source, extract, key = self._extractor(parameter, annotation, default, marker, path_index, where)
+            self.params.append(Param(parameter.name, source, annotation, default, extract, key=key))
+        # What a request runs: a name and an extractor per parameter; the
+        # dependencies after the others.
+        self._plan: List[Tuple[str, Extractor]] = [(p.name, p.extract) for p in self.params if p.source != "depends"]
+        self._dependencies: List[Tuple[str, "Dependency"]] = [
+            (p.name, p.dependency) for p in self.params if p.dependency is not None
+        ]
+        #: Whether a dependency (here or further down) is a coroutine or an
+        #: async generator: the arguments must then be awaited.
+        self.is_async = any(d.is_async for _, d in self._dependencies)
         self.wants_input = bool(self.params)
         readers = [(name, _BY_CONVERTOR.get(convertor, _to_str)) for name, convertor in self.path_params]
 
@@ -233,22 +381,35 @@ class Arguments:
         self.read_path_params = read_path_params
 
     def _extractor(
-        self, parameter: inspect.Parameter, annotation: Any, path_index: Dict[str, int], where: str
-    ) -> Tuple[str, Extractor]:
+        self,
+        parameter: inspect.Parameter,
+        annotation: Any,
+        default: Any,
+        marker: Optional[_Marker],
+        path_index: Dict[str, int],
+        where: str,
+    ) -> Tuple[str, Extractor, str]:
         name = parameter.name
         if parameter.kind in (inspect.Parameter.VAR_POSITIONAL, inspect.Parameter.VAR_KEYWORD):
             raise TypeError(f"{where}: parameter {name!r} cannot be filled (no *args or **kwargs)")
         if parameter.kind is inspect.Parameter.POSITIONAL_ONLY:
             raise TypeError(f"{where}: parameter {name!r} is positional-only; sufast passes parameters by name")
+        if marker is not None:
+            key = marker.key(name)
+            if marker.source == "path":
+                if key not in path_index:
+                    raise TypeError(f"{where}: parameter {name!r} is Path(), but the path has no {{{key}}}")
+                return "path", self._path_extractor(key, path_index[key], annotation, where), key
+            return marker.source, _value_extractor(marker.source, key, annotation, default, where), key
         if annotation is Request or (name == "request" and annotation is inspect.Parameter.empty):
-            return "request", _the_request
+            return "request", _the_request, name
         if name in path_index:
-            return "path", self._path_extractor(name, path_index[name], annotation, where)
+            return "path", self._path_extractor(name, path_index[name], annotation, where), name
         if annotation is bytes:
-            return "body", _the_body
+            return "body", _the_body, name
         if annotation is dict or typing.get_origin(annotation) is dict:
-            return "body", _json_object(name)
-        return "query", _query_extractor(name, annotation, parameter.default, where)
+            return "body", _json_object(name), name
+        return "query", _value_extractor("query", name, annotation, default, where), name
 
     def _path_extractor(self, name: str, index: int, annotation: Any, where: str) -> Extractor:
         if annotation is inspect.Parameter.empty:
@@ -269,6 +430,7 @@ class Arguments:
         return extract
 
     def __call__(self, request: Request) -> Dict[str, Any]:
+        """The keyword arguments, with sync dependencies solved."""
         kwargs = {}
         errors = None
         for name, extract in self._plan:
@@ -277,9 +439,89 @@ class Arguments:
             except _Invalid as invalid:
                 errors = errors or []
                 errors.append(invalid.detail)
+        for name, dependency in self._dependencies:
+            try:
+                kwargs[name] = dependency.solve(request)
+            except RequestValidationError as invalid:
+                errors = errors or []
+                errors.extend(invalid.errors)
         if errors:
             raise RequestValidationError(errors)
         return kwargs
+
+    async def solve_async(self, request: Request) -> Dict[str, Any]:
+        """The keyword arguments, with sync and async dependencies solved."""
+        kwargs = {}
+        errors = None
+        for name, extract in self._plan:
+            try:
+                kwargs[name] = extract(request)
+            except _Invalid as invalid:
+                errors = errors or []
+                errors.append(invalid.detail)
+        for name, dependency in self._dependencies:
+            try:
+                kwargs[name] = await dependency.solve_async(request)
+            except RequestValidationError as invalid:
+                errors = errors or []
+                errors.extend(invalid.errors)
+        if errors:
+            raise RequestValidationError(errors)
+        return kwargs
+
+
+class Dependency:
+    """A ``Depends`` read at registration: the callable, its own
+    parameters, and how it gives its value (returns, awaits, yields)."""
+
+    def __init__(self, marker: Depends, path: str, where: str) -> None:
+        call = marker.dependency
+        self.call = call
+        self.use_cache = marker.use_cache
+        self.name = getattr(call, "__qualname__", None) or repr(call)
+        function = call if inspect.isfunction(call) or inspect.ismethod(call) else getattr(call, "__call__", call)
+        self.is_generator = inspect.isgeneratorfunction(function)
+        self.is_async_generator = inspect.isasyncgenfunction(function)
+        self.is_coroutine = inspect.iscoroutinefunction(function)
+        self.arguments = Arguments(call, path, f"{where}: dependency {self.name}")
+        self.is_async = self.is_coroutine or self.is_async_generator or self.arguments.is_async
+
+    def solve(self, request: Request) -> Any:
+        """Its value for ``request`` (from the request's cache when it ran
+        already), on a sync handler's thread."""
+        cache = request._dependency_cache
+        if cache is None:
+            cache = request._dependency_cache = {}
+        elif self.use_cache and self.call in cache:
+            return cache[self.call]
+        value = self.call(**self.arguments(request))
+        if self.is_generator:
+            _finish_later(request, value)
+            value = next(value)
+        if self.use_cache:
+            cache[self.call] = value
+        return value
+
+    async def solve_async(self, request: Request) -> Any:
+        """The same in an ``async def`` handler: coroutines are awaited."""
+        cache = request._dependency_cache
+        if cache is None:
+            cache = request._dependency_cache = {}
+        elif self.use_cache and self.call in cache:
+            return cache[self.call]
+        kwargs = await self.arguments.solve_async(request) if self.arguments.is_async else self.arguments(request)
+        value = self.call(**kwargs)
+        if self.is_coroutine:
+            value = await value
+        elif self.is_async_generator:
+            _finish_later(request, value)
+            value = await value.__anext__()
+        elif self.is_generator:
+            _finish_later(request, value)
+            value = next(value)
+        if self.use_cache:
+            cache[self.call] = value
+        return value
 
 
 def _the_request(request: Request) -> Request:
@@ -300,7 +542,34 @@ def _json_object(name: str) -> Extractor:
     return extract
 
 
-def _query_extractor(name: str, annotation: Any, default: Any, where: str) -> Extractor:
+def _finish_later(request: Request, generator: Any) -> None:
+    if request._exits is None:
+        request._exits = []
+    request._exits.append(generator)
+
+
+def _marker_of(annotation: Any, default: Any) -> Tuple[Any, Any]:
+    """The annotation without ``Annotated[...]``, and the parameter's
+    marker (``Header()``, ``Depends(...)``, ...) if it has one."""
+    marker = default if isinstance(default, (_Marker, Depends)) else None
+    if typing.get_origin(annotation) is Annotated:
+        args = typing.get_args(annotation)
+        annotation = args[0]
+        for extra in args[1:]:
+            if isinstance(extra, (_Marker, Depends)):
+                marker = extra
+    return annotation, marker
+
+
+_GETTERS: Dict[str, Tuple[Callable[[Request, str], Any], Callable[[Request, str], List[str]]]] = {
+    "query": (lambda r, k: r.query_params.get(k), lambda r, k: r.query_params.getlist(k)),
+    "header": (lambda r, k: r.headers.get(k), lambda r, k: r.headers.getlist(k)),
+    "cookie": (lambda r, k: r.cookies.get(k), lambda r, k: [v] if (v := r.cookies.get(k)) is not None else []),
+}
+
+
+def _value_extractor(source: str, name: str, annotation: Any, default: Any, where: str) -> Extractor:
+    get_one, get_all = _GETTERS[source]
     inner, optional = _unwrap_optional(annotation)
     required = default is inspect.Parameter.empty and not optional
     fallback = None if default is inspect.Parameter.empty else default
@@ -308,38 +577,38 @@ def _query_extractor(name: str, annotation: Any, default: Any, where: str) -> Ex
         args = typing.get_args(inner)
         convert_item = _CONVERTERS.get(args[0] if args else str)
         if convert_item is None:
-            raise TypeError(f"{where}: query parameter {name!r} has an unsupported item type {args[0]!r}")
+            raise TypeError(f"{where}: {source} parameter {name!r} has an unsupported item type {args[0]!r}")
 
         def extract_list(request: Request) -> Any:
-            values = request.query_params.getlist(name)
+            values = get_all(request, name)
             if not values:
                 if required:
-                    raise _Invalid("query", name, "field required", missing=True)
+                    raise _Invalid(source, name, "field required", missing=True)
                 return fallback
             try:
                 return [convert_item(v) for v in values]
             except ValueError as exc:
-                raise _Invalid("query", name, str(exc), values) from None
+                raise _Invalid(source, name, str(exc), values) from None
 
         return extract_list
     convert = _CONVERTERS.get(inner)
     if convert is None:
         raise TypeError(
-            f"{where}: query parameter {name!r} has an unsupported type {annotation!r}; "
+            f"{where}: {source} parameter {name!r} has an unsupported type {annotation!r}; "
             "use int, float, bool, str, uuid.UUID, Optional[...] or List[...], "
             "or take request: Request"
         )
 
     def extract(request: Request) -> Any:
-        raw = request.query_params.get(name)
+        raw = get_one(request, name)
         if raw is None:
             if required:
-                raise _Invalid("query", name, "field required", missing=True)
+                raise _Invalid(source, name, "field required", missing=True)
             return fallback
         try:
             return convert(raw)
         except ValueError as exc:
-            raise _Invalid("query", name, str(exc), raw) from None
+            raise _Invalid(source, name, str(exc), raw) from None
 
     return extract
 

@@ -166,6 +166,9 @@ class Request:
         "_query_params",
         "_cookies",
         "_json",
+        "_dependency_cache",
+        "_exits",
+        "_raised",
     )
 
     def __init__(
@@ -198,6 +201,11 @@ class Request:
         self._path_params: Optional[Dict[str, Any]] = None
         self._path_param_reader: Optional[Callable[[List[str]], Dict[str, Any]]] = None
         self._headers: Optional[Headers] = None
+        # Dependencies: their values by callable, the generators to finish
+        # once the response is sent, and what the handler raised.
+        self._dependency_cache: Optional[Dict[Any, Any]] = None
+        self._exits: Optional[List[Any]] = None
+        self._raised: Optional[BaseException] = None
         self._query_params: Optional[QueryParams] = None
         self._cookies: Optional[Dict[str, str]] = None
         self._json: Any = _MISSING
