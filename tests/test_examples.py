@@ -107,3 +107,17 @@ def test_the_readme_dependencies_example_serves_as_it_says():
         assert request(port, "GET", "/articles").status == 422
     finally:
         app.stop(timeout=0)
+
+
+def test_the_readme_router_example_serves_as_it_says():
+    namespace: dict = {}
+    exec(readme_block("### Routers"), namespace)
+    app = namespace["app"]
+    try:
+        port = app.start()
+        key = {"X-Api-Key": "secret"}
+        assert json.loads(request(port, "GET", "/api/articles", headers=key).body) == ["hello"]
+        assert json.loads(request(port, "GET", "/api/articles/hi", headers=key).body) == {"slug": "hi"}
+        assert request(port, "GET", "/api/articles/hi", headers={"X-Api-Key": "wrong"}).status == 403
+    finally:
+        app.stop(timeout=0)

@@ -14,6 +14,7 @@ from .applications import App
 from .cors import CORS
 from .exceptions import HTTPException, RouteError, RouteWarning, SufastError
 from .params import Cookie, Depends, Header, Path, Query
+from .routing import Router
 from .requests import Request
 from .responses import HTMLResponse, JSONResponse, PlainTextResponse, RedirectResponse, Response
 
@@ -31,6 +32,7 @@ __all__ = [
     "RedirectResponse",
     "Request",
     "Depends",
+    "Router",
     "Header",
     "Cookie",
     "Query",

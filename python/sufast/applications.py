@@ -8,7 +8,7 @@ import signal
 import sys
 import threading
 import warnings
-from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple, TypeVar
+from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
 
 from . import _native
 from ._version import __version__
@@ -19,20 +19,19 @@ from .logs import configure_logger, log_options
 from .responses import HeadersInput, normalize_headers
 from ._pool import HandlerPool
 from .handlers import Endpoint
-from .params import check_path_parameters, check_path_style
-from .routing import Route, describe, parameters, precompute, route_entry_table, route_table, route_table_of
+from .params import Depends, check_path_parameters, check_path_style
+from .routing import Decorators, Route, Router, check_prefix, describe, parameters, precompute, route_entry_table, route_table, route_table_of
 from .workers import serve_workers
 
 __all__ = ["App"]
 
-Handler = TypeVar("Handler", bound=Callable[..., Any])
 
 # The native server is one per process; this is the App serving it.
 _serving_lock = threading.Lock()
 _serving: Optional["App"] = None
 
 
-class App:
+class App(Decorators):
     """A sufast application.
 
     >>> app = App()
@@ -58,6 +57,7 @@ class App:
         request_timeout: float = 60.0,
         max_header_size: int = 64 * 1024,
         max_connections: Optional[int] = None,
+        dependencies: Optional[Sequence[Depends]] = None,
     ) -> None:
         """``threads`` Python threads run sync handlers (and hand ``async
         def`` ones to the app's event loop); when every one of them has
@@ -103,6 +103,8 @@ class App:
         _check_count("cache_max_entries", cache_max_entries, 2**32 - 1)
         self._headers = headers
         self._cors = cors
+        #: Run for every route registered on the app, before its own.
+        self._dependencies: List[Depends] = _depends_list("App", dependencies)
         self._forwarded_allow_ips = _ip_list(forwarded_allow_ips)
         self._app_wide = _app_wide(headers, cors, self._forwarded_allow_ips)
         # What is served: the App's section, or start()'s override of it.
@@ -127,37 +129,18 @@ class App:
 
     # Registration -----------------------------------------------------------
 
-    def get(self, path: str, **options: Any) -> Callable[[Handler], Handler]:
-        """Registers a handler for GET (and HEAD) requests to ``path``; ``options`` as
-        for ``add_route``."""
-        return self._decorator("GET", path, options)
-
-    def post(self, path: str, **options: Any) -> Callable[[Handler], Handler]:
-        """Registers a handler for POST requests to ``path``; ``options`` as
-        for ``add_route``."""
-        return self._decorator("POST", path, options)
-
-    def put(self, path: str, **options: Any) -> Callable[[Handler], Handler]:
-        """Registers a handler for PUT requests to ``path``; ``options`` as
-        for ``add_route``."""
-        return self._decorator("PUT", path, options)
-
-    def patch(self, path: str, **options: Any) -> Callable[[Handler], Handler]:
-        """Registers a handler for PATCH requests to ``path``; ``options`` as
-        for ``add_route``."""
-        return self._decorator("PATCH", path, options)
-
-    def delete(self, path: str, **options: Any) -> Callable[[Handler], Handler]:
-        """Registers a handler for DELETE requests to ``path``; ``options`` as
-        for ``add_route``."""
-        return self._decorator("DELETE", path, options)
-
-    def _decorator(self, method: str, path: str, options: Dict[str, Any]) -> Callable[[Handler], Handler]:
-        def register(endpoint: Handler) -> Handler:
-            self.add_route(method, path, endpoint, _stacklevel=4, **options)
-            return endpoint
-
-        return register
+    def include_router(
+        self, router: Router, *, prefix: str = "", tags: Optional[Sequence[str]] = None, dependencies: Optional[Sequence[Depends]] = None
+    ) -> None:
+        """Registers every route of ``router`` (and of the routers it
+        includes) under ``prefix``, with ``tags`` and ``dependencies``
+        before the router's own. The route table stays flat."""
+        check_prefix(prefix)
+        for planned in router.routes:
+            route = planned.under(prefix, tags or [], dependencies or [])
+            self.add_route(
+                route.method, route.path, route.endpoint, tags=route.tags, dependencies=route.dependencies, _stacklevel=3, **route.options
+            )
 
     def add_route(
         self,
@@ -171,6 +154,8 @@ class App:
         cache_ttl: Optional[float] = None,
         cache_max_entries: Optional[int] = None,
         stale_ttl: Optional[float] = None,
+        tags: Optional[Sequence[str]] = None,
+        dependencies: Optional[Sequence[Depends]] = None,
         _stacklevel: int = 2,
     ) -> Route:
         """Registers ``endpoint`` for ``method`` requests to ``path``.
@@ -184,14 +169,19 @@ class App:
         render runs, others get the old copy if it is younger than
         ``stale_ttl`` (default twice ``cache_ttl``), else they wait for the
         render. ``status_code``
-        and ``headers`` apply to plain return values. If the server is
-        running, it serves the new route at once.
+        and ``headers`` apply to plain return values. ``dependencies``
+        (``Depends``) run before the handler, their values unused, after
+        the App's; a route with any runs per request. ``tags`` label it
+        (for OpenAPI). If the server is running, it serves the new route
+        at once.
         """
         name = f"{method} {path}"
         try:
+            extra = self._dependencies + _depends_list(f"route {name}", dependencies)
             route = self._register(
-                name, method, path, endpoint, status_code, headers, dynamic, cache_ttl, cache_max_entries, stale_ttl, _stacklevel + 1
+                name, method, path, endpoint, status_code, headers, dynamic, cache_ttl, cache_max_entries, stale_ttl, _stacklevel + 1, extra
             )
+            route.tags = [str(tag) for tag in tags or []]
         except RouteError:
             raise
         except (TypeError, ValueError, SufastError) as exc:
@@ -219,6 +209,7 @@ class App:
         cache_max_entries: Optional[int],
         stale_ttl: Optional[float],
         stacklevel: int,
+        dependencies: List[Depends],
     ) -> Route:
         check_path_style(path)
         if cache_ttl is not None:
@@ -235,7 +226,7 @@ class App:
                 raise ValueError(f"route {name}: stale_ttl must be a number of seconds from cache_ttl ({cache_ttl}) to 4000000, got {stale_ttl!r}")
         elif cache_max_entries is not None or stale_ttl is not None:
             raise ValueError(f"route {name}: cache_max_entries and stale_ttl need cache_ttl")
-        per_request = dynamic or cache_ttl is not None or bool(parameters(endpoint))
+        per_request = dynamic or cache_ttl is not None or bool(parameters(endpoint)) or bool(dependencies)
         with self._lock:
             if (method, path) in self._routes:
                 earlier = describe(self._routes[(method, path)].endpoint)
@@ -253,10 +244,10 @@ class App:
                 if others:
                     raise SufastError(f"{exc.message} (handler {describe(others[0].endpoint)})", exc.code) from None
                 raise
-            check_path_parameters(path, endpoint)
+            check_path_parameters(path, endpoint, dependencies)
             if per_request:
                 handler_id = self._next_handler
-                handler = Endpoint(name, path, endpoint, status_code, headers)
+                handler = Endpoint(name, path, endpoint, status_code, headers, dependencies)
                 route = Route(
                     method, path, endpoint, handler_id=handler_id, cache_ttl=cache_ttl, cache_max_entries=cache_max_entries, stale_ttl=stale_ttl
                 )
@@ -440,6 +431,14 @@ class App:
             return "  (no routes)"
         width = max(len(path) for _, path, _ in rows)
         return "\n".join(f"  {method:<7} {path:<{width}}  {tier}" for method, path, tier in rows)
+
+
+def _depends_list(owner: str, dependencies: Optional[Sequence[Any]]) -> List[Depends]:
+    found = list(dependencies or [])
+    for dependency in found:
+        if not isinstance(dependency, Depends):
+            raise TypeError(f"{owner}: dependencies must be Depends(...), got {dependency!r}")
+    return found
 
 
 def _naming(route: str, handler: str, message: str) -> str:

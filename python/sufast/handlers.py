@@ -10,10 +10,10 @@ from __future__ import annotations
 import asyncio
 import inspect
 import logging
-from typing import Any, Callable, Optional
+from typing import Any, Callable, Optional, Sequence
 
 from .exceptions import HTTPException
-from .params import Arguments, RequestValidationError
+from .params import Arguments, Depends, RequestValidationError
 from .requests import Request
 from .responses import (
     BODILESS,
@@ -62,6 +62,7 @@ class Endpoint:
         function: Callable[..., Any],
         status_code: int = 200,
         headers: HeadersInput = None,
+        dependencies: Sequence[Depends] = (),
     ) -> None:
         self.name = name
         self.function = function
@@ -69,7 +70,7 @@ class Endpoint:
             getattr(function, "__call__", None)
         )
         where = f"route {name}: handler {getattr(function, '__qualname__', repr(function))}"
-        self.arguments = Arguments(function, path, where)
+        self.arguments = Arguments(function, path, where, dependencies)
         if self.arguments.is_async and not self.is_async:
             raise TypeError(
                 f"{where}: a plain def handler cannot use an async dependency; "

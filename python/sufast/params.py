@@ -17,7 +17,7 @@ import re
 import sys
 import typing
 import uuid
-from typing import Annotated, Any, Callable, Dict, List, Optional, Tuple, Union
+from typing import Annotated, Any, Callable, Dict, List, Optional, Sequence, Tuple, Union
 
 from .requests import Request
 
@@ -157,11 +157,15 @@ def check_path_style(path: str) -> None:
         raise ValueError(f":{name} is Express's and Robyn's way to write a path parameter; write {{{name}}} (or {{{name}:int}})")
 
 
-def check_path_parameters(path: str, endpoint: Callable[..., Any]) -> None:
-    """Refuses a path parameter that no parameter of the handler takes,
-    unless the handler takes the ``Request`` (and reads it there)."""
+def check_path_parameters(path: str, endpoint: Callable[..., Any], dependencies: Sequence["Depends"] = ()) -> None:
+    """Refuses a path parameter that no parameter of the handler (or of a
+    dependency) takes, unless one takes the ``Request`` and reads it there."""
     taken = set()
-    for name, annotation in _parameters_deep(endpoint, set()):
+    seen: set = set()
+    found = _parameters_deep(endpoint, seen)
+    for dependency in dependencies:
+        found += _parameters_deep(dependency.dependency, seen)
+    for name, annotation in found:
         if annotation is Request or annotation == "Request" or (name == "request" and annotation is inspect.Parameter.empty):
             return
         taken.add(name)
@@ -341,7 +345,7 @@ class Arguments:
     """The parameters of one handler; calling it with a request returns the
     keyword arguments or raises ``RequestValidationError``."""
 
-    def __init__(self, endpoint: Callable[..., Any], path: str, where: str) -> None:
+    def __init__(self, endpoint: Callable[..., Any], path: str, where: str, dependencies: Sequence["Depends"] = ()) -> None:
         self.path_params = path_parameters(path)
         path_index = {name: i for i, (name, _) in enumerate(self.path_params)}
         hints = _hints(endpoint)
@@ -365,9 +369,10 @@ class Arguments:
         # What a request runs: a name and an extractor per parameter; the
         # dependencies after the others.
         self._plan: List[Tuple[str, Extractor]] = [(p.name, p.extract) for p in self.params if p.source != "depends"]
-        self._dependencies: List[Tuple[str, "Dependency"]] = [
-            (p.name, p.dependency) for p in self.params if p.dependency is not None
-        ]
+        # Those of the route and its routers first, their values unused
+        # (no name), then the handler's.
+        self._dependencies: List[Tuple[Optional[str], "Dependency"]] = [(None, Dependency(d, path, where)) for d in dependencies]
+        self._dependencies += [(p.name, p.dependency) for p in self.params if p.dependency is not None]
         #: Whether a dependency (here or further down) is a coroutine or an
         #: async generator: the arguments must then be awaited.
         self.is_async = any(d.is_async for _, d in self._dependencies)
@@ -441,7 +446,9 @@ class Arguments:
                 errors.append(invalid.detail)
         for name, dependency in self._dependencies:
             try:
-                kwargs[name] = dependency.solve(request)
+                value = dependency.solve(request)
+                if name is not None:
+                    kwargs[name] = value
             except RequestValidationError as invalid:
                 errors = errors or []
                 errors.extend(invalid.errors)
@@ -461,7 +468,9 @@ class Arguments:
                 errors.append(invalid.detail)
         for name, dependency in self._dependencies:
             try:
-                kwargs[name] = await dependency.solve_async(request)
+                value = await dependency.solve_async(request)
+                if name is not None:
+                    kwargs[name] = value
             except RequestValidationError as invalid:
                 errors = errors or []
                 errors.extend(invalid.errors)

@@ -1,5 +1,7 @@
-"""Routes: running a precomputed handler once, turning what it returned
-into a stored response, and the route-table JSON the native server reads."""
+"""Routes: ``Router`` (routes grouped under a prefix, with tags and
+dependencies), running a precomputed handler once, turning what it
+returned into a stored response, and the route-table JSON the native
+server reads (always flat: routers exist only in Python)."""
 
 from __future__ import annotations
 
@@ -7,11 +9,11 @@ import asyncio
 import base64
 import inspect
 import json
-from typing import Any, Callable, Dict, Iterable, List, Optional
+from typing import Any, Callable, Dict, Iterable, List, Optional, Sequence, TypeVar
 
 from .responses import BODILESS, HeadersInput, JSONResponse, PlainTextResponse, Response, normalize_headers, with_route_headers
 
-__all__ = ["APP_WIDE_KEY", "METHODS", "Route", "describe", "parameters", "precompute", "render", "route_entry_table", "route_table"]
+__all__ = ["APP_WIDE_KEY", "METHODS", "Route", "Router", "describe", "parameters", "precompute", "render", "route_entry_table", "route_table"]
 
 METHODS = ("GET", "POST", "PUT", "PATCH", "DELETE")
 
@@ -20,6 +22,126 @@ METHODS = ("GET", "POST", "PUT", "PATCH", "DELETE")
 APP_WIDE_KEY = "@app"
 
 _SERVER_ERROR = {"detail": "Internal Server Error"}
+
+Handler = TypeVar("Handler", bound=Callable[..., Any])
+
+
+class Decorators:
+    """``get``/``post``/``put``/``patch``/``delete`` for anything with an
+    ``add_route``: the App and routers."""
+
+    def add_route(self, method: str, path: str, endpoint: Callable[..., Any], **options: Any) -> Any:
+        raise NotImplementedError
+
+    def get(self, path: str, **options: Any) -> Callable[[Handler], Handler]:
+        """Registers a handler for GET (and HEAD) requests to ``path``; ``options`` as
+        for ``add_route``."""
+        return self._decorator("GET", path, options)
+
+    def post(self, path: str, **options: Any) -> Callable[[Handler], Handler]:
+        """Registers a handler for POST requests to ``path``; ``options`` as
+        for ``add_route``."""
+        return self._decorator("POST", path, options)
+
+    def put(self, path: str, **options: Any) -> Callable[[Handler], Handler]:
+        """Registers a handler for PUT requests to ``path``; ``options`` as
+        for ``add_route``."""
+        return self._decorator("PUT", path, options)
+
+    def patch(self, path: str, **options: Any) -> Callable[[Handler], Handler]:
+        """Registers a handler for PATCH requests to ``path``; ``options`` as
+        for ``add_route``."""
+        return self._decorator("PATCH", path, options)
+
+    def delete(self, path: str, **options: Any) -> Callable[[Handler], Handler]:
+        """Registers a handler for DELETE requests to ``path``; ``options`` as
+        for ``add_route``."""
+        return self._decorator("DELETE", path, options)
+
+    def _decorator(self, method: str, path: str, options: Dict[str, Any]) -> Callable[[Handler], Handler]:
+        def register(endpoint: Handler) -> Handler:
+            self.add_route(method, path, endpoint, _stacklevel=4, **options)
+            return endpoint
+
+        return register
+
+
+def check_prefix(prefix: str) -> str:
+    """A router prefix: ``""`` or ``/a/b``, never ending in ``/``."""
+    if not isinstance(prefix, str):
+        raise TypeError(f"a router prefix must be a str, got {prefix!r}")
+    if prefix and (not prefix.startswith("/") or prefix.endswith("/")):
+        raise ValueError(f"a router prefix must start with '/' and not end with '/', got {prefix!r}")
+    return prefix
+
+
+class PlannedRoute:
+    """A route a router holds until it is included: the full path so far,
+    and the tags and dependencies of every router above it."""
+
+    __slots__ = ("method", "path", "endpoint", "tags", "dependencies", "options")
+
+    def __init__(self, method: str, path: str, endpoint: Callable[..., Any], tags: List[str], dependencies: List[Any], options: Dict[str, Any]) -> None:
+        self.method = method
+        self.path = path
+        self.endpoint = endpoint
+        self.tags = tags
+        self.dependencies = dependencies
+        self.options = options
+
+    def under(self, prefix: str, tags: Sequence[str], dependencies: Sequence[Any]) -> "PlannedRoute":
+        """The same route included under ``prefix``, its tags and
+        dependencies first."""
+        return PlannedRoute(self.method, prefix + self.path, self.endpoint, [*tags, *self.tags], [*dependencies, *self.dependencies], self.options)
+
+
+class Router(Decorators):
+    """Routes grouped under a path ``prefix``, with ``tags`` and
+    ``dependencies`` (``Depends`` run for every route, their values
+    unused) that apply to each; added to an App, or to another router,
+    with ``include_router``. Routes are copied when the router is
+    included: add them first.
+
+    >>> router = Router(prefix="/articles", tags=["articles"])
+    >>> @router.get("/{slug}")
+    ... def article(slug: str):
+    ...     return {"slug": slug}
+    """
+
+    def __init__(self, prefix: str = "", *, tags: Optional[Sequence[str]] = None, dependencies: Optional[Sequence[Any]] = None) -> None:
+        self.prefix = check_prefix(prefix)
+        self.tags = list(tags or [])
+        self.dependencies = list(dependencies or [])
+        #: The routes, with this router's prefix, tags and dependencies.
+        self.routes: List[PlannedRoute] = []
+
+    def add_route(
+        self,
+        method: str,
+        path: str,
+        endpoint: Callable[..., Any],
+        *,
+        tags: Optional[Sequence[str]] = None,
+        dependencies: Optional[Sequence[Any]] = None,
+        _stacklevel: int = 2,
+        **options: Any,
+    ) -> None:
+        """Adds a route; ``options`` as for ``App.add_route``, checked when
+        the router is included."""
+        if method not in METHODS:
+            raise ValueError(f"route {method} {path}: method must be one of {', '.join(METHODS)}")
+        self.routes.append(
+            PlannedRoute(method, self.prefix + path, endpoint, [*self.tags, *(tags or [])], [*self.dependencies, *(dependencies or [])], options)
+        )
+
+    def include_router(
+        self, router: "Router", *, prefix: str = "", tags: Optional[Sequence[str]] = None, dependencies: Optional[Sequence[Any]] = None
+    ) -> None:
+        """Adds ``router``'s routes under this router's prefix and
+        ``prefix``, with this router's tags and dependencies and these."""
+        check_prefix(prefix)
+        for route in router.routes:
+            self.routes.append(route.under(self.prefix + prefix, [*self.tags, *(tags or [])], [*self.dependencies, *(dependencies or [])]))
 
 
 class Route:
@@ -52,6 +174,8 @@ class Route:
         #: How old a stored response may be and still be sent while it is
         #: re-rendered; ``None``: twice ``cache_ttl``.
         self.stale_ttl = stale_ttl
+        #: Labels for OpenAPI, from the route and its routers.
+        self.tags: List[str] = []
 
     @property
     def tier(self) -> str:
