@@ -12,7 +12,7 @@ from . import status
 from ._version import __version__
 from .applications import App
 from .cors import CORS
-from .exceptions import HTTPException, RouteError, RouteWarning, SufastError
+from .exceptions import HTTPException, RequestValidationError, RouteError, RouteWarning, SufastError
 from .params import Cookie, Depends, Header, Path, Query
 from .routing import Router
 from .requests import Request
@@ -38,6 +38,7 @@ __all__ = [
     "Query",
     "Path",
     "HTTPException",
+    "RequestValidationError",
     "SufastError",
     "RouteError",
     "RouteWarning",

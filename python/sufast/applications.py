@@ -8,7 +8,7 @@ import signal
 import sys
 import threading
 import warnings
-from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
+from typing import Any, Callable, Dict, List, Mapping, Optional, Sequence, Tuple, Union
 
 from . import _native
 from ._version import __version__
@@ -18,9 +18,9 @@ from .limits import server_limits
 from .logs import configure_logger, log_options
 from .responses import HeadersInput, normalize_headers
 from ._pool import HandlerPool
-from .handlers import Endpoint
+from .handlers import Endpoint, ExceptionHandlers
 from .params import Depends, check_path_parameters, check_path_style
-from .routing import Decorators, Route, Router, check_prefix, describe, parameters, precompute, route_entry_table, route_table, route_table_of
+from .routing import Decorators, Handler, Route, Router, check_prefix, describe, parameters, precompute, route_entry_table, route_table, route_table_of
 from .workers import serve_workers
 
 __all__ = ["App"]
@@ -58,6 +58,7 @@ class App(Decorators):
         max_header_size: int = 64 * 1024,
         max_connections: Optional[int] = None,
         dependencies: Optional[Sequence[Depends]] = None,
+        exception_handlers: Optional[Mapping[Union[int, type], Callable[..., Any]]] = None,
     ) -> None:
         """``threads`` Python threads run sync handlers (and hand ``async
         def`` ones to the app's event loop); when every one of them has
@@ -105,6 +106,9 @@ class App(Decorators):
         self._cors = cors
         #: Run for every route registered on the app, before its own.
         self._dependencies: List[Depends] = _depends_list("App", dependencies)
+        self._exception_handlers = ExceptionHandlers()
+        for key, handler in (exception_handlers or {}).items():
+            self._exception_handlers.add(key, handler)
         self._forwarded_allow_ips = _ip_list(forwarded_allow_ips)
         self._app_wide = _app_wide(headers, cors, self._forwarded_allow_ips)
         # What is served: the App's section, or start()'s override of it.
@@ -128,6 +132,22 @@ class App(Decorators):
         self._pool = HandlerPool(self._endpoints, threads, max_threads)
 
     # Registration -----------------------------------------------------------
+
+    def exception_handler(self, key: Union[int, type]) -> Callable[[Handler], Handler]:
+        """Registers ``handler(request, exc)`` for exceptions of class
+        ``key`` (and its subclasses) or, given a status code, for
+        ``HTTPException`` with it (422 also covers
+        ``RequestValidationError``), raised by per-request handlers and
+        their dependencies. It returns a ``Response`` (or a value sent as
+        JSON with the exception's status), sync or async."""
+
+        ExceptionHandlers.check(key)
+
+        def register(handler: Handler) -> Handler:
+            self._exception_handlers.add(key, handler)
+            return handler
+
+        return register
 
     def include_router(
         self, router: Router, *, prefix: str = "", tags: Optional[Sequence[str]] = None, dependencies: Optional[Sequence[Depends]] = None
@@ -247,7 +267,7 @@ class App(Decorators):
             check_path_parameters(path, endpoint, dependencies)
             if per_request:
                 handler_id = self._next_handler
-                handler = Endpoint(name, path, endpoint, status_code, headers, dependencies)
+                handler = Endpoint(name, path, endpoint, status_code, headers, dependencies, self._exception_handlers)
                 route = Route(
                     method, path, endpoint, handler_id=handler_id, cache_ttl=cache_ttl, cache_max_entries=cache_max_entries, stale_ttl=stale_ttl
                 )

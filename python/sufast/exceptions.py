@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from http import HTTPStatus
-from typing import Any, Iterable, Mapping, Optional, Tuple, Union
+from typing import Any, Dict, Iterable, List, Mapping, Optional, Tuple, Union
 
 HeadersLike = Union[Mapping[str, str], Iterable[Tuple[str, str]]]
 
@@ -34,6 +34,20 @@ class RouteError(TypeError, ValueError):
         self.route = route
         #: The handler's qualified name.
         self.handler = handler
+
+
+class RequestValidationError(Exception):
+    """One or more parameters were missing or could not be converted; the
+    request gets 422 with ``errors`` as its ``detail`` (FastAPI's shape),
+    unless an ``exception_handler`` for this class (or for 422) answers."""
+
+    def __init__(self, errors: List[Dict[str, Any]]) -> None:
+        super().__init__(errors)
+        self._errors = errors
+
+    def errors(self) -> List[Dict[str, Any]]:
+        """What is wrong, one dict per parameter (``loc``, ``msg``, ``input``)."""
+        return self._errors
 
 
 class RouteWarning(UserWarning):

@@ -10,7 +10,8 @@ from __future__ import annotations
 import asyncio
 import inspect
 import logging
-from typing import Any, Callable, Optional, Sequence
+import threading
+from typing import Any, Callable, Dict, Optional, Sequence, Union
 
 from .exceptions import HTTPException
 from .params import Arguments, Depends, RequestValidationError
@@ -34,6 +35,65 @@ logger = logging.getLogger("sufast")
 
 _JSON = "application/json"
 INTERNAL_ERROR = encode_head(500, [("content-type", _JSON)]) + b'{"detail": "Internal Server Error"}'
+
+
+class ExceptionHandlers:
+    """The App's ``exception_handler`` registrations: by exception class
+    (the most specific base of a raised exception wins) and by status code
+    (for ``HTTPException``, before its class)."""
+
+    def __init__(self) -> None:
+        self.by_class: Dict[type, Callable[..., Any]] = {}
+        self.by_status: Dict[int, Callable[..., Any]] = {}
+
+    def add(self, key: Union[int, type], handler: Callable[..., Any]) -> None:
+        self.check(key)
+        if isinstance(key, int):
+            self.by_status[key] = handler
+        else:
+            self.by_class[key] = handler
+
+    @staticmethod
+    def check(key: Any) -> None:
+        """Refuses what is neither an exception class nor an error status."""
+        if isinstance(key, bool) or not (isinstance(key, int) or (isinstance(key, type) and issubclass(key, BaseException))):
+            raise TypeError(f"exception_handler takes an exception class or a status code, got {key!r}")
+        if isinstance(key, int):
+            if not 400 <= key <= 599:
+                raise ValueError(f"exception_handler status codes are 400 to 599, got {key}")
+
+    def find(self, exc: BaseException) -> Optional[Callable[..., Any]]:
+        if not (self.by_class or self.by_status):
+            return None
+        if isinstance(exc, HTTPException) and exc.status_code in self.by_status:
+            return self.by_status[exc.status_code]
+        if isinstance(exc, RequestValidationError) and 422 in self.by_status:
+            return self.by_status[422]
+        for cls in type(exc).__mro__:
+            if cls in self.by_class:
+                return self.by_class[cls]
+        return None
+
+
+_thread_loops = threading.local()
+
+
+def _run_here(awaitable: Any) -> Any:
+    """Runs an exception handler's coroutine to its end on this handler
+    thread, on a loop of the thread's own (never the app's, which runs
+    other requests)."""
+    loop = getattr(_thread_loops, "loop", None)
+    if loop is None:
+        loop = _thread_loops.loop = asyncio.new_event_loop()
+    return loop.run_until_complete(awaitable)
+
+
+def _status_of(exc: BaseException) -> int:
+    if isinstance(exc, HTTPException):
+        return exc.status_code
+    if isinstance(exc, RequestValidationError):
+        return 422
+    return 500
 
 
 def _finish(generator: Any, raised: Optional[BaseException], request: Request, route: str) -> None:
@@ -63,6 +123,7 @@ class Endpoint:
         status_code: int = 200,
         headers: HeadersInput = None,
         dependencies: Sequence[Depends] = (),
+        exception_handlers: Optional[ExceptionHandlers] = None,
     ) -> None:
         self.name = name
         self.function = function
@@ -71,6 +132,7 @@ class Endpoint:
         )
         where = f"route {name}: handler {getattr(function, '__qualname__', repr(function))}"
         self.arguments = Arguments(function, path, where, dependencies)
+        self.exception_handlers = exception_handlers or ExceptionHandlers()
         if self.arguments.is_async and not self.is_async:
             raise TypeError(
                 f"{where}: a plain def handler cannot use an async dependency; "
@@ -98,6 +160,9 @@ class Endpoint:
         except BaseException as exc:  # every request gets an answer
             if request._exits:
                 request._raised = exc
+            handler = self.exception_handlers.find(exc)
+            if handler is not None:
+                return self._handled(handler, exc, request, None)
             return self.failure(exc, request)
         return self.response(result, request)
 
@@ -117,8 +182,47 @@ class Endpoint:
         except BaseException as exc:  # every request gets an answer
             if request._exits:
                 request._raised = exc
+            handler = self.exception_handlers.find(exc)
+            if handler is not None:
+                try:
+                    result = handler(request, exc)
+                    if inspect.isawaitable(result):
+                        result = await result
+                except BaseException as failed:
+                    return self._handler_failed(failed, exc, request)
+                return self._handled(handler, exc, request, result)
             return self.failure(exc, request)
         return self.response(result, request)
+
+    def _handled(self, handler: Callable[..., Any], exc: BaseException, request: Request, result: Any) -> bytes:
+        """The response an exception handler gave (a ``Response`` as is,
+        another value as JSON with the exception's status); on a handler
+        thread, it is called here (``result`` None)."""
+        if result is None:
+            try:
+                result = handler(request, exc)
+                if inspect.isawaitable(result):
+                    result = _run_here(result)
+            except BaseException as failed:
+                return self._handler_failed(failed, exc, request)
+        try:
+            if isinstance(result, Response):
+                return encode_response(result)
+            return encode_response(JSONResponse(result, _status_of(exc)))
+        except Exception as failed:
+            return self._handler_failed(failed, exc, request)
+
+    def _handler_failed(self, failed: BaseException, exc: BaseException, request: Request) -> bytes:
+        logger.error(
+            "%s %s: route %s: the exception handler for %s raised %s; the client got a 500",
+            request.method,
+            request.path,
+            self.name,
+            type(exc).__name__,
+            type(failed).__name__,
+            exc_info=failed,
+        )
+        return INTERNAL_ERROR
 
     def finish(self, request: Request) -> None:
         """Runs the code after the ``yield`` of the request's generator
@@ -196,7 +300,7 @@ class Endpoint:
             if isinstance(exc, HTTPException):
                 return encode_response(JSONResponse({"detail": exc.detail}, exc.status_code, exc.headers))
             if isinstance(exc, RequestValidationError):
-                return encode_response(JSONResponse({"detail": exc.errors}, 422))
+                return encode_response(JSONResponse({"detail": exc.errors()}, 422))
         except Exception:
             logger.exception("%s %s: route %s: the error response could not be built", request.method, request.path, self.name)
             return INTERNAL_ERROR

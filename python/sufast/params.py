@@ -19,6 +19,7 @@ import typing
 import uuid
 from typing import Annotated, Any, Callable, Dict, List, Optional, Sequence, Tuple, Union
 
+from .exceptions import RequestValidationError
 from .requests import Request
 
 __all__ = [
@@ -39,15 +40,6 @@ Extractor = Callable[[Request], Any]
 
 _PATH_PARAM = re.compile(r"\{([^{}:]+)(?::([^{}]+))?\}")
 _INT = re.compile(r"-?[0-9]+")
-
-
-class RequestValidationError(Exception):
-    """One or more parameters were missing or could not be converted; the
-    request gets 422 with ``errors`` as its ``detail``."""
-
-    def __init__(self, errors: List[Dict[str, Any]]) -> None:
-        super().__init__(errors)
-        self.errors = errors
 
 
 class _Invalid(Exception):
@@ -451,7 +443,7 @@ class Arguments:
                     kwargs[name] = value
             except RequestValidationError as invalid:
                 errors = errors or []
-                errors.extend(invalid.errors)
+                errors.extend(invalid.errors())
         if errors:
             raise RequestValidationError(errors)
         return kwargs
@@ -473,7 +465,7 @@ class Arguments:
                     kwargs[name] = value
             except RequestValidationError as invalid:
                 errors = errors or []
-                errors.extend(invalid.errors)
+                errors.extend(invalid.errors())
         if errors:
             raise RequestValidationError(errors)
         return kwargs

@@ -1,0 +1,112 @@
+"""Exception handlers over real HTTP: by class (the most specific base
+wins), by status code, for the 422 of bad parameters, sync and async, and
+a handler that fails itself."""
+
+from __future__ import annotations
+
+import json
+
+from conftest import request
+
+from sufast import App, HTTPException, JSONResponse, PlainTextResponse, Request, RequestValidationError
+
+
+class NotFound(Exception):
+    pass
+
+
+class ArticleNotFound(NotFound):
+    pass
+
+
+def test_exception_handlers_by_class_status_and_for_validation(caplog):
+    app = App()
+
+    @app.exception_handler(NotFound)
+    def not_found(request: Request, exc: NotFound):
+        return JSONResponse({"errors": {"body": [str(exc)]}}, status_code=404)
+
+    @app.exception_handler(ArticleNotFound)
+    async def article_not_found(request: Request, exc: ArticleNotFound):
+        return JSONResponse({"article": str(exc), "path": request.path}, status_code=404)
+
+    @app.exception_handler(401)
+    def unauthorized(request: Request, exc: HTTPException):
+        return PlainTextResponse(f"login first ({exc.detail})", status_code=401, headers={"WWW-Authenticate": "Token"})
+
+    @app.exception_handler(RequestValidationError)
+    def invalid(request: Request, exc: RequestValidationError):
+        return JSONResponse({"errors": {"body": [e["msg"] for e in exc.errors()]}}, status_code=422)
+
+    @app.exception_handler(ZeroDivisionError)
+    def broken_handler(request: Request, exc: ZeroDivisionError):
+        raise RuntimeError("the handler fails too")
+
+    @app.get("/users/{name}")
+    def user(name: str):
+        raise NotFound(f"user {name}")
+
+    @app.get("/articles/{slug}")
+    async def article(slug: str):
+        raise ArticleNotFound(slug)
+
+    @app.get("/sync-article/{slug}")
+    def sync_article(slug: str):
+        raise ArticleNotFound(slug)  # an async exception handler, from a handler thread
+
+    @app.get("/private")
+    def private(request: Request):
+        raise HTTPException(401, "no token")
+
+    @app.get("/teapot")
+    def teapot(request: Request):
+        raise HTTPException(418, "short and stout")  # no handler: the usual detail
+
+    @app.get("/page")
+    def page(n: int):
+        return {"n": n}
+
+    @app.get("/divide")
+    def divide(request: Request):
+        return 1 / 0
+
+    try:
+        port = app.start()
+        reply = request(port, "GET", "/users/ann")
+        assert (reply.status, json.loads(reply.body)) == (404, {"errors": {"body": ["user ann"]}})
+        for path in ("/articles/hello", "/sync-article/hello"):
+            reply = request(port, "GET", path)
+            assert (reply.status, json.loads(reply.body)) == (404, {"article": "hello", "path": path}), path
+        reply = request(port, "GET", "/private")
+        assert (reply.status, reply.body, reply.header("WWW-Authenticate")) == (401, b"login first (no token)", "Token")
+        reply = request(port, "GET", "/teapot")
+        assert (reply.status, json.loads(reply.body)) == (418, {"detail": "short and stout"})
+        reply = request(port, "GET", "/page?n=ten")
+        assert (reply.status, json.loads(reply.body)) == (422, {"errors": {"body": ["value is not a valid integer"]}})
+        reply = request(port, "GET", "/divide")
+        assert (reply.status, json.loads(reply.body)) == (500, {"detail": "Internal Server Error"})
+        assert request(port, "GET", "/page?n=1").status == 200
+    finally:
+        app.stop(timeout=0)
+    assert "the exception handler for ZeroDivisionError raised RuntimeError; the client got a 500" in caplog.text
+
+
+def test_exception_handlers_given_to_the_app_and_bad_keys():
+    import pytest
+
+    app = App(exception_handlers={KeyError: lambda request, exc: JSONResponse({"missing": exc.args[0]}, 400)})
+
+    @app.get("/k")
+    def k(request: Request):
+        return {}["gone"]
+
+    with pytest.raises(TypeError, match="an exception class or a status code"):
+        app.exception_handler("404")
+    with pytest.raises(ValueError, match="400 to 599"):
+        app.exception_handler(200)
+    try:
+        port = app.start()
+        reply = request(port, "GET", "/k")
+        assert (reply.status, json.loads(reply.body)) == (400, {"missing": "gone"})
+    finally:
+        app.stop(timeout=0)
