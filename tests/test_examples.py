@@ -121,3 +121,15 @@ def test_the_readme_router_example_serves_as_it_says():
         assert request(port, "GET", "/api/articles/hi", headers={"X-Api-Key": "wrong"}).status == 403
     finally:
         app.stop(timeout=0)
+
+
+def test_the_readme_lifespan_example_serves_as_it_says():
+    namespace: dict = {}
+    exec(readme_block("### Start-up and shut-down"), namespace)
+    app = namespace["app"]
+    try:
+        port = app.start()
+        assert json.loads(request(port, "GET", "/users").body) == ["ann"]
+    finally:
+        app.stop(timeout=0)
+    assert app.state.db == {}

@@ -16,7 +16,7 @@ import asyncio
 import logging
 import threading
 import time
-from typing import Any, Dict, List, Mapping, Optional, Set, Tuple
+from typing import Any, Callable, Dict, List, Mapping, Optional, Set, Tuple
 
 from . import _native
 from .handlers import INTERNAL_ERROR, Endpoint
@@ -62,9 +62,13 @@ class HandlerPool:
         self._tasks: Set["asyncio.Task[None]"] = set()
 
     def start(self) -> None:
-        """Starts the threads; call it after the server started."""
-        generation = self._generation = _Generation()
-        self._respond = _native.responder()
+        """Starts the loop and the threads; call it after the server started."""
+        self.start_loop()
+        self.start_threads()
+
+    def start_loop(self) -> None:
+        """Starts the event loop's thread (before the server, so that the
+        app's start-up code can run on it)."""
         loop = self._loop = asyncio.new_event_loop()
         eager = getattr(asyncio, "eager_task_factory", None)
         if eager is not None:
@@ -76,6 +80,23 @@ class HandlerPool:
         )
         self._loop_thread.start()
         ready.wait()
+
+    def run_on_loop(self, make: Callable[[], Any]) -> Any:
+        """Runs the coroutine ``make()`` gives on the loop, from another
+        thread, and returns its result (or raises its exception)."""
+        loop = self._loop
+        if loop is None:
+            raise RuntimeError("the event loop is not running")
+
+        async def run() -> Any:
+            return await make()
+
+        return asyncio.run_coroutine_threadsafe(run(), loop).result()
+
+    def start_threads(self) -> None:
+        """Starts the handler threads; call it after the server started."""
+        generation = self._generation = _Generation()
+        self._respond = _native.responder()
         self._threads = []
         self._running = []
         self._finished = []
@@ -91,10 +112,12 @@ class HandlerPool:
         self._threads.append(thread)
         thread.start()
 
-    def stop(self, timeout: float) -> None:
+    def stop(self, timeout: float, before_loop_stops: Optional[Callable[[], Any]] = None) -> None:
         """Stops the threads; call it after the server stopped (the native
         queue is then closed, which wakes every waiting thread). A handler
-        still running after ``timeout`` seconds is left to finish alone."""
+        still running after ``timeout`` seconds is left to finish alone.
+        ``before_loop_stops()``, a coroutine (the app's shut-down code), runs
+        on the loop once the threads are done."""
         self._generation.stopped = True
         self._generation.ended.set()
         deadline = time.monotonic() + timeout
@@ -103,6 +126,11 @@ class HandlerPool:
             if thread is not current:
                 thread.join(max(0.0, deadline - time.monotonic()))
         self._threads = []
+        if before_loop_stops is not None and self._loop is not None:
+            try:
+                self.run_on_loop(before_loop_stops)
+            except Exception:
+                logger.exception("the app's shut-down code raised")
         loop, self._loop = self._loop, None
         if loop is not None and not loop.is_closed():
             try:

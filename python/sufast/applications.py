@@ -4,6 +4,8 @@ native server (``run`` blocks, ``start``/``stop`` do not)."""
 from __future__ import annotations
 
 import atexit
+import inspect
+import logging
 import signal
 import sys
 import threading
@@ -13,6 +15,7 @@ from typing import Any, Callable, Dict, List, Mapping, Optional, Sequence, Tuple
 from . import _native
 from ._version import __version__
 from .cors import CORS
+from .datastructures import State
 from .exceptions import RouteError, RouteWarning, SufastError
 from .limits import server_limits
 from .logs import configure_logger, log_options
@@ -24,6 +27,8 @@ from .routing import Decorators, Handler, Route, Router, check_prefix, describe,
 from .workers import serve_workers
 
 __all__ = ["App"]
+
+logger = logging.getLogger("sufast")
 
 
 # The native server is one per process; this is the App serving it.
@@ -59,6 +64,9 @@ class App(Decorators):
         max_connections: Optional[int] = None,
         dependencies: Optional[Sequence[Depends]] = None,
         exception_handlers: Optional[Mapping[Union[int, type], Callable[..., Any]]] = None,
+        lifespan: Optional[Callable[["App"], Any]] = None,
+        on_startup: Optional[Sequence[Callable[[], Any]]] = None,
+        on_shutdown: Optional[Sequence[Callable[[], Any]]] = None,
     ) -> None:
         """``threads`` Python threads run sync handlers (and hand ``async
         def`` ones to the app's event loop); when every one of them has
@@ -106,6 +114,17 @@ class App(Decorators):
         self._cors = cors
         #: Run for every route registered on the app, before its own.
         self._dependencies: List[Depends] = _depends_list("App", dependencies)
+        #: What start-up code keeps for handlers: ``request.app.state``.
+        self.state = State()
+        for what, hooks in (("on_startup", on_startup), ("on_shutdown", on_shutdown)):
+            if any(not callable(hook) for hook in hooks or ()):
+                raise TypeError(f"{what} must be a list of callables, got {hooks!r}")
+        if lifespan is not None and not callable(lifespan):
+            raise TypeError(f"lifespan must be a callable taking the app and giving a context manager, got {lifespan!r}")
+        self._lifespan = lifespan
+        self._on_startup = list(on_startup or [])
+        self._on_shutdown = list(on_shutdown or [])
+        self._lifespan_context: Any = None
         self._exception_handlers = ExceptionHandlers()
         for key, handler in (exception_handlers or {}).items():
             self._exception_handlers.add(key, handler)
@@ -343,21 +362,77 @@ class App(Decorators):
         if forwarded_allow_ips is not None:
             app_wide = _app_wide(self._headers, self._cors, _ip_list(forwarded_allow_ips))
         global _serving
-        with _serving_lock, self._lock:
+        with _serving_lock:
             if _serving is not None:
                 raise SufastError(f"an App is already being served on port {_native.bound_port()}; stop it first")
-            self._serving_app_wide = app_wide
-            _native.set_limits(self._max_pending, self._max_body_size)
-            for name, value in {**options, **self._limits}.items():
-                _native.set_option(name, value)
-            configure_logger(log_level)
-            self._ship()
-            bound = _native.start(port, production, host) if fd is None else _native.start_fd(fd, production)
+            # Held for this app while its start-up code runs (which may
+            # register routes, so the app's own lock is not held).
             _serving = self
-            self._stopped.clear()
-            self._pool.start()
+        try:
+            configure_logger(log_level)
+            self._pool.start_loop()
+            try:
+                self._pool.run_on_loop(self._enter_lifespan)
+            except BaseException:
+                self._pool.stop(timeout=0)
+                raise
+            with self._lock:
+                self._serving_app_wide = app_wide
+                _native.set_limits(self._max_pending, self._max_body_size)
+                for name, value in {**options, **self._limits}.items():
+                    _native.set_option(name, value)
+                self._ship()
+                try:
+                    bound = _native.start(port, production, host) if fd is None else _native.start_fd(fd, production)
+                except BaseException:
+                    self._pool.stop(timeout=0, before_loop_stops=self._exit_lifespan)
+                    raise
+                self._stopped.clear()
+                self._pool.start_threads()
+        except BaseException:
+            with _serving_lock:
+                _serving = None
+            raise
         _register_atexit()
         return bound
+
+    async def _enter_lifespan(self) -> None:
+        """Runs ``on_startup`` and enters ``lifespan``, on the app's loop."""
+        for hook in self._on_startup:
+            result = hook()
+            if inspect.isawaitable(result):
+                await result
+        if self._lifespan is not None:
+            context = self._lifespan(self)
+            if hasattr(context, "__aenter__"):
+                state = await context.__aenter__()
+            elif hasattr(context, "__enter__"):
+                state = context.__enter__()
+            else:
+                raise TypeError(f"lifespan must give a context manager, got {context!r}")
+            self._lifespan_context = context
+            if isinstance(state, Mapping):
+                for name, value in state.items():
+                    setattr(self.state, name, value)
+
+    async def _exit_lifespan(self) -> None:
+        """Leaves ``lifespan`` and runs ``on_shutdown``, on the app's loop."""
+        context, self._lifespan_context = self._lifespan_context, None
+        if context is not None:
+            try:
+                if hasattr(context, "__aexit__"):
+                    await context.__aexit__(None, None, None)
+                else:
+                    context.__exit__(None, None, None)
+            except Exception:
+                logger.exception("the app's lifespan raised while shutting down")
+        for hook in self._on_shutdown:
+            try:
+                result = hook()
+                if inspect.isawaitable(result):
+                    await result
+            except Exception:
+                logger.exception("an on_shutdown function raised")
 
     def stop(self, timeout: float = 5.0) -> None:
         """Stops serving: in-flight requests get ``timeout`` seconds to finish.
@@ -372,7 +447,7 @@ class App(Decorators):
                 # Handlers answered requests in flight until the deadline;
                 # threads waiting for requests wake at once, and one still
                 # inside a handler is left to finish alone.
-                self._pool.stop(timeout=0.25)
+                self._pool.stop(timeout=0.25, before_loop_stops=self._exit_lifespan)
                 _serving = None
                 self._stopped.set()
 

@@ -211,6 +211,13 @@ class Request:
         self._json: Any = _MISSING
 
     @property
+    def app(self) -> Any:
+        """The App serving this request (``request.app.state``)."""
+        from . import applications
+
+        return applications._serving
+
+    @property
     def path(self) -> str:
         """The path, percent-decoded (``/caf%C3%A9`` reads ``/café``)."""
         return unquote(self._raw_path)
