@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import importlib.util
 import json
+import time
 
 import pytest
 from conftest import ROOT, request
@@ -133,3 +134,19 @@ def test_the_readme_lifespan_example_serves_as_it_says():
     finally:
         app.stop(timeout=0)
     assert app.state.db == {}
+
+
+def test_the_readme_background_tasks_example_serves_as_it_says():
+    namespace: dict = {}
+    exec(readme_block("### Background tasks"), namespace)
+    app = namespace["app"]
+    try:
+        port = app.start()
+        reply = request(port, "POST", "/signup", body=b'{"email": "ann@example.com"}')
+        assert json.loads(reply.body) == {"ok": True}
+        deadline = time.monotonic() + 5
+        while not namespace["sent"] and time.monotonic() < deadline:
+            time.sleep(0.01)  # polls for the task, bounded
+        assert namespace["sent"] == [("ann@example.com", "welcome")]
+    finally:
+        app.stop(timeout=0)

@@ -11,6 +11,7 @@
 from . import status
 from ._version import __version__
 from .applications import App
+from .background import BackgroundTasks
 from .cors import CORS
 from .exceptions import HTTPException, RequestValidationError, RouteError, RouteWarning, SufastError
 from .params import Cookie, Depends, Header, Path, Query
@@ -32,6 +33,7 @@ __all__ = [
     "RedirectResponse",
     "Request",
     "Depends",
+    "BackgroundTasks",
     "Router",
     "Header",
     "Cookie",

@@ -172,8 +172,8 @@ class HandlerPool:
         except asyncio.CancelledError:
             return  # the server stopped
         self._send(endpoint, request, data)
-        if request._exits:
-            await endpoint.finish_async(request)
+        if request._dependency_cache is not None or request._exits:
+            await endpoint.after_response_async(request)
 
     # The watchdog ------------------------------------------------------------
 
@@ -293,8 +293,8 @@ class HandlerPool:
 
     def _answer(self, endpoint: Endpoint, request: Request) -> None:
         self._send(endpoint, request, endpoint.call(request))
-        if request._exits:
-            endpoint.finish(request)
+        if request._dependency_cache is not None or request._exits:
+            endpoint.after_response(request)
 
     def _send(self, endpoint: Endpoint, request: Request, data: Any) -> None:
         refused = self._respond(request.id, data)

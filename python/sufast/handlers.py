@@ -13,6 +13,7 @@ import logging
 import threading
 from typing import Any, Callable, Dict, Optional, Sequence, Union
 
+from .background import BackgroundTasks
 from .exceptions import HTTPException
 from .params import Arguments, Depends, RequestValidationError
 from .requests import Request
@@ -223,6 +224,25 @@ class Endpoint:
             exc_info=failed,
         )
         return INTERNAL_ERROR
+
+    def after_response(self, request: Request) -> None:
+        """What runs once the response was sent, on the handler's thread:
+        the background tasks, then the dependencies' clean-up."""
+        cache = request._dependency_cache
+        tasks = cache.get(BackgroundTasks) if cache else None
+        if tasks is not None:
+            tasks.run()
+        if request._exits:
+            self.finish(request)
+
+    async def after_response_async(self, request: Request) -> None:
+        """The same for an ``async def`` handler, on the loop."""
+        cache = request._dependency_cache
+        tasks = cache.get(BackgroundTasks) if cache else None
+        if tasks is not None:
+            await tasks.run_async()
+        if request._exits:
+            await self.finish_async(request)
 
     def finish(self, request: Request) -> None:
         """Runs the code after the ``yield`` of the request's generator

@@ -19,6 +19,7 @@ import typing
 import uuid
 from typing import Annotated, Any, Callable, Dict, List, Optional, Sequence, Tuple, Union
 
+from .background import BackgroundTasks
 from .exceptions import RequestValidationError
 from .requests import Request
 
@@ -119,6 +120,7 @@ _BY_NAME: Dict[str, Any] = {
     "UUID": uuid.UUID,
     "uuid.UUID": uuid.UUID,
     "Request": Request,
+    "BackgroundTasks": BackgroundTasks,
 }
 
 
@@ -400,6 +402,8 @@ class Arguments:
             return marker.source, _value_extractor(marker.source, key, annotation, default, where), key
         if annotation is Request or (name == "request" and annotation is inspect.Parameter.empty):
             return "request", _the_request, name
+        if annotation is BackgroundTasks:
+            return "background", _background_tasks, name
         if name in path_index:
             return "path", self._path_extractor(name, path_index[name], annotation, where), name
         if annotation is bytes:
@@ -523,6 +527,17 @@ class Dependency:
         if self.use_cache:
             cache[self.call] = value
         return value
+
+
+def _background_tasks(request: Request) -> BackgroundTasks:
+    # One per request, kept with the dependencies' values.
+    cache = request._dependency_cache
+    if cache is None:
+        cache = request._dependency_cache = {}
+    tasks = cache.get(BackgroundTasks)
+    if tasks is None:
+        tasks = cache[BackgroundTasks] = BackgroundTasks()
+    return tasks
 
 
 def _the_request(request: Request) -> Request:

@@ -1,0 +1,62 @@
+"""Background tasks over real HTTP: they run after the client has its
+answer, in order, sync and async; one that raises is logged and the next
+still runs."""
+
+from __future__ import annotations
+
+import json
+import threading
+from typing import List
+
+from conftest import request
+
+from sufast import BackgroundTasks
+
+
+def test_tasks_run_after_the_response_in_order(app, caplog):
+    done: List[str] = []
+    release = threading.Event()
+    finished = threading.Event()
+
+    def send_mail(to: str, subject: str = "hi"):
+        release.wait(10)  # holds the task, never the response
+        done.append(f"mail {to} {subject}")
+
+    def broken():
+        raise RuntimeError("smtp down")
+
+    async def audit(what: str):
+        done.append(f"audit {what}")
+        finished.set()
+
+    def note(what: str):
+        done.append(f"note {what}")
+        finished.set()
+
+    @app.post("/signup")
+    def signup(body: dict, tasks: BackgroundTasks):
+        tasks.add_task(send_mail, body["email"], subject="welcome")
+        tasks.add_task(broken)
+        tasks.add_task(note, "sync")
+        return {"ok": True}
+
+    @app.post("/async-signup")
+    async def async_signup(body: dict, tasks: BackgroundTasks):
+        tasks.add_task(note, "from async")  # a sync task runs off the loop
+        tasks.add_task(audit, body["email"])
+        return {"ok": True}
+
+    port = app.start()
+    reply = request(port, "POST", "/signup", body=b'{"email": "ann@example.com"}')
+    assert (reply.status, json.loads(reply.body)) == (200, {"ok": True})
+    assert done == [], "the client got its answer before the tasks ran"
+    release.set()
+    assert finished.wait(5)
+    assert done == ["mail ann@example.com welcome", "note sync"]
+    assert "background task test_tasks_run_after_the_response_in_order.<locals>.broken raised" in caplog.text
+
+    finished.clear()
+    reply = request(port, "POST", "/async-signup", body=b'{"email": "bo@example.com"}')
+    assert reply.status == 200
+    assert finished.wait(5)
+    assert done[2:] == ["note from async", "audit bo@example.com"]
