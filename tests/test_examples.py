@@ -150,3 +150,32 @@ def test_the_readme_background_tasks_example_serves_as_it_says():
         assert namespace["sent"] == [("ann@example.com", "welcome")]
     finally:
         app.stop(timeout=0)
+
+
+def test_articles_example_signs_up_authenticates_and_stores_in_sqlite(served):
+    port = served("articles")
+
+    def send(method, path, data=None, token=None):
+        headers = {"Authorization": f"Token {token}"} if token else {}
+        body = None if data is None else json.dumps(data).encode()
+        reply = request(port, method, path, body=body, headers=headers)
+        return reply.status, (json.loads(reply.body) if reply.body else None)
+
+    status, ann = send("POST", "/api/users", {"username": "ann", "password": "correct horse"})
+    assert status == 201 and ann["username"] == "ann"
+    assert send("POST", "/api/users", {"username": "ann", "password": "another one"})[0] == 409
+    bo = send("POST", "/api/users", {"username": "bo", "password": "battery staple"})[1]
+
+    assert send("POST", "/api/articles", {"title": "Hello", "body": "x"})[0] == 422  # no token: the header is required
+    assert send("POST", "/api/articles", {"title": "Hello", "body": "x"}, token="wrong") == (401, {"detail": "invalid token"})
+    created = send("POST", "/api/articles", {"title": "Hello World", "body": "first"}, token=ann["token"])
+    assert created == (201, {"slug": "hello-world", "title": "Hello World", "body": "first", "author": "ann"})
+    send("POST", "/api/articles", {"title": "Second", "body": "two"}, token=bo["token"])
+
+    assert send("GET", "/api/articles?author=ann") == (200, {"articles": [{"slug": "hello-world", "title": "Hello World", "author": "ann"}]})
+    assert len(send("GET", "/api/articles")[1]["articles"]) == 2
+    assert send("GET", "/api/articles/hello-world")[1]["body"] == "first"
+    assert send("GET", "/api/articles/nope") == (404, {"errors": {"body": ["article 'nope' not found"]}})
+    assert send("DELETE", "/api/articles/hello-world", token=bo["token"])[0] == 404, "not bo's article"
+    assert send("DELETE", "/api/articles/hello-world", token=ann["token"]) == (204, None)
+    assert send("GET", "/api/articles/hello-world")[0] == 404
