@@ -172,7 +172,7 @@ class HandlerPool:
         except asyncio.CancelledError:
             return  # the server stopped
         self._send(endpoint, request, data)
-        if request._dependency_cache is not None or request._exits:
+        if request._scope is not None:
             await endpoint.after_response_async(request)
 
     # The watchdog ------------------------------------------------------------
@@ -276,7 +276,9 @@ class HandlerPool:
                 running = self._running
                 running[index] = endpoint
                 try:
-                    self._answer(endpoint, request)
+                    self._send(endpoint, request, endpoint.call(request))
+                    if request._scope is not None:
+                        endpoint.after_response(request)
                 finally:
                     running[index] = None
                     self._finished[index] += 1
@@ -290,11 +292,6 @@ class HandlerPool:
         except RuntimeError:  # the loop stopped: the server is stopping
             for endpoint, request in jobs:
                 self._send(endpoint, request, INTERNAL_ERROR)
-
-    def _answer(self, endpoint: Endpoint, request: Request) -> None:
-        self._send(endpoint, request, endpoint.call(request))
-        if request._dependency_cache is not None or request._exits:
-            endpoint.after_response(request)
 
     def _send(self, endpoint: Endpoint, request: Request, data: Any) -> None:
         refused = self._respond(request.id, data)

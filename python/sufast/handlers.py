@@ -159,8 +159,8 @@ class Endpoint:
         try:
             result = self.function(**self.prepare(request))
         except BaseException as exc:  # every request gets an answer
-            if request._exits:
-                request._raised = exc
+            if request._scope is not None:
+                request._scope.raised = exc
             handler = self.exception_handlers.find(exc)
             if handler is not None:
                 return self._handled(handler, exc, request, None)
@@ -181,8 +181,8 @@ class Endpoint:
         except asyncio.CancelledError:
             raise
         except BaseException as exc:  # every request gets an answer
-            if request._exits:
-                request._raised = exc
+            if request._scope is not None:
+                request._scope.raised = exc
             handler = self.exception_handlers.find(exc)
             if handler is not None:
                 try:
@@ -228,38 +228,40 @@ class Endpoint:
     def after_response(self, request: Request) -> None:
         """What runs once the response was sent, on the handler's thread:
         the background tasks, then the dependencies' clean-up."""
-        cache = request._dependency_cache
-        tasks = cache.get(BackgroundTasks) if cache else None
+        scope = request._scope
+        tasks = scope.values.get(BackgroundTasks)
         if tasks is not None:
             tasks.run()
-        if request._exits:
+        if scope.exits:
             self.finish(request)
 
     async def after_response_async(self, request: Request) -> None:
         """The same for an ``async def`` handler, on the loop."""
-        cache = request._dependency_cache
-        tasks = cache.get(BackgroundTasks) if cache else None
+        scope = request._scope
+        tasks = scope.values.get(BackgroundTasks)
         if tasks is not None:
             await tasks.run_async()
-        if request._exits:
+        if scope.exits:
             await self.finish_async(request)
 
     def finish(self, request: Request) -> None:
         """Runs the code after the ``yield`` of the request's generator
         dependencies, the last one first, once its response was sent; the
         handler's exception, if any, is raised at the ``yield``."""
-        exits, request._exits = request._exits or [], None
+        scope = request._scope
+        exits, scope.exits = scope.exits, []
         for generator in reversed(exits):
             if inspect.isasyncgen(generator):
                 logger.error("%s %s: route %s: an async generator dependency must be finished on the event loop", request.method, request.path, self.name)
                 continue
-            _finish(generator, request._raised, request, self.name)
+            _finish(generator, scope.raised, request, self.name)
 
     async def finish_async(self, request: Request) -> None:
         """``finish`` for an ``async def`` handler's dependencies."""
-        exits, request._exits = request._exits or [], None
+        scope = request._scope
+        exits, scope.exits = scope.exits, []
         for generator in reversed(exits):
-            raised = request._raised
+            raised = scope.raised
             try:
                 if inspect.isasyncgen(generator):
                     if raised is None:

@@ -21,7 +21,7 @@ from typing import Annotated, Any, Callable, Dict, List, Optional, Sequence, Tup
 
 from .background import BackgroundTasks
 from .exceptions import RequestValidationError
-from .requests import Request
+from .requests import Request, RequestScope
 
 __all__ = [
     "Arguments",
@@ -494,10 +494,11 @@ class Dependency:
     def solve(self, request: Request) -> Any:
         """Its value for ``request`` (from the request's cache when it ran
         already), on a sync handler's thread."""
-        cache = request._dependency_cache
-        if cache is None:
-            cache = request._dependency_cache = {}
-        elif self.use_cache and self.call in cache:
+        scope = request._scope
+        if scope is None:
+            scope = request._scope = RequestScope()
+        cache = scope.values
+        if self.use_cache and self.call in cache:
             return cache[self.call]
         value = self.call(**self.arguments(request))
         if self.is_generator:
@@ -509,10 +510,11 @@ class Dependency:
 
     async def solve_async(self, request: Request) -> Any:
         """The same in an ``async def`` handler: coroutines are awaited."""
-        cache = request._dependency_cache
-        if cache is None:
-            cache = request._dependency_cache = {}
-        elif self.use_cache and self.call in cache:
+        scope = request._scope
+        if scope is None:
+            scope = request._scope = RequestScope()
+        cache = scope.values
+        if self.use_cache and self.call in cache:
             return cache[self.call]
         kwargs = await self.arguments.solve_async(request) if self.arguments.is_async else self.arguments(request)
         value = self.call(**kwargs)
@@ -531,9 +533,10 @@ class Dependency:
 
 def _background_tasks(request: Request) -> BackgroundTasks:
     # One per request, kept with the dependencies' values.
-    cache = request._dependency_cache
-    if cache is None:
-        cache = request._dependency_cache = {}
+    scope = request._scope
+    if scope is None:
+        scope = request._scope = RequestScope()
+    cache = scope.values
     tasks = cache.get(BackgroundTasks)
     if tasks is None:
         tasks = cache[BackgroundTasks] = BackgroundTasks()
@@ -559,9 +562,8 @@ def _json_object(name: str) -> Extractor:
 
 
 def _finish_later(request: Request, generator: Any) -> None:
-    if request._exits is None:
-        request._exits = []
-    request._exits.append(generator)
+    # The scope exists: the dependency's value is being cached in it.
+    request._scope.exits.append(generator)
 
 
 def _marker_of(annotation: Any, default: Any) -> Tuple[Any, Any]:

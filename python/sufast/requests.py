@@ -139,6 +139,19 @@ class _Ready:
 _MISSING = object()
 
 
+class RequestScope:
+    """What one request's dependencies leave: their values by callable
+    (and its ``BackgroundTasks``), the generators to finish once the
+    response is sent, and what the handler raised."""
+
+    __slots__ = ("values", "exits", "raised")
+
+    def __init__(self) -> None:
+        self.values: Dict[Any, Any] = {}
+        self.exits: List[Any] = []
+        self.raised: Optional[BaseException] = None
+
+
 class Request:
     """One HTTP request as a handler sees it.
 
@@ -166,9 +179,7 @@ class Request:
         "_query_params",
         "_cookies",
         "_json",
-        "_dependency_cache",
-        "_exits",
-        "_raised",
+        "_scope",
     )
 
     def __init__(
@@ -201,11 +212,9 @@ class Request:
         self._path_params: Optional[Dict[str, Any]] = None
         self._path_param_reader: Optional[Callable[[List[str]], Dict[str, Any]]] = None
         self._headers: Optional[Headers] = None
-        # Dependencies: their values by callable, the generators to finish
-        # once the response is sent, and what the handler raised.
-        self._dependency_cache: Optional[Dict[Any, Any]] = None
-        self._exits: Optional[List[Any]] = None
-        self._raised: Optional[BaseException] = None
+        # What dependencies and background tasks leave (a RequestScope),
+        # made by the first that needs it.
+        self._scope: Optional[RequestScope] = None
         self._query_params: Optional[QueryParams] = None
         self._cookies: Optional[Dict[str, str]] = None
         self._json: Any = _MISSING
