@@ -11,6 +11,7 @@ Where a parameter comes from:
 
 from __future__ import annotations
 
+import copy
 import inspect
 import math
 import re
@@ -370,6 +371,10 @@ class Arguments:
         #: Whether a dependency (here or further down) is a coroutine or an
         #: async generator: the arguments must then be awaited.
         self.is_async = any(d.is_async for _, d in self._dependencies)
+        # The same extraction with the dependencies left out, for
+        # solve_async, which solves those itself.
+        self._without_dependencies = copy.copy(self)
+        self._without_dependencies._dependencies = []
         self.wants_input = bool(self.params)
         readers = [(name, _BY_CONVERTOR.get(convertor, _to_str)) for name, convertor in self.path_params]
 
@@ -454,22 +459,18 @@ class Arguments:
 
     async def solve_async(self, request: Request) -> Dict[str, Any]:
         """The keyword arguments, with sync and async dependencies solved."""
-        kwargs = {}
-        errors = None
-        for name, extract in self._plan:
-            try:
-                kwargs[name] = extract(request)
-            except _Invalid as invalid:
-                errors = errors or []
-                errors.append(invalid.detail)
+        try:
+            kwargs, errors = self._without_dependencies(request), []
+        except RequestValidationError as invalid:
+            kwargs, errors = {}, list(invalid.errors())
         for name, dependency in self._dependencies:
             try:
                 value = await dependency.solve_async(request)
-                if name is not None:
-                    kwargs[name] = value
             except RequestValidationError as invalid:
-                errors = errors or []
                 errors.extend(invalid.errors())
+                continue
+            if name is not None:
+                kwargs[name] = value
         if errors:
             raise RequestValidationError(errors)
         return kwargs
@@ -494,10 +495,7 @@ class Dependency:
     def solve(self, request: Request) -> Any:
         """Its value for ``request`` (from the request's cache when it ran
         already), on a sync handler's thread."""
-        scope = request._scope
-        if scope is None:
-            scope = request._scope = RequestScope()
-        cache = scope.values
+        cache = _scope_of(request).values
         if self.use_cache and self.call in cache:
             return cache[self.call]
         value = self.call(**self.arguments(request))
@@ -510,10 +508,7 @@ class Dependency:
 
     async def solve_async(self, request: Request) -> Any:
         """The same in an ``async def`` handler: coroutines are awaited."""
-        scope = request._scope
-        if scope is None:
-            scope = request._scope = RequestScope()
-        cache = scope.values
+        cache = _scope_of(request).values
         if self.use_cache and self.call in cache:
             return cache[self.call]
         kwargs = await self.arguments.solve_async(request) if self.arguments.is_async else self.arguments(request)
@@ -531,12 +526,17 @@ class Dependency:
         return value
 
 
-def _background_tasks(request: Request) -> BackgroundTasks:
-    # One per request, kept with the dependencies' values.
+def _scope_of(request: Request) -> RequestScope:
+    """The request's scope, made by the first that needs it."""
     scope = request._scope
     if scope is None:
         scope = request._scope = RequestScope()
-    cache = scope.values
+    return scope
+
+
+def _background_tasks(request: Request) -> BackgroundTasks:
+    # One per request, kept with the dependencies' values.
+    cache = _scope_of(request).values
     tasks = cache.get(BackgroundTasks)
     if tasks is None:
         tasks = cache[BackgroundTasks] = BackgroundTasks()
