@@ -481,6 +481,30 @@ def test_dynamic_true_runs_per_request_a_plain_zero_arg_handler_once(app):
     assert static_calls == [1]
 
 
+def test_precompute_false_runs_every_handler_per_request(make_app):
+    from sufast import Request
+
+    app = make_app(precompute=False)
+    items: list = []
+
+    @app.get("/items")
+    def list_items():  # reads changing state: must not be frozen
+        return items
+
+    @app.post("/items")
+    def add(request: Request):
+        items.append(request.json())
+        return {"count": len(items)}
+
+    assert {r.tier for r in app.routes} == {"dynamic"}
+    port = app.start()
+    assert request(port, "GET", "/items").body == b"[]"
+    request(port, "POST", "/items", body=b'{"name": "pen"}')
+    assert request(port, "GET", "/items").body == b'[{"name":"pen"}]'
+    with pytest.raises(TypeError, match="precompute must be True or False"):
+        make_app(precompute="no")
+
+
 def test_route_tiers(app):
     app.get("/s")(lambda: 1)
     app.get("/d", dynamic=True)(lambda: 1)

@@ -65,6 +65,7 @@ class App(Decorators):
         dependencies: Optional[Sequence[Depends]] = None,
         exception_handlers: Optional[Mapping[Union[int, type], Callable[..., Any]]] = None,
         lifespan: Optional[Callable[["App"], Any]] = None,
+        precompute: bool = True,
         on_startup: Optional[Sequence[Callable[[], Any]]] = None,
         on_shutdown: Optional[Sequence[Callable[[], Any]]] = None,
     ) -> None:
@@ -122,6 +123,10 @@ class App(Decorators):
         if lifespan is not None and not callable(lifespan):
             raise TypeError(f"lifespan must be a callable taking the app and giving a context manager, got {lifespan!r}")
         self._lifespan = lifespan
+        if not isinstance(precompute, bool):
+            raise TypeError(f"precompute must be True or False, got {precompute!r}")
+        #: False: handlers without parameters run per request too.
+        self._precompute = precompute
         self._on_startup = list(on_startup or [])
         self._on_shutdown = list(on_shutdown or [])
         self._lifespan_context: Any = None
@@ -265,7 +270,9 @@ class App(Decorators):
                 raise ValueError(f"route {name}: stale_ttl must be a number of seconds from cache_ttl ({cache_ttl}) to 4000000, got {stale_ttl!r}")
         elif cache_max_entries is not None or stale_ttl is not None:
             raise ValueError(f"route {name}: cache_max_entries and stale_ttl need cache_ttl")
-        per_request = dynamic or cache_ttl is not None or bool(parameters(endpoint)) or bool(dependencies)
+        per_request = (
+            dynamic or not self._precompute or cache_ttl is not None or bool(parameters(endpoint)) or bool(dependencies)
+        )
         with self._lock:
             if (method, path) in self._routes:
                 earlier = describe(self._routes[(method, path)].endpoint)
