@@ -110,3 +110,33 @@ def test_exception_handlers_given_to_the_app_and_bad_keys():
         assert (reply.status, json.loads(reply.body)) == (400, {"missing": "gone"})
     finally:
         app.stop(timeout=0)
+
+
+def test_an_exception_handler_runs_once_even_when_it_returns_none():
+    calls = []
+
+    class Gone(Exception):
+        pass
+
+    app = App()
+
+    @app.exception_handler(Gone)
+    def gone(request: Request, exc: Gone):
+        calls.append(request.path)  # returns None: sent as JSON null
+
+    @app.get("/sync")
+    def sync_route(request: Request):
+        raise Gone()
+
+    @app.get("/async")
+    async def async_route(request: Request):
+        raise Gone()
+
+    try:
+        port = app.start()
+        for path in ("/sync", "/async"):
+            reply = request(port, "GET", path)
+            assert (reply.status, reply.body) == (500, b"null"), path
+    finally:
+        app.stop(timeout=0)
+    assert calls == ["/sync", "/async"]

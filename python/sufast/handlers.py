@@ -162,9 +162,15 @@ class Endpoint:
             if request._scope is not None:
                 request._scope.raised = exc
             handler = self.exception_handlers.find(exc)
-            if handler is not None:
-                return self._handled(handler, exc, request, None)
-            return self.failure(exc, request)
+            if handler is None:
+                return self.failure(exc, request)
+            try:
+                answer = handler(request, exc)
+                if inspect.isawaitable(answer):
+                    answer = _run_here(answer)
+            except BaseException as failed:
+                return self._handler_failed(failed, exc, request)
+            return self._handled(answer, exc, request)
         return self.response(result, request)
 
     async def call_async(self, request: Request) -> bytes:
@@ -184,28 +190,20 @@ class Endpoint:
             if request._scope is not None:
                 request._scope.raised = exc
             handler = self.exception_handlers.find(exc)
-            if handler is not None:
-                try:
-                    result = handler(request, exc)
-                    if inspect.isawaitable(result):
-                        result = await result
-                except BaseException as failed:
-                    return self._handler_failed(failed, exc, request)
-                return self._handled(handler, exc, request, result)
-            return self.failure(exc, request)
-        return self.response(result, request)
-
-    def _handled(self, handler: Callable[..., Any], exc: BaseException, request: Request, result: Any) -> bytes:
-        """The response an exception handler gave (a ``Response`` as is,
-        another value as JSON with the exception's status); on a handler
-        thread, it is called here (``result`` None)."""
-        if result is None:
+            if handler is None:
+                return self.failure(exc, request)
             try:
-                result = handler(request, exc)
-                if inspect.isawaitable(result):
-                    result = _run_here(result)
+                answer = handler(request, exc)
+                if inspect.isawaitable(answer):
+                    answer = await answer
             except BaseException as failed:
                 return self._handler_failed(failed, exc, request)
+            return self._handled(answer, exc, request)
+        return self.response(result, request)
+
+    def _handled(self, result: Any, exc: BaseException, request: Request) -> bytes:
+        """The response an exception handler gave: a ``Response`` as is,
+        another value as JSON with the exception's status."""
         try:
             if isinstance(result, Response):
                 return encode_response(result)
