@@ -286,9 +286,13 @@ class App(Decorators):
                 _native.check_routes(route_table_of(method, same_method))
             except SufastError as exc:
                 # Name the handler of the route it clashes with, if one.
-                others = [r for (m, p), r in self._routes.items() if m == method and p in exc.message.replace(f"route {name}", "")]
+                # The longest path the message names is the other route ("/u"
+                # is in "/u/{id}" too).
+                named = exc.message.replace(f"route {name}", "")
+                others = [r for (m, p), r in self._routes.items() if m == method and p in named]
                 if others:
-                    raise SufastError(f"{exc.message} (handler {describe(others[0].endpoint)})", exc.code) from None
+                    other = max(others, key=lambda r: len(r.path))
+                    raise SufastError(f"{exc.message} (handler {describe(other.endpoint)})", exc.code) from None
                 raise
             check_path_parameters(path, endpoint, dependencies)
             if per_request:
