@@ -3,9 +3,11 @@ describe."""
 
 from __future__ import annotations
 
+import contextlib
 import importlib.util
 import json
 import time
+from typing import Any, Dict, Iterator, Tuple
 
 import pytest
 from conftest import ROOT, request
@@ -79,6 +81,19 @@ def test_the_readme_example_is_the_app_make_run_serves():
     assert block in (ROOT / "examples" / "hello.py").read_text()
 
 
+@contextlib.contextmanager
+def readme_app(heading: str) -> Iterator[Tuple[int, Dict[str, Any]]]:
+    """Runs the README block under ``heading``, serves its ``app`` and
+    gives the port and the block's names; the app is stopped afterwards."""
+    namespace: Dict[str, Any] = {}
+    exec(readme_block(heading), namespace)
+    app = namespace["app"]
+    try:
+        yield app.start(), namespace
+    finally:
+        app.stop(timeout=0)
+
+
 @pytest.mark.parametrize(
     "heading", ["## Limits and timeouts", "## Behind a proxy", "### Threads, the event loop and limits"]
 )
@@ -97,59 +112,35 @@ def test_the_readme_app_settings_make_an_app_that_serves(heading):
 
 
 def test_the_readme_dependencies_example_serves_as_it_says():
-    namespace: dict = {}
-    exec(readme_block("### Headers, cookies and dependencies"), namespace)
-    app = namespace["app"]
-    try:
-        port = app.start()
+    with readme_app("### Headers, cookies and dependencies") as (port, _):
         reply = request(port, "GET", "/articles?page-size=1", headers={"Authorization": "Token secret", "Cookie": "theme=dark"})
         assert (reply.status, json.loads(reply.body)) == (200, {"user": "ann", "articles": ["a"], "theme": "dark"})
         assert request(port, "GET", "/articles", headers={"Authorization": "Token wrong"}).status == 401
         assert request(port, "GET", "/articles").status == 422
-    finally:
-        app.stop(timeout=0)
 
 
 def test_the_readme_router_example_serves_as_it_says():
-    namespace: dict = {}
-    exec(readme_block("### Routers"), namespace)
-    app = namespace["app"]
-    try:
-        port = app.start()
+    with readme_app("### Routers") as (port, _):
         key = {"X-Api-Key": "secret"}
         assert json.loads(request(port, "GET", "/api/articles", headers=key).body) == ["hello"]
         assert json.loads(request(port, "GET", "/api/articles/hi", headers=key).body) == {"slug": "hi"}
         assert request(port, "GET", "/api/articles/hi", headers={"X-Api-Key": "wrong"}).status == 403
-    finally:
-        app.stop(timeout=0)
 
 
 def test_the_readme_lifespan_example_serves_as_it_says():
-    namespace: dict = {}
-    exec(readme_block("### Start-up and shut-down"), namespace)
-    app = namespace["app"]
-    try:
-        port = app.start()
+    with readme_app("### Start-up and shut-down") as (port, names):
         assert json.loads(request(port, "GET", "/users").body) == ["ann"]
-    finally:
-        app.stop(timeout=0)
-    assert app.state.db == {}
+    assert names["app"].state.db == {}
 
 
 def test_the_readme_background_tasks_example_serves_as_it_says():
-    namespace: dict = {}
-    exec(readme_block("### Background tasks"), namespace)
-    app = namespace["app"]
-    try:
-        port = app.start()
+    with readme_app("### Background tasks") as (port, names):
         reply = request(port, "POST", "/signup", body=b'{"email": "ann@example.com"}')
         assert json.loads(reply.body) == {"ok": True}
         deadline = time.monotonic() + 5
-        while not namespace["sent"] and time.monotonic() < deadline:
+        while not names["sent"] and time.monotonic() < deadline:
             time.sleep(0.01)  # polls for the task, bounded
-        assert namespace["sent"] == [("ann@example.com", "welcome")]
-    finally:
-        app.stop(timeout=0)
+        assert names["sent"] == [("ann@example.com", "welcome")]
 
 
 def test_articles_example_signs_up_authenticates_and_stores_in_sqlite(served):
