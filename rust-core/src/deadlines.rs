@@ -301,14 +301,12 @@ impl<T: AsyncWrite + Unpin> AsyncWrite for Timed<T> {
         bufs: &[io::IoSlice<'_>],
     ) -> Poll<io::Result<usize>> {
         let this = self.get_mut();
-        if !this.clock.served.load(Ordering::Acquire) || this.refusal.is_some() {
-            let first = bufs
-                .iter()
-                .find(|b| !b.is_empty())
-                .map_or(&[][..], |b| &b[..]);
-            if this.refuses(first) {
-                return Poll::Ready(Ok(bufs.iter().map(|b| b.len()).sum()));
-            }
+        let first = bufs
+            .iter()
+            .find(|b| !b.is_empty())
+            .map_or(&[][..], |b| &b[..]);
+        if this.refuses(first) {
+            return Poll::Ready(Ok(bufs.iter().map(|b| b.len()).sum()));
         }
         Pin::new(&mut this.io).poll_write_vectored(cx, bufs)
     }
