@@ -133,6 +133,16 @@ def test_the_readme_lifespan_example_serves_as_it_says():
     assert names["app"].state.db == {}
 
 
+def test_the_readme_exception_handlers_example_serves_as_it_says():
+    with readme_app("### Exception handlers") as (port, _):
+        reply = request(port, "GET", "/articles/hello")
+        assert (reply.status, json.loads(reply.body)) == (404, {"errors": {"body": ["article hello"]}})
+        reply = request(port, "GET", "/articles/private")
+        assert (reply.status, json.loads(reply.body)) == (401, {"errors": {"body": ["log in first"]}})
+        reply = request(port, "GET", "/articles/hello?page=two")
+        assert (reply.status, json.loads(reply.body)) == (422, {"errors": ["value is not a valid integer"]})
+
+
 def test_the_readme_background_tasks_example_serves_as_it_says():
     with readme_app("### Background tasks") as (port, names):
         reply = request(port, "POST", "/signup", body=b'{"email": "ann@example.com"}')
