@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from typing import Any, Dict
+from typing import Any, Dict, Iterator, List, Optional, Sequence, Tuple
 
-__all__ = ["State"]
+__all__ = ["Headers", "State"]
 
 
 class State:
@@ -29,3 +29,58 @@ class State:
 
     def __repr__(self) -> str:
         return f"State({self._values!r})"
+
+
+class Headers:
+    """Request headers: case-insensitive, repeats kept in the order received.
+
+    ``headers["accept"]`` is the first value; ``getlist`` gives them all.
+    """
+
+    __slots__ = ("_items",)
+
+    def __init__(self, items: Sequence[Tuple[str, str]]) -> None:
+        self._items = [(name.lower(), value) for name, value in items]
+
+    def __getitem__(self, name: str) -> str:
+        wanted = name.lower()
+        for key, value in self._items:
+            if key == wanted:
+                return value
+        raise KeyError(name)
+
+    def get(self, name: str, default: Optional[str] = None) -> Optional[str]:
+        try:
+            return self[name]
+        except KeyError:
+            return default
+
+    def getlist(self, name: str) -> List[str]:
+        """Every value of ``name``, in order."""
+        wanted = name.lower()
+        return [value for key, value in self._items if key == wanted]
+
+    def items(self) -> List[Tuple[str, str]]:
+        """Every ``(name, value)`` pair, names in lower case, repeats kept."""
+        return list(self._items)
+
+    def keys(self) -> List[str]:
+        seen: Dict[str, None] = {}
+        for key, _ in self._items:
+            seen.setdefault(key)
+        return list(seen)
+
+    def values(self) -> List[str]:
+        return [value for _, value in self._items]
+
+    def __contains__(self, name: object) -> bool:
+        return isinstance(name, str) and any(key == name.lower() for key, _ in self._items)
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self.keys())
+
+    def __len__(self) -> int:
+        return len(self.keys())
+
+    def __repr__(self) -> str:
+        return f"Headers({self._items!r})"
