@@ -361,6 +361,35 @@ def test_a_status_with_no_body_sends_none_whatever_is_returned(app, status):
     assert request(port, "DELETE", "/items/2").header("X-Route") == "gone"
 
 
+def test_response_headers_change_in_place(app):
+    def edited(request):
+        response = JSONResponse({"ok": True}, headers={"X-Gone": "1", "X-Twice": "a"})
+        response.headers["X-Set"] = "set"
+        response.headers.append("X-Twice", "b")
+        del response.headers["x-gone"]
+        response.headers.setdefault("X-Set", "ignored")
+        assert response.headers["content-type"] == "application/json"
+        assert "X-SET" in response.headers and "x-gone" not in response.headers
+        return response
+
+    app.get("/edited/{n:int}")(lambda n: edited(None))
+    port = app.start()
+    reply = request(port, "GET", "/edited/1")
+    assert reply.status == 200 and json.loads(reply.body) == {"ok": True}
+    assert reply.header("X-Set") == "set" and reply.header("X-Gone") is None
+    assert reply.headers_named("X-Twice") == ["a", "b"]
+    assert reply.header("Content-Type") == "application/json"
+
+
+def test_response_headers_refuse_what_is_not_str():
+    response = Response("x")
+    with pytest.raises(TypeError, match="header names and values must be str"):
+        response.headers["X-N"] = 3
+    with pytest.raises(KeyError):
+        del response.headers["x-missing"]
+    assert response.headers.pop("x-missing", None) is None
+
+
 def test_several_set_cookie_headers(app):
     pairs = [("Set-Cookie", "x=1; Path=/"), ("Set-Cookie", "y=2; HttpOnly")]
     app.get("/listed/{n:int}")(lambda n: Response("ok", headers=pairs, media_type="text/plain"))

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any, Dict, Iterator, List, Optional, Sequence, Tuple
 
-__all__ = ["Headers", "State"]
+__all__ = ["Headers", "MutableHeaders", "State"]
 
 
 class State:
@@ -84,3 +84,71 @@ class Headers:
 
     def __repr__(self) -> str:
         return f"Headers({self._items!r})"
+
+
+class MutableHeaders(Headers):
+    """A response's headers: ``Headers`` that can be changed.
+
+    ``headers["x-time"] = "1"`` sets one value (in the place of the first
+    one there was, the others removed); ``append`` adds another, as for
+    ``Set-Cookie``; ``del headers["x-time"]`` removes every one.
+    """
+
+    __slots__ = ()
+
+    def __setitem__(self, name: str, value: str) -> None:
+        _check_pair(name, value)
+        wanted = name.lower()
+        items = self._items
+        found = [index for index, (key, _) in enumerate(items) if key == wanted]
+        if not found:
+            items.append((wanted, value))
+            return
+        items[found[0]] = (wanted, value)
+        for index in reversed(found[1:]):
+            del items[index]
+
+    def __delitem__(self, name: str) -> None:
+        wanted = name.lower()
+        kept = [(key, value) for key, value in self._items if key != wanted]
+        if len(kept) == len(self._items):
+            raise KeyError(name)
+        self._items[:] = kept
+
+    def append(self, name: str, value: str) -> None:
+        """Adds a ``name: value`` header, keeping those of the same name."""
+        _check_pair(name, value)
+        self._items.append((name.lower(), value))
+
+    def setdefault(self, name: str, value: str) -> str:
+        """The first value of ``name``, set to ``value`` if there is none."""
+        try:
+            return self[name]
+        except KeyError:
+            self.append(name, value)
+            return value
+
+    def update(self, other: Any) -> None:
+        """Sets every header of ``other`` (a mapping or ``(name, value)`` pairs)."""
+        for name, value in other.items() if hasattr(other, "items") else other:
+            self[name] = value
+
+    def pop(self, name: str, *default: Any) -> Any:
+        """Removes every ``name`` header and gives the first value (or
+        ``default``, or raises ``KeyError``)."""
+        try:
+            value = self[name]
+        except KeyError:
+            if default:
+                return default[0]
+            raise
+        del self[name]
+        return value
+
+    def __repr__(self) -> str:
+        return f"MutableHeaders({self._items!r})"
+
+
+def _check_pair(name: Any, value: Any) -> None:
+    if not isinstance(name, str) or not isinstance(value, str):
+        raise TypeError(f"header names and values must be str, got {name!r}: {value!r}")

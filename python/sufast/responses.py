@@ -10,6 +10,8 @@ from http.cookies import SimpleCookie
 from typing import Any, Iterable, List, Mapping, Optional, Tuple, Union
 from urllib.parse import quote
 
+from .datastructures import MutableHeaders
+
 __all__ = [
     "Response",
     "JSONResponse",
@@ -19,6 +21,7 @@ __all__ = [
     "HeadersInput",
     "encode_response",
     "with_route_headers",
+    "own_copy",
     "dump_json",
     "normalize_headers",
 ]
@@ -95,6 +98,13 @@ class Response:
 
     media_type: Optional[str] = None
     charset = "utf-8"
+    # The headers: given as pairs (``_pairs``) and made a MutableHeaders
+    # on first use; while they are untouched, ``_wire`` (if set) is the
+    # head already encoded for ``_wire_status``.
+    _pairs: List[Tuple[str, str]] = []
+    _headers: Optional[MutableHeaders] = None
+    _wire: Optional[bytes] = None
+    _wire_status = 0
 
     def __init__(
         self,
@@ -107,7 +117,44 @@ class Response:
         if media_type is not None:
             self.media_type = media_type
         self.body = self.render(content)
-        self.headers = normalize_headers(headers)
+        pairs = normalize_headers(headers)
+        content_type = self._media_content_type()
+        if content_type is not None and not any(name.lower() == "content-type" for name, _ in pairs):
+            pairs.insert(0, ("content-type", content_type))
+        self._headers = MutableHeaders(pairs)
+
+    @classmethod
+    def _encoded(cls, status_code: int, pairs: List[Tuple[str, str]], wire: bytes, body: bytes) -> "Response":
+        """A response whose head (``pairs`` for ``status_code``) is already
+        encoded as ``wire``: made without checks, for what a route sends."""
+        response = cls.__new__(cls)
+        response.status_code = status_code
+        response.body = body
+        response._pairs = pairs
+        response._wire = wire
+        response._wire_status = status_code
+        return response
+
+    @property
+    def headers(self) -> MutableHeaders:
+        """The headers, ``Content-Type`` among them; change them in place
+        (``response.headers["x-time"] = "1"``)."""
+        headers = self._headers
+        if headers is None:
+            headers = self._headers = MutableHeaders(self._pairs)
+            self._wire = None
+        return headers
+
+    @headers.setter
+    def headers(self, headers: HeadersInput) -> None:
+        self._headers = MutableHeaders(normalize_headers(headers))
+        self._wire = None
+
+    def _media_content_type(self) -> Optional[str]:
+        media_type = self.media_type
+        if media_type and media_type.startswith("text/") and "charset=" not in media_type:
+            return f"{media_type}; charset={self.charset}"
+        return media_type
 
     def render(self, content: Any) -> bytes:
         """Turns ``content`` into the body bytes."""
@@ -124,19 +171,11 @@ class Response:
     @property
     def content_type(self) -> Optional[str]:
         """The ``Content-Type`` value, or ``None`` to send none."""
-        for name, value in self.headers:
-            if name.lower() == "content-type":
-                return value
-        media_type = self.media_type
-        if media_type and media_type.startswith("text/") and "charset=" not in media_type:
-            return f"{media_type}; charset={self.charset}"
-        return media_type
+        return self.headers.get("content-type")
 
     def wire_headers(self) -> List[Tuple[str, str]]:
-        """Every header as sent, ``Content-Type`` first."""
-        content_type = self.content_type
-        rest = [(n, v) for n, v in self.headers if n.lower() != "content-type"]
-        return rest if content_type is None else [("content-type", content_type)] + rest
+        """Every header as sent."""
+        return self.headers.items()
 
     def set_cookie(
         self,
@@ -167,7 +206,7 @@ class Response:
             morsel["secure"] = True
         if httponly:
             morsel["httponly"] = True
-        self.headers.append(("set-cookie", morsel.OutputString()))
+        self.headers.append("set-cookie", morsel.OutputString())
 
     def delete_cookie(self, key: str, path: str = "/", domain: Optional[str] = None) -> None:
         """Adds a ``Set-Cookie`` header that expires the cookie ``key``."""
@@ -205,17 +244,26 @@ class RedirectResponse(Response):
     def __init__(self, url: str, status_code: int = 307, headers: HeadersInput = None) -> None:
         super().__init__(None, status_code, headers)
         location = quote(str(url), safe=":/%#?=@[]!$&'()*+,;")
-        self.headers = [(n, v) for n, v in self.headers if n.lower() != "location"] + [("location", location)]
+        self.headers["location"] = location
 
 
 def with_route_headers(response: Response, headers: List[Tuple[str, str]]) -> Response:
     """A copy of ``response`` with a route's ``headers`` added, except those
     it sets itself. A copy: the same ``Response`` object may be returned by
     other routes with other headers, which must not stick to it."""
-    own = {name.lower() for name, _ in response.headers}
+    own = response.headers
     merged = copy.copy(response)
-    merged.headers = [(n, v) for n, v in headers if n.lower() not in own] + response.headers
+    merged.headers = [(n, v) for n, v in headers if n not in own] + own.items()
     return merged
+
+
+def own_copy(response: Response) -> Response:
+    """A copy of ``response`` whose headers can change without changing
+    the original's (which a handler may return again)."""
+    copied = copy.copy(response)
+    if response._headers is not None:
+        copied._headers = MutableHeaders(response._headers.items())
+    return copied
 
 
 _HEAD = struct.Struct("<HI")
@@ -241,4 +289,7 @@ def encode_head(status_code: int, headers: Iterable[Tuple[str, str]]) -> bytes:
 
 def encode_response(response: Response) -> bytes:
     """A whole ``Response`` in the native layout."""
-    return encode_head(response.status_code, response.wire_headers()) + response.body
+    wire = response._wire
+    if wire is not None and response.status_code == response._wire_status:
+        return wire + response.body
+    return encode_head(response.status_code, response.headers.items()) + response.body

@@ -220,7 +220,7 @@ def response_entry(response: Response) -> Dict[str, Any]:
     entry: Dict[str, Any] = {
         "status": response.status_code,
         "content_type": response.content_type,
-        "headers": [[n, v] for n, v in response.headers if n.lower() != "content-type"],
+        "headers": [[n, v] for n, v in response.headers.items() if n != "content-type"],
     }
     try:
         entry["body"] = response.body.decode("utf-8")
