@@ -143,10 +143,18 @@ fn answer(routes: &RouteTable, request: &Request, client: Client) -> Answer {
                 Answer::Handler(*handler, params, Some(cache.clone()), client)
             }
         },
-        Lookup::NotFound => Answer::Made(responses::owned(responses::not_found())),
-        Lookup::MethodNotAllowed(allow) => {
-            Answer::Made(responses::owned(responses::method_not_allowed(allow)))
-        }
+        Lookup::NotFound => match routes.app_wide().not_found_handler() {
+            Some(handler) => Answer::Handler(handler, Vec::new(), None, client),
+            None => Answer::Made(responses::owned(responses::not_found())),
+        },
+        Lookup::MethodNotAllowed(allow) => match routes.app_wide().method_not_allowed_handler() {
+            // The handler gets the Allow value the 405 would carry.
+            Some(handler) => {
+                let allow = String::from_utf8_lossy(allow.as_bytes()).into_owned();
+                Answer::Handler(handler, vec![allow], None, client)
+            }
+            None => Answer::Made(responses::owned(responses::method_not_allowed(allow))),
+        },
         Lookup::BadPath => Answer::Made(responses::owned(responses::bad_path())),
     }
 }

@@ -1,6 +1,7 @@
 //! The app-wide section of a route table, `"@app"`: headers every response
-//! carries, a CORS policy, and the proxies whose forwarding headers are
-//! trusted. Whatever does not depend on the request is
+//! carries, a CORS policy, the proxies whose forwarding headers are
+//! trusted, and the handlers (if any) that answer requests no route takes
+//! instead of the server's own 404 and 405. Whatever does not depend on the request is
 //! merged into each stored response once, when the table is built; a
 //! request to a stored response then costs nothing more, or one `Origin`
 //! lookup when the policy names origins.
@@ -8,9 +9,16 @@
 //! ```json
 //! {"@app": {"headers": {"X-Powered-By": "sufast"},
 //!           "cors": {"allow_origins": ["https://example.com"]},
-//!           "forwarded_allow_ips": ["127.0.0.1", "10.0.0.0/8"]},
+//!           "forwarded_allow_ips": ["127.0.0.1", "10.0.0.0/8"],
+//!           "not_found_handler": 7, "method_not_allowed_handler": 8},
 //!  "GET": {"/": "{}"}}
 //! ```
+//!
+//! A request to a path no route has goes to `not_found_handler` as a
+//! dynamic request with no parameters; one whose path has routes for
+//! other methods goes to `method_not_allowed_handler` with one parameter,
+//! the `Allow` value the 405 would carry. Without them the server answers
+//! itself, with no handler involved.
 
 use axum::http::{HeaderMap, HeaderValue};
 
@@ -22,7 +30,8 @@ use super::spec::{self, StaticResponse};
 /// The table's key for the section: `@` cannot appear in an HTTP method.
 pub const KEY: &str = "@app";
 
-const FIELDS: &str = "headers, cors, forwarded_allow_ips";
+const FIELDS: &str =
+    "headers, cors, forwarded_allow_ips, not_found_handler, method_not_allowed_handler";
 
 /// A validated app-wide section; the default adds nothing.
 #[derive(Debug, Default)]
@@ -31,6 +40,8 @@ pub struct AppWide {
     headers: HeaderMap,
     cors: Option<Cors>,
     trust: Trust,
+    not_found: Option<u32>,
+    method_not_allowed: Option<u32>,
 }
 
 impl AppWide {
@@ -59,6 +70,8 @@ impl AppWide {
                     app.trust =
                         Trust::parse(value).map_err(|why| format!("forwarded_allow_ips: {why}"))?
                 }
+                "not_found_handler" => app.not_found = handler_id(field, value)?,
+                "method_not_allowed_handler" => app.method_not_allowed = handler_id(field, value)?,
                 _ => return Err(format!("unknown field {field:?}; expected one of {FIELDS}")),
             }
         }
@@ -71,6 +84,17 @@ impl AppWide {
             }
         }
         Ok(app)
+    }
+
+    /// The handler that answers requests to paths no route has, if any.
+    pub fn not_found_handler(&self) -> Option<u32> {
+        self.not_found
+    }
+
+    /// The handler that answers requests whose method the path's routes
+    /// do not take, if any.
+    pub fn method_not_allowed_handler(&self) -> Option<u32> {
+        self.method_not_allowed
     }
 
     /// Once per stored response, when the table is built: the app-wide
@@ -135,6 +159,19 @@ impl AppWide {
     }
 }
 
+/// A handler id, or `null` for none.
+fn handler_id(field: &str, value: &Json) -> Result<Option<u32>, String> {
+    match value {
+        Json::Null => Ok(None),
+        Json::Int(n) if (0..=i128::from(u32::MAX)).contains(n) => Ok(Some(*n as u32)),
+        other => Err(format!(
+            "{field} must be a handler id (an integer from 0 to {}) or null, got {}",
+            u32::MAX,
+            other.kind()
+        )),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -177,6 +214,26 @@ mod tests {
         table.app_wide().finish(&mut made, None);
         assert_eq!(made[header::CACHE_CONTROL], "private");
         assert_eq!(made["x-powered-by"], "sufast");
+    }
+
+    #[test]
+    fn unmatched_requests_go_to_the_handlers_named() {
+        let table = RouteTable::from_json(
+            br#"{"@app": {"not_found_handler": 7, "method_not_allowed_handler": null}, "GET": {"/": "{}"}}"#,
+        )
+        .unwrap();
+        assert_eq!(table.app_wide().not_found_handler(), Some(7));
+        assert_eq!(table.app_wide().method_not_allowed_handler(), None);
+        for bad in [r#""7""#, "-1", "4294967296", "1.5"] {
+            let json = format!(r#"{{"@app": {{"not_found_handler": {bad}}}}}"#);
+            let error = RouteTable::from_json(json.as_bytes()).unwrap_err();
+            assert!(
+                error
+                    .to_string()
+                    .contains("not_found_handler must be a handler id"),
+                "{bad}: {error}"
+            );
+        }
     }
 
     #[test]
