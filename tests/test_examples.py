@@ -143,6 +143,18 @@ def test_the_readme_exception_handlers_example_serves_as_it_says():
         assert (reply.status, json.loads(reply.body)) == (422, {"errors": ["value is not a valid integer"]})
 
 
+def test_the_readme_middleware_example_serves_as_it_says():
+    with readme_app("### Middleware") as (port, _):
+        reply = request(port, "GET", "/items/3", headers={"X-Api-Key": "secret"})
+        assert (reply.status, json.loads(reply.body)) == (200, {"n": 3, "client": "trusted"})
+        assert reply.header("X-Time").endswith(" ms")
+        reply = request(port, "GET", "/items/3")
+        assert (reply.status, json.loads(reply.body)) == (403, {"detail": "bad API key"})
+        assert reply.header("X-Time") is not None
+        reply = request(port, "GET", "/health")
+        assert (reply.status, reply.header("X-Time")) == (200, None)
+
+
 def test_the_readme_background_tasks_example_serves_as_it_says():
     with readme_app("### Background tasks") as (port, names):
         reply = request(port, "POST", "/signup", body=b'{"email": "ann@example.com"}')

@@ -267,7 +267,7 @@ class HandlerPool:
             if endpoint is None:
                 logger.error("%s %s: no handler %d is registered", request.method, request._raw_path, request.handler)
                 self._respond(request.id, INTERNAL_ERROR)
-            elif endpoint.is_async:
+            elif endpoint.on_loop:
                 jobs.append((endpoint, request))
             else:
                 if jobs:

@@ -22,6 +22,7 @@ from .logs import configure_logger, log_options
 from .responses import HeadersInput, normalize_headers
 from ._pool import HandlerPool
 from .handlers import Endpoint, ExceptionHandlers
+from .middleware import HTTPMiddleware, names
 from .params import Depends, check_path_parameters, check_path_style
 from .routing import Decorators, Handler, Route, Router, check_prefix, describe, parameters, precompute, route_entry_table, route_table, route_table_of
 from .workers import serve_workers
@@ -68,6 +69,7 @@ class App(Decorators):
         precompute: bool = True,
         on_startup: Optional[Sequence[Callable[[], Any]]] = None,
         on_shutdown: Optional[Sequence[Callable[[], Any]]] = None,
+        middleware: Optional[Sequence[Callable[..., Any]]] = None,
     ) -> None:
         """``threads`` Python threads run sync handlers (and hand ``async
         def`` ones to the app's event loop); when every one of them has
@@ -154,8 +156,39 @@ class App(Decorators):
         self._max_body_size = max_body_size
         self._cache_max_entries = cache_max_entries
         self._pool = HandlerPool(self._endpoints, threads, max_threads)
+        #: HTTP middleware, outermost first, around every dynamic route.
+        self._middleware: List[HTTPMiddleware] = []
+        for function in middleware or ():
+            self._add_middleware(function)
 
     # Registration -----------------------------------------------------------
+
+    def middleware(self, kind: str) -> Callable[[Handler], Handler]:
+        """Registers ``function(request, call_next)`` (``"http"`` is the
+        only kind) around every per-request (dynamic) route: it may read
+        the request, call ``call_next(request)`` for the route's response
+        (``await`` it in an ``async def`` middleware), change that and
+        return it, or return a ``Response`` of its own. The first
+        registered runs first. Static and cached routes are served
+        without it (``dynamic=True`` sends one through it). Register
+        middleware before the app starts."""
+        if kind != "http":
+            raise ValueError(f"middleware kind must be 'http', got {kind!r}")
+
+        def register(function: Handler) -> Handler:
+            self._add_middleware(function)
+            return function
+
+        return register
+
+    def _add_middleware(self, function: Callable[..., Any]) -> None:
+        if self.running:
+            raise SufastError("middleware cannot be added while the app is serving; add it before start()")
+        with self._lock:
+            self._middleware.append(HTTPMiddleware(function))
+            for route in self._routes.values():
+                if route.handler_id is not None and route.cache_ttl is None:
+                    self._endpoints[route.handler_id].use_middleware(self._middleware, self._pool.run_on_loop)
 
     def exception_handler(self, key: Union[int, type]) -> Callable[[Handler], Handler]:
         """Registers ``handler(request, exc)`` for exceptions of class
@@ -298,6 +331,8 @@ class App(Decorators):
             if per_request:
                 handler_id = self._next_handler
                 handler = Endpoint(name, path, endpoint, status_code, headers, dependencies, self._exception_handlers)
+                if cache_ttl is None and self._middleware:
+                    handler.use_middleware(self._middleware, self._pool.run_on_loop)
                 route = Route(
                     method, path, endpoint, handler_id=handler_id, cache_ttl=cache_ttl, cache_max_entries=cache_max_entries, stale_ttl=stale_ttl
                 )
@@ -400,6 +435,8 @@ class App(Decorators):
                     raise
                 self._stopped.clear()
                 self._pool.start_threads()
+                if self._middleware:
+                    logger.info("middleware: %s", self._middleware_note())
         except BaseException:
             with _serving_lock:
                 _serving = None
@@ -532,11 +569,28 @@ class App(Decorators):
         return f"sufast {__version__} serving on http://{shown}:{port} ({mode}; Ctrl-C to stop)\n{self._route_summary()}"
 
     def _route_summary(self) -> str:
-        rows = [(r.method, r.path, r.tier + ("" if r.error is None else " (500: handler raised)")) for r in self.routes]
+        middleware = bool(self._middleware)
+        rows = []
+        for r in self.routes:
+            shown = r.tier + ("" if r.error is None else " (500: handler raised)")
+            if middleware and r.tier == "dynamic":
+                shown += " + middleware"
+            rows.append((r.method, r.path, shown))
         if not rows:
             return "  (no routes)"
         width = max(len(path) for _, path, _ in rows)
-        return "\n".join(f"  {method:<7} {path:<{width}}  {tier}" for method, path, tier in rows)
+        lines = [f"  {method:<7} {path:<{width}}  {tier}" for method, path, tier in rows]
+        if middleware:
+            lines.append(f"  middleware: {self._middleware_note()}")
+        return "\n".join(lines)
+
+    def _middleware_note(self) -> str:
+        """What the middleware covers, in one line."""
+        stored = sum(1 for r in self.routes if r.tier != "dynamic")
+        note = f"{names(self._middleware)}, around the dynamic routes"
+        if stored:
+            note += f"; {stored} static or cached route{'s are' if stored != 1 else ' is'} served without it (dynamic=True sends one through it)"
+        return note
 
 
 def _depends_list(owner: str, dependencies: Optional[Sequence[Any]]) -> List[Depends]:

@@ -9,20 +9,24 @@ __all__ = ["Headers", "MutableHeaders", "State"]
 
 class State:
     """Attributes an app keeps for its handlers (``app.state.db = ...``,
-    read as ``request.app.state.db``); a missing one raises
-    ``AttributeError`` naming it."""
+    read as ``request.app.state.db``), or a request for its handler
+    (``request.state``); a missing one raises ``AttributeError`` naming
+    it."""
 
-    def __init__(self, values: Dict[str, Any] = None) -> None:
+    def __init__(self, values: Optional[Dict[str, Any]] = None, *, owner: str = "app") -> None:
         object.__setattr__(self, "_values", dict(values or {}))
+        object.__setattr__(self, "_owner", owner)
 
     def __setattr__(self, name: str, value: Any) -> None:
         self._values[name] = value
 
     def __getattr__(self, name: str) -> Any:
+        if name.startswith("__") or name in ("_values", "_owner"):
+            raise AttributeError(name)
         try:
             return self._values[name]
         except KeyError:
-            raise AttributeError(f"the app state has no {name!r}") from None
+            raise AttributeError(f"the {self._owner} state has no {name!r}") from None
 
     def __delattr__(self, name: str) -> None:
         del self._values[name]

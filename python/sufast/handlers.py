@@ -10,11 +10,11 @@ from __future__ import annotations
 import asyncio
 import inspect
 import logging
-import threading
-from typing import Any, Callable, Dict, Optional, Sequence, Union
+from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple, Union
 
 from .background import BackgroundTasks
 from .exceptions import HTTPException
+from .middleware import HTTPMiddleware, compose, run_here
 from .params import Arguments, Depends, RequestValidationError
 from .requests import Request
 from .responses import (
@@ -25,8 +25,10 @@ from .responses import (
     _check_status,
     dump_json,
     encode_head,
+    PlainTextResponse,
     encode_response,
     normalize_headers,
+    own_copy,
     with_route_headers,
 )
 
@@ -36,6 +38,11 @@ logger = logging.getLogger("sufast")
 
 _JSON = "application/json"
 INTERNAL_ERROR = encode_head(500, [("content-type", _JSON)]) + b'{"detail": "Internal Server Error"}'
+
+
+def _internal_error() -> Response:
+    """The 500 as a response middleware may still change."""
+    return JSONResponse({"detail": "Internal Server Error"}, 500)
 
 
 class ExceptionHandlers:
@@ -74,19 +81,6 @@ class ExceptionHandlers:
             if cls in self.by_class:
                 return self.by_class[cls]
         return None
-
-
-_thread_loops = threading.local()
-
-
-def _run_here(awaitable: Any) -> Any:
-    """Runs an exception handler's coroutine to its end on this handler
-    thread, on a loop of the thread's own (never the app's, which runs
-    other requests)."""
-    loop = getattr(_thread_loops, "loop", None)
-    if loop is None:
-        loop = _thread_loops.loop = asyncio.new_event_loop()
-    return loop.run_until_complete(awaitable)
 
 
 def _status_of(exc: BaseException) -> int:
@@ -142,20 +136,60 @@ class Endpoint:
         self.status_code = _check_status(status_code)
         self.headers = normalize_headers(headers)
         self._own_type = any(n.lower() == "content-type" for n, _ in self.headers)
-        self._json_head = self._head(_JSON)
-        self._text_head = self._head("text/plain; charset=utf-8")
-        self._bytes_head = self._head("application/octet-stream")
+        self._json_pairs = self._pairs(_JSON)
+        self._text_pairs = self._pairs("text/plain; charset=utf-8")
+        self._bytes_pairs = self._pairs("application/octet-stream")
+        self._json_head = encode_head(self.status_code, self._json_pairs)
+        self._text_head = encode_head(self.status_code, self._text_pairs)
+        self._bytes_head = encode_head(self.status_code, self._bytes_pairs)
         # A status with no body: whatever the handler returns (but a
         # Response), the answer is this head alone, as in FastAPI.
         self._bodiless = encode_head(self.status_code, self.headers) if self.status_code in BODILESS else None
+        #: Whether requests go to the app's event loop (an ``async def``
+        #: handler, and no plain ``def`` middleware around it).
+        self.on_loop = self.is_async
+        # The middleware chain, if any: a sync call on a handler thread,
+        # or an async one on the loop (see middleware.compose).
+        self._chain: Optional[Callable[[Request], Any]] = None
+        self._chain_async: Optional[Callable[[Request], Any]] = None
+        self._middleware: List[HTTPMiddleware] = []
+        self._run_on_loop: Optional[Callable[[Callable[[], Any]], Any]] = None
 
-    def _head(self, content_type: str) -> bytes:
-        pairs = self.headers if self._own_type else [("content-type", content_type)] + self.headers
-        return encode_head(self.status_code, pairs)
+    def _pairs(self, content_type: str) -> List[Tuple[str, str]]:
+        return list(self.headers) if self._own_type else [("content-type", content_type)] + self.headers
+
+    def use_middleware(self, middleware: Sequence[HTTPMiddleware], run_on_loop: Callable[[Callable[[], Any]], Any]) -> None:
+        """Puts ``middleware`` (first outermost) around this handler;
+        ``run_on_loop(make)`` runs a coroutine on the app's loop from a
+        handler thread."""
+        self._middleware = list(middleware)
+        self._run_on_loop = run_on_loop
+        self._chain = self._chain_async = None
+        self.on_loop = self.is_async
+        if not middleware:
+            return
+        on_loop, call = compose(self._middleware, self.respond, self.respond_async if self.is_async else None, run_on_loop)
+        self.on_loop = on_loop
+        if on_loop:
+            self._chain_async = call
+        else:
+            self._chain = call
+
+    @property
+    def middleware(self) -> List[HTTPMiddleware]:
+        """The middleware around this handler, outermost first."""
+        return list(self._middleware)
 
     def call(self, request: Request) -> bytes:
-        """Runs the (sync) handler for ``request``: the response, whatever
-        the handler did."""
+        """Runs the (sync) handler for ``request``, on a handler thread,
+        through its middleware: the response, whatever the handler did."""
+        chain = self._chain
+        if chain is not None:
+            try:
+                response = chain(request)
+            except BaseException as exc:
+                return self._escaped(exc, request)
+            return self._sent(response, request)
         try:
             result = self.function(**self.prepare(request))
         except BaseException as exc:  # every request gets an answer
@@ -167,7 +201,7 @@ class Endpoint:
             try:
                 answer = handler(request, exc)
                 if inspect.isawaitable(answer):
-                    answer = _run_here(answer)
+                    answer = run_here(answer)
             except BaseException as failed:
                 return self._handler_failed(failed, exc, request)
             return self._handled(answer, exc, request)
@@ -176,6 +210,15 @@ class Endpoint:
     async def call_async(self, request: Request) -> bytes:
         """Runs the ``async def`` handler for ``request`` the same way; a
         cancellation (the server stopped) propagates."""
+        chain = self._chain_async
+        if chain is not None:
+            try:
+                response = await chain(request)
+            except asyncio.CancelledError:
+                raise
+            except BaseException as exc:
+                return await self._escaped_async(exc, request)
+            return self._sent(response, request)
         request._awaitable = True
         try:
             if self.arguments.is_async:
@@ -200,6 +243,147 @@ class Endpoint:
                 return self._handler_failed(failed, exc, request)
             return self._handled(answer, exc, request)
         return self.response(result, request)
+
+    # Through middleware: the handler gives a Response ----------------------
+
+    def respond(self, request: Request) -> Response:
+        """Runs the sync handler for ``request``: its response, an
+        exception handler's, or an ``HTTPException``'s; any other
+        exception propagates (through the middleware)."""
+        request._awaitable = False
+        try:
+            result = self.function(**self.prepare(request))
+        except BaseException as exc:
+            handler = self._caught(exc, request)
+            if isinstance(handler, Response):
+                return handler
+            try:
+                answer = handler(request, exc)
+                if inspect.isawaitable(answer):
+                    answer = run_here(answer)
+            except BaseException as failed:
+                self._handler_failed(failed, exc, request)
+                return _internal_error()
+            return self._handled_response(answer, exc, request)
+        return self.to_response(result, request)
+
+    async def respond_async(self, request: Request) -> Response:
+        """``respond`` for the ``async def`` handler."""
+        request._awaitable = True
+        try:
+            if self.arguments.is_async:
+                request._path_param_reader = self.arguments.read_path_params
+                kwargs = await self.arguments.solve_async(request)
+            else:
+                kwargs = self.prepare(request)
+            result = await self.function(**kwargs)
+        except asyncio.CancelledError:
+            raise
+        except BaseException as exc:
+            handler = self._caught(exc, request)
+            if isinstance(handler, Response):
+                return handler
+            try:
+                answer = handler(request, exc)
+                if inspect.isawaitable(answer):
+                    answer = await answer
+            except BaseException as failed:
+                self._handler_failed(failed, exc, request)
+                return _internal_error()
+            return self._handled_response(answer, exc, request)
+        return self.to_response(result, request)
+
+    def _caught(self, exc: BaseException, request: Request) -> Any:
+        """What answers ``exc`` inside the middleware: an exception
+        handler (to call), a response (an ``HTTPException``'s, a 422), or
+        nothing: then ``exc`` is raised again, for the middleware to see."""
+        if request._scope is not None:
+            request._scope.raised = exc
+        handler = self.exception_handlers.find(exc)
+        if handler is not None:
+            return handler
+        if isinstance(exc, HTTPException):
+            return JSONResponse({"detail": exc.detail}, exc.status_code, exc.headers)
+        if isinstance(exc, RequestValidationError):
+            return JSONResponse({"detail": exc.errors()}, 422)
+        request._raised = exc
+        raise exc
+
+    def _handled_response(self, result: Any, exc: BaseException, request: Request) -> Response:
+        try:
+            if isinstance(result, Response):
+                return own_copy(result)
+            return JSONResponse(result, _status_of(exc))
+        except Exception as failed:
+            self._handler_failed(failed, exc, request)
+            return _internal_error()
+
+    def to_response(self, result: Any, request: Request) -> Response:
+        """A handler's return value as a ``Response`` that middleware may
+        change (a copy, if the handler returned one)."""
+        if isinstance(result, Response):
+            return with_route_headers(result, self.headers) if self.headers else own_copy(result)
+        status = self.status_code
+        if self._bodiless is not None:
+            return Response._encoded(status, list(self.headers), self._bodiless, b"")
+        if isinstance(result, str):
+            return PlainTextResponse._encoded(status, self._text_pairs, self._text_head, result.encode("utf-8"))
+        if isinstance(result, (bytes, bytearray, memoryview)):
+            return Response._encoded(status, self._bytes_pairs, self._bytes_head, bytes(result))
+        try:
+            body = dump_json(result)
+        except TypeError as exc:
+            self._unsendable(exc, request)
+            return _internal_error()
+        return JSONResponse._encoded(status, self._json_pairs, self._json_head, body)
+
+    def _sent(self, response: Any, request: Request) -> bytes:
+        """What the outermost middleware returned, encoded; anything but a
+        ``Response`` is logged and answered with a 500."""
+        if not isinstance(response, Response):
+            logger.error(
+                "%s %s: route %s: middleware %s returned %s, not a Response; the client got a 500",
+                request.method,
+                request.path,
+                self.name,
+                self._middleware[0].name,
+                type(response).__name__,
+            )
+            return INTERNAL_ERROR
+        try:
+            return encode_response(response)
+        except Exception as exc:
+            self._unsendable(exc, request, "middleware")
+            return INTERNAL_ERROR
+
+    def _escaped(self, exc: BaseException, request: Request) -> bytes:
+        """The answer to an exception that came out of the middleware
+        chain (the handler's, one no handler took, or a middleware's own)."""
+        handler = None if exc is request._raised else self.exception_handlers.find(exc)
+        if handler is None:
+            return self.failure(exc, request)
+        try:
+            answer = handler(request, exc)
+            if inspect.isawaitable(answer):
+                answer = run_here(answer)
+        except BaseException as failed:
+            return self._handler_failed(failed, exc, request)
+        return self._handled(answer, exc, request)
+
+    async def _escaped_async(self, exc: BaseException, request: Request) -> bytes:
+        """``_escaped`` on the loop."""
+        handler = None if exc is request._raised else self.exception_handlers.find(exc)
+        if handler is None:
+            return self.failure(exc, request)
+        try:
+            answer = handler(request, exc)
+            if inspect.isawaitable(answer):
+                answer = await answer
+        except BaseException as failed:
+            return self._handler_failed(failed, exc, request)
+        return self._handled(answer, exc, request)
+
+    # Without middleware: the handler's answer is encoded at once ------------
 
     def _handled(self, result: Any, exc: BaseException, request: Request) -> bytes:
         """The response an exception handler gave: a ``Response`` as is,
@@ -226,6 +410,11 @@ class Endpoint:
     def after_response(self, request: Request) -> None:
         """What runs once the response was sent, on the handler's thread:
         the background tasks, then the dependencies' clean-up."""
+        if self.is_async and not self.on_loop and self._run_on_loop is not None:
+            # An async handler run through plain def middleware: its
+            # tasks and clean-up belong on the loop.
+            self._run_on_loop(lambda: self.after_response_async(request))
+            return
         scope = request._scope
         tasks = scope.values.get(BackgroundTasks)
         if tasks is not None:
@@ -304,15 +493,19 @@ class Endpoint:
         try:
             return self.encode(result)
         except Exception as exc:
-            logger.error(
-                "%s %s: route %s: the handler returned a value that cannot be sent (%s: %s); the client got a 500",
-                request.method,
-                request.path,
-                self.name,
-                type(exc).__name__,
-                exc,
-            )
+            self._unsendable(exc, request)
             return INTERNAL_ERROR
+
+    def _unsendable(self, exc: BaseException, request: Request, who: str = "handler") -> None:
+        logger.error(
+            "%s %s: route %s: the %s returned a value that cannot be sent (%s: %s); the client got a 500",
+            request.method,
+            request.path,
+            self.name,
+            who,
+            type(exc).__name__,
+            exc,
+        )
 
     def failure(self, exc: BaseException, request: Request) -> bytes:
         """The response to a handler (or its arguments) that raised."""
@@ -325,10 +518,11 @@ class Endpoint:
             logger.exception("%s %s: route %s: the error response could not be built", request.method, request.path, self.name)
             return INTERNAL_ERROR
         logger.error(
-            "%s %s: route %s: handler raised %s; the client got a 500",
+            "%s %s: route %s: %s raised %s; the client got a 500",
             request.method,
             request.path,
             self.name,
+            "handler" if not self._middleware or exc is request._raised else "middleware",
             type(exc).__name__,
             exc_info=exc,
         )

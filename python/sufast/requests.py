@@ -9,7 +9,7 @@ import struct
 from typing import Any, Callable, Dict, Iterator, List, NamedTuple, Optional, Sequence, Tuple
 from urllib.parse import parse_qsl, unquote
 
-from .datastructures import Headers
+from .datastructures import Headers, State
 from .exceptions import HTTPException
 
 __all__ = ["Address", "Headers", "QueryParams", "Request", "decode_records"]
@@ -126,6 +126,8 @@ class Request:
         "_cookies",
         "_json",
         "_scope",
+        "_raised",
+        "_state",
     )
 
     def __init__(
@@ -164,6 +166,10 @@ class Request:
         self._query_params: Optional[QueryParams] = None
         self._cookies: Optional[Dict[str, str]] = None
         self._json: Any = _MISSING
+        # What the handler raised that no exception handler took, as it
+        # passes through middleware.
+        self._raised: Optional[BaseException] = None
+        self._state: Optional[State] = None
 
     @property
     def app(self) -> Any:
@@ -171,6 +177,14 @@ class Request:
         from . import applications
 
         return applications._serving
+
+    @property
+    def state(self) -> State:
+        """Attributes for this request alone: what middleware or a
+        dependency leaves for the handler (``request.state.user = ...``)."""
+        if self._state is None:
+            self._state = State(owner="request")
+        return self._state
 
     @property
     def path(self) -> str:
