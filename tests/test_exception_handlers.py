@@ -140,3 +140,71 @@ def test_an_exception_handler_runs_once_even_when_it_returns_none():
     finally:
         app.stop(timeout=0)
     assert calls == ["/sync", "/async"]
+
+
+def test_a_404_or_405_handler_answers_requests_no_route_takes(caplog):
+    app = App()
+    seen = []
+
+    @app.middleware("http")
+    def record(request, call_next):
+        seen.append(request.path)
+        return call_next(request)
+
+    @app.exception_handler(404)
+    def not_found(request: Request, exc: HTTPException):
+        return JSONResponse({"errors": {"body": [f"no {request.path}"]}}, status_code=404)
+
+    @app.exception_handler(405)
+    async def wrong_method(request: Request, exc: HTTPException):
+        return JSONResponse({"allowed": exc.headers["Allow"], "method": request.method}, status_code=405, headers=exc.headers)
+
+    app.get("/items")(lambda: ["stored"])
+    app.get("/items/{n:int}")(lambda n: n)
+    try:
+        port = app.start()
+        reply = request(port, "GET", "/nowhere?x=1")
+        assert (reply.status, json.loads(reply.body)) == (404, {"errors": {"body": ["no /nowhere"]}})
+        # A convertor that does not match is no route either.
+        reply = request(port, "GET", "/items/ten")
+        assert (reply.status, json.loads(reply.body)) == (404, {"errors": {"body": ["no /items/ten"]}})
+        reply = request(port, "HEAD", "/nowhere")
+        assert (reply.status, reply.body) == (404, b"")
+        reply = request(port, "DELETE", "/items")
+        assert (reply.status, json.loads(reply.body)) == (405, {"allowed": "GET, HEAD", "method": "DELETE"})
+        assert reply.header("Allow") == "GET, HEAD"
+        # The stored route is untouched, the handler routes as before.
+        assert json.loads(request(port, "GET", "/items").body) == ["stored"]
+        assert request(port, "GET", "/items/3").body == b"3"
+        assert seen == ["/nowhere", "/items/ten", "/nowhere", "/items", "/items/3"]
+    finally:
+        app.stop(timeout=0)
+
+
+def test_without_a_404_handler_the_server_answers_unmatched_requests_itself():
+    app = App()
+    seen = []
+
+    @app.middleware("http")
+    def record(request, call_next):
+        seen.append(request.path)
+        return call_next(request)
+
+    # Neither a catch-all Exception handler nor one for 500 takes the 404s.
+    app.exception_handler(Exception)(lambda request, exc: JSONResponse({"caught": True}, 500))
+    app.exception_handler(500)(lambda request, exc: JSONResponse({"caught": True}, 500))
+    app.get("/items")(lambda: [])
+    try:
+        port = app.start()
+        reply = request(port, "GET", "/nowhere")
+        assert (reply.status, json.loads(reply.body)) == (404, {"detail": "Not Found"})
+        reply = request(port, "POST", "/items")
+        assert (reply.status, json.loads(reply.body), reply.header("Allow")) == (405, {"detail": "Method Not Allowed"}, "GET, HEAD")
+        assert seen == []
+        # One for HTTPException covers both, also registered while serving.
+        app.exception_handler(HTTPException)(lambda request, exc: PlainTextResponse(f"{exc.status_code} {exc.detail}", exc.status_code))
+        assert request(port, "GET", "/nowhere").body == b"404 Not Found"
+        assert request(port, "POST", "/items").body == b"405 Method Not Allowed"
+        assert seen == ["/nowhere", "/items"]
+    finally:
+        app.stop(timeout=0)

@@ -16,7 +16,7 @@ from . import _native
 from ._version import __version__
 from .cors import CORS
 from .datastructures import State
-from .exceptions import RouteError, RouteWarning, SufastError
+from .exceptions import HTTPException, RouteError, RouteWarning, SufastError
 from .limits import server_limits
 from .logs import configure_logger, log_options
 from .responses import HeadersInput, normalize_headers
@@ -24,6 +24,7 @@ from ._pool import HandlerPool
 from .handlers import Endpoint, ExceptionHandlers
 from .middleware import HTTPMiddleware, names
 from .params import Depends, check_path_parameters, check_path_style
+from .requests import Request
 from .routing import Decorators, Handler, Route, Router, check_prefix, describe, parameters, precompute, route_entry_table, route_table, route_table_of
 from .workers import serve_workers
 
@@ -156,6 +157,9 @@ class App(Decorators):
         self._max_body_size = max_body_size
         self._cache_max_entries = cache_max_entries
         self._pool = HandlerPool(self._endpoints, threads, max_threads)
+        # Handler ids of the endpoints that answer unmatched requests (by
+        # status: 404, 405), made once an exception handler covers them.
+        self._fallbacks: Dict[int, int] = {}
         #: HTTP middleware, outermost first, around every dynamic route.
         self._middleware: List[HTTPMiddleware] = []
         for function in middleware or ():
@@ -186,9 +190,9 @@ class App(Decorators):
             raise SufastError("middleware cannot be added while the app is serving; add it before start()")
         with self._lock:
             self._middleware.append(HTTPMiddleware(function))
-            for route in self._routes.values():
-                if route.handler_id is not None and route.cache_ttl is None:
-                    self._endpoints[route.handler_id].use_middleware(self._middleware, self._pool.run_on_loop)
+            covered = [r.handler_id for r in self._routes.values() if r.handler_id is not None and r.cache_ttl is None]
+            for handler_id in covered + list(self._fallbacks.values()):
+                self._endpoints[handler_id].use_middleware(self._middleware, self._pool.run_on_loop)
 
     def exception_handler(self, key: Union[int, type]) -> Callable[[Handler], Handler]:
         """Registers ``handler(request, exc)`` for exceptions of class
@@ -201,7 +205,10 @@ class App(Decorators):
         ExceptionHandlers.check(key)
 
         def register(handler: Handler) -> Handler:
-            self._exception_handlers.add(key, handler)
+            with self._lock:
+                self._exception_handlers.add(key, handler)
+                if self.running:  # it may now answer unmatched requests
+                    self._ship()
             return handler
 
         return register
@@ -371,8 +378,28 @@ class App(Decorators):
         return _native.bound_port() if self.running else 0
 
     def _ship(self) -> None:
-        app_wide = self._serving_app_wide
+        app_wide = {**self._serving_app_wide, **self._fallback_handlers()}
         _native.set_routes(route_table(self.routes, app_wide))
+
+    def _fallback_handlers(self) -> Dict[str, int]:
+        """The route table's handlers for unmatched requests: for 404 and
+        405, when an exception handler covers them (else the server
+        answers those itself, with no Python)."""
+        section = {}
+        for status, (key, function) in _FALLBACKS.items():
+            if not self._exception_handlers.covers_status(status):
+                continue
+            handler_id = self._fallbacks.get(status)
+            if handler_id is None:
+                handler_id = self._next_handler
+                endpoint = Endpoint("(no route)", "/", function, exception_handlers=self._exception_handlers)
+                if self._middleware:
+                    endpoint.use_middleware(self._middleware, self._pool.run_on_loop)
+                self._next_handler += 1
+                self._endpoints[handler_id] = endpoint
+                self._fallbacks[status] = handler_id
+            section[key] = handler_id
+        return section
 
     def start(
         self,
@@ -591,6 +618,20 @@ class App(Decorators):
         if stored:
             note += f"; {stored} static or cached route{'s are' if stored != 1 else ' is'} served without it (dynamic=True sends one through it)"
         return note
+
+
+def _not_found(request: Request) -> None:
+    raise HTTPException(404, "Not Found")
+
+
+def _method_not_allowed(request: Request) -> None:
+    # The server gives the Allow value the 405 would carry.
+    raise HTTPException(405, "Method Not Allowed", headers={"Allow": request._params[0] if request._params else ""})
+
+
+#: What answers an unmatched request in Python: the route table's key, and
+#: a handler whose exception the app's exception handlers then take.
+_FALLBACKS = {404: ("not_found_handler", _not_found), 405: ("method_not_allowed_handler", _method_not_allowed)}
 
 
 def _depends_list(owner: str, dependencies: Optional[Sequence[Any]]) -> List[Depends]:

@@ -70,6 +70,10 @@ class ExceptionHandlers:
             if not 400 <= key <= 599:
                 raise ValueError(f"exception_handler status codes are 400 to 599, got {key}")
 
+    def covers_status(self, status: int) -> bool:
+        """Whether an ``HTTPException`` with ``status`` has a handler."""
+        return status in self.by_status or HTTPException in self.by_class
+
     def find(self, exc: BaseException) -> Optional[Callable[..., Any]]:
         if not (self.by_class or self.by_status):
             return None
