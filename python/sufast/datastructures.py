@@ -100,17 +100,32 @@ class MutableHeaders(Headers):
 
     __slots__ = ()
 
+    @classmethod
+    def _lowered(cls, items: List[Tuple[str, str]]) -> "MutableHeaders":
+        """Headers from pairs whose names are already lower case (a copy)."""
+        headers = cls.__new__(cls)
+        headers._items = list(items)
+        return headers
+
     def __setitem__(self, name: str, value: str) -> None:
-        _check_pair(name, value)
+        if type(name) is not str or type(value) is not str:
+            _check_pair(name, value)
         wanted = name.lower()
         items = self._items
-        found = [index for index, (key, _) in enumerate(items) if key == wanted]
-        if not found:
+        first = -1
+        index = 0
+        for key, _ in items:
+            if key == wanted:
+                first = index
+                break
+            index += 1
+        if first < 0:
             items.append((wanted, value))
             return
-        items[found[0]] = (wanted, value)
-        for index in reversed(found[1:]):
-            del items[index]
+        items[first] = (wanted, value)
+        for index in range(len(items) - 1, first, -1):
+            if items[index][0] == wanted:
+                del items[index]
 
     def __delitem__(self, name: str) -> None:
         wanted = name.lower()

@@ -70,9 +70,7 @@ def drive(coroutine: Any) -> Any:
     """Runs ``coroutine`` on this (handler) thread and gives its result:
     at once if it never waits, else on the thread's own loop (or, when
     that one is busy with an outer middleware that waits, on a new one)."""
-    loop = _thread_loop()
-    if loop.is_running():
-        loop = asyncio.new_event_loop()
+    loop = getattr(_thread_loops, "loop", None) or _thread_loop()
     outer = _get_running_loop()
     _set_running_loop(loop)
     try:
@@ -81,6 +79,11 @@ def drive(coroutine: Any) -> Any:
         return stop.value
     finally:
         _set_running_loop(outer)
+    # It waits: a loop must run it to its end.
+    if loop.is_closed():
+        loop = _thread_loop()
+    if loop.is_running():
+        loop = asyncio.new_event_loop()
     _set_running_loop(None)
     try:
         return loop.run_until_complete(_wrap(_resume(coroutine, yielded)))
@@ -188,17 +191,23 @@ def compose(
     else:
         call = respond
     is_async = False
-    for m in reversed(middleware):
+    for m in reversed(middleware[1:]):
         if m.is_async:
             call = _async_layer(m.function, call if is_async else _as_async(call))
         else:
             call = _sync_layer(m.function, _as_sync(call) if is_async else call)
         is_async = m.is_async
-    if is_async:
-        top = call
+    # The outermost layer, with what it needs folded in (one call less).
+    outermost = middleware[0].function
+    if middleware[0].is_async:
+        call_next = call if is_async else _as_async(call)
 
         def call(request: Any) -> Any:
-            return drive(top(request))
+            request._awaitable = True
+            return drive(outermost(request, call_next))
+
+    else:
+        call = _sync_layer(outermost, _as_sync(call) if is_async else call)
 
     return False, call
 

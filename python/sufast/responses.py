@@ -7,7 +7,7 @@ import copy
 import json
 import struct
 from http.cookies import SimpleCookie
-from typing import Any, Iterable, List, Mapping, Optional, Tuple, Union
+from typing import Any, Dict, Iterable, List, Mapping, Optional, Tuple, Union
 from urllib.parse import quote
 
 from .datastructures import MutableHeaders
@@ -127,7 +127,7 @@ class Response:
     def _encoded(cls, status_code: int, pairs: List[Tuple[str, str]], wire: bytes, body: bytes) -> "Response":
         """A response whose head (``pairs`` for ``status_code``) is already
         encoded as ``wire``: made without checks, for what a route sends."""
-        response = cls.__new__(cls)
+        response = _new(cls)
         response.status_code = status_code
         response.body = body
         response._pairs = pairs
@@ -141,8 +141,11 @@ class Response:
         (``response.headers["x-time"] = "1"``)."""
         headers = self._headers
         if headers is None:
-            headers = self._headers = MutableHeaders(self._pairs)
-            self._wire = None
+            # The encoded head stays, for the pairs it holds: what is
+            # added after them is all that must be encoded (see
+            # encode_response).
+            headers = self._headers = _new(MutableHeaders)
+            headers._items = self._pairs[:]
         return headers
 
     @headers.setter
@@ -267,6 +270,7 @@ def own_copy(response: Response) -> Response:
 
 
 _HEAD = struct.Struct("<HI")
+_new = object.__new__
 _PAIR = struct.Struct("<II")
 
 
@@ -291,5 +295,44 @@ def encode_response(response: Response) -> bytes:
     """A whole ``Response`` in the native layout."""
     wire = response._wire
     if wire is not None and response.status_code == response._wire_status:
-        return wire + response.body
+        headers = response._headers
+        if headers is None:
+            return wire + response.body
+        # Headers were read or changed: the encoded head still holds if
+        # they begin with its pairs; only what follows them is encoded.
+        pairs = response._pairs
+        items = headers._items
+        known = len(pairs)
+        if items[:known] == pairs:
+            count = len(items)
+            if count == known:
+                return wire + response.body
+            if count == known + 1:  # one header added, as middleware often does
+                pair = items[known]
+                encoded = _ENCODED_PAIRS.get(pair) or _encode_pairs((pair,))
+            else:
+                encoded = _encode_pairs(items[known:])
+            return b"".join((_HEAD.pack(response.status_code, count), wire[_HEAD.size :], encoded, response.body))
     return encode_head(response.status_code, response.headers.items()) + response.body
+
+
+# Header pairs middleware adds, encoded: most are the same on every
+# response. Bounded; emptied when full.
+_ENCODED_PAIRS: Dict[Tuple[str, str], bytes] = {}
+_ENCODED_PAIRS_MAX = 512
+
+
+def _encode_pairs(pairs: Iterable[Tuple[str, str]]) -> bytes:
+    parts = []
+    cache = _ENCODED_PAIRS
+    for pair in pairs:
+        encoded = cache.get(pair)
+        if encoded is None:
+            name_bytes = pair[0].encode("latin-1")
+            value_bytes = pair[1].encode("latin-1")
+            encoded = _PAIR.pack(len(name_bytes), len(value_bytes)) + name_bytes + value_bytes
+            if len(cache) >= _ENCODED_PAIRS_MAX:
+                cache.clear()
+            cache[pair] = encoded
+        parts.append(encoded)
+    return b"".join(parts)
