@@ -4,6 +4,8 @@ and the server sends exactly what it returned, over real HTTP."""
 from __future__ import annotations
 
 import json
+import re
+import warnings
 
 import pytest
 from conftest import request
@@ -323,3 +325,64 @@ def test_sufast_is_the_seed_name_for_app():
     from sufast import App
 
     assert Sufast is App
+
+
+ITEMS: list = []
+SETTINGS = {"title": "shop"}
+TITLE = "shop"
+SIZES = ("s", "m", "l")
+
+
+def listed_items():
+    return ITEMS
+
+
+def test_a_handler_that_reads_changing_state_is_named_at_registration(app):
+    import random
+    import time
+
+    with pytest.warns(RouteWarning, match=r"route GET /items: handler .*items reads ITEMS, a list that can change after registration, but it runs once.*dynamic=True.*cache_ttl=seconds.*dynamic=False"):
+
+        @app.get("/items")
+        def items():
+            return ITEMS
+
+    with pytest.warns(RouteWarning, match=r"route GET /settings: .* reads SETTINGS, a dict"):
+        app.get("/settings")(lambda: SETTINGS["title"])
+    with pytest.warns(RouteWarning, match=r"route GET /now: .* calls time.time \(from time\), which is not known to give the same result"):
+        app.get("/now")(lambda: {"at": time.time()})
+    with pytest.warns(RouteWarning, match=r"route GET /pick: .* calls random.choice"):
+        app.get("/pick")(lambda: random.choice(SIZES))
+    with pytest.warns(RouteWarning, match=r"route GET /file: .* calls open\(\)"):
+        app.get("/file")(lambda: open(__file__).read(10))
+    with pytest.warns(RouteWarning, match=r"route GET /through: .* calls listed_items, which reads ITEMS, a list"):
+        app.get("/through")(lambda: listed_items())
+
+    # Constants, pure functions and responses made once stay quiet.
+    page = HTMLResponse("<h1>shop</h1>")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        app.get("/title")(lambda: {"title": TITLE, "sizes": sorted(SIZES), "n": len(SIZES)})
+        app.get("/page")(lambda: page)
+        app.get("/json")(lambda: json.dumps({"a": 1}))
+        # dynamic=False: precomputed on purpose, no warning.
+        app.get("/frozen", dynamic=False)(lambda: ITEMS)
+        # The fixes the warning names.
+        app.get("/live", dynamic=True)(lambda: ITEMS)
+        app.get("/recent", cache_ttl=60)(lambda: ITEMS)
+    port = app.start()
+    ITEMS.append("new")
+    try:
+        assert request(port, "GET", "/items").body == b"[]"
+        assert request(port, "GET", "/frozen").body == b"[]"
+        assert request(port, "GET", "/live").body == b'["new"]'
+    finally:
+        ITEMS.clear()
+
+
+def test_start_logs_the_route_and_tier_table(app, caplog):
+    app.get("/")(lambda: "stored")
+    app.get("/users/{id:int}")(lambda id: id)
+    with caplog.at_level("INFO", logger="sufast"):
+        app.start()
+    assert re.search(r"GET\s+/\s+static\n\s+GET\s+/users/\{id:int\}\s+dynamic", caplog.text), caplog.text

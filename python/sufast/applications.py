@@ -24,6 +24,7 @@ from ._pool import HandlerPool
 from .handlers import Endpoint, ExceptionHandlers
 from .middleware import HTTPMiddleware, names
 from .params import Depends, check_path_parameters, check_path_style
+from .purity import stale_reasons
 from .requests import Request
 from .routing import Decorators, Handler, Route, Router, check_prefix, describe, parameters, precompute, route_entry_table, route_table, route_table_of
 from .workers import serve_workers
@@ -234,7 +235,7 @@ class App(Decorators):
         *,
         status_code: int = 200,
         headers: HeadersInput = None,
-        dynamic: bool = False,
+        dynamic: Optional[bool] = None,
         cache_ttl: Optional[float] = None,
         cache_max_entries: Optional[int] = None,
         stale_ttl: Optional[float] = None,
@@ -247,7 +248,11 @@ class App(Decorators):
         A handler that declares parameters runs per request. One without
         runs now, once, and its result is what the server sends; if it
         raises, the route answers 500 and a ``RouteWarning`` names it.
-        ``dynamic=True`` runs it per request instead; ``cache_ttl=seconds``
+        When its code reads a module-level object that can change or calls
+        something not known to give the same answer each time (the clock,
+        random numbers, I/O, a method of a global), a ``RouteWarning``
+        names what it read; ``dynamic=False`` keeps it precomputed without
+        the warning. ``dynamic=True`` runs it per request instead; ``cache_ttl=seconds``
         runs it when its stored response (per path and query, at most
         ``cache_max_entries`` of them) is older than that; while that one
         render runs, others get the old copy if it is younger than
@@ -288,7 +293,7 @@ class App(Decorators):
         endpoint: Callable[..., Any],
         status_code: int,
         headers: HeadersInput,
-        dynamic: bool,
+        dynamic: Optional[bool],
         cache_ttl: Optional[float],
         cache_max_entries: Optional[int],
         stale_ttl: Optional[float],
@@ -344,6 +349,8 @@ class App(Decorators):
                     method, path, endpoint, handler_id=handler_id, cache_ttl=cache_ttl, cache_max_entries=cache_max_entries, stale_ttl=stale_ttl
                 )
             else:
+                if dynamic is None:
+                    _warn_if_stale(name, endpoint, stacklevel + 1)
                 route = precompute(method, path, endpoint, status_code, headers)
             _native.check_routes(route_entry_table(method, path, route.table_entry()))
             if route.error is not None:
@@ -412,6 +419,7 @@ class App(Decorators):
         access_log_format: str = "common",
         log_level: str = "info",
         forwarded_allow_ips: Optional[Sequence[str]] = None,
+        _log_routes: bool = True,
     ) -> int:
         """Starts serving without blocking and returns the bound port.
 
@@ -462,7 +470,10 @@ class App(Decorators):
                     raise
                 self._stopped.clear()
                 self._pool.start_threads()
-                if self._middleware:
+                if _log_routes:
+                    # What run() prints in its banner (which it prints instead).
+                    logger.info("serving on port %d:\n%s", bound, self._route_summary())
+                elif self._middleware:
                     logger.info("middleware: %s", self._middleware_note())
         except BaseException:
             with _serving_lock:
@@ -571,7 +582,7 @@ class App(Decorators):
 
         previous = _install_stop_signals(request_stop)
         try:
-            bound = self.start(port, host=host, fd=fd, **options)
+            bound = self.start(port, host=host, fd=fd, _log_routes=False, **options)
             if requested.is_set():  # start() cleared the flag
                 self._stopped.set()
             if chatty:
@@ -618,6 +629,22 @@ class App(Decorators):
         if stored:
             note += f"; {stored} static or cached route{'s are' if stored != 1 else ' is'} served without it (dynamic=True sends one through it)"
         return note
+
+
+def _warn_if_stale(name: str, endpoint: Callable[..., Any], stacklevel: int) -> None:
+    """Warns when a handler about to run once reads or calls something
+    whose answer may change (see ``sufast.purity``)."""
+    reasons = stale_reasons(endpoint)
+    if not reasons:
+        return
+    more = f" (and {len(reasons) - 1} more)" if len(reasons) > 1 else ""
+    warnings.warn(
+        f"route {name}: handler {describe(endpoint)} {reasons[0]}{more}, but it runs once, now, and its answer "
+        "is served from then on; pass dynamic=True to run it per request, cache_ttl=seconds to run it again "
+        "when its answer is older, or dynamic=False to keep it as it is",
+        RouteWarning,
+        stacklevel=stacklevel,
+    )
 
 
 def _not_found(request: Request) -> None:

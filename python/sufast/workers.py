@@ -295,7 +295,7 @@ class _Supervisor:
             return 0
         app = self._app
         try:
-            app.start(fd=self._listener.fileno(), **self._options)
+            app.start(fd=self._listener.fileno(), _log_routes=False, **self._options)
         finally:
             # The native server accepts on a copy; the parent keeps its own.
             self._listener.close()
