@@ -44,6 +44,7 @@ ECHO_BODY = json.dumps(
 )
 ORIGIN = "https://example.com"
 TIERS = "sufast tiers"
+STRUCTURE = "one Depends, one middleware"
 
 
 @dataclass
@@ -292,6 +293,23 @@ def scenarios(available: List[str], quick: bool) -> List[Scenario]:
             ],
             baseline="sufast precomputed",
         ),
+        # What the structuring features cost per request, against the
+        # same route without them.
+        Scenario(
+            STRUCTURE,
+            "/users/123",
+            [],
+            variants=[
+                ("sufast sync", "sufast", {}, "/users/123"),
+                ("sufast + Depends", "sufast", {}, "/deps/users/123"),
+                ("sufast + middleware", "sufast", {"middleware": "1"}, "/users/123"),
+                ("sufast + both", "sufast", {"middleware": "1"}, "/deps/users/123"),
+                # A static route is served by Rust alone, middleware or not.
+                ("sufast precomputed", "sufast", {}, "/"),
+                ("sufast precomputed, middleware registered", "sufast", {"middleware": "1"}, "/"),
+            ],
+            baseline="sufast sync",
+        ),
     ]
     if quick:
         return found
@@ -517,6 +535,25 @@ def report(results: Dict[str, Dict[str, List[Sample]]], baselines: Dict[str, str
             met = value[0] <= limit if limit > 0 else value[0] >= -limit
             checks.append({"target": text, "median": value[0], "low": value[1], "high": value[2], "met": met})
             lines.append(f"| {text} | {fmt_ratio(value)} | {'yes' if met else 'no'} |")
+    structure = results.get(STRUCTURE, {})
+    for label, limit, text in (
+        ("sufast + Depends", 0.7, "one Depends: ≤ 0.7 µs CPU/request more than without"),
+        ("sufast + middleware", 1.5, "one async middleware: ≤ 1.5 µs CPU/request more than without"),
+    ):
+        if label in structure and "sufast sync" in structure:
+            extra = [a.cpu_us - b.cpu_us for a, b in zip(structure[label], structure["sufast sync"])]
+            value = (statistics.median(extra), min(extra), max(extra))
+            met = value[0] <= limit
+            checks.append({"target": text, "median": value[0], "low": value[1], "high": value[2], "met": met})
+            lines.append(f"| {text} | {value[0]:+.2f} µs [{value[1]:+.2f}, {value[2]:+.2f}] | {'yes' if met else 'no'} |")
+    label, base = "sufast precomputed, middleware registered", "sufast precomputed"
+    if label in structure and base in structure:
+        ratios = [a.cpu_us / b.cpu_us for a, b in zip(structure[label], structure[base])]
+        value = (statistics.median(ratios), min(ratios), max(ratios))
+        text = "static route with middleware registered: CPU/request ≤ 1.05× without"
+        met = value[0] <= 1.05
+        checks.append({"target": text, "median": value[0], "low": value[1], "high": value[2], "met": met})
+        lines.append(f"| {text} | {fmt_ratio(value)} | {'yes' if met else 'no'} |")
     if mem:
         growth = mem["after_all_mib"] / mem["after_first_mib"]
         lines.append(

@@ -47,7 +47,7 @@ AXUM_BIN = "bench/axum-ref/target/release/axum-ref"
 APPS = "bench/apps"
 SUFAST_LIBS = ("libsufast.so", "libsufast.dylib", "sufast.dll")  # what `make build` copies into python/sufast
 
-OPTIONS = {"routes": 10, "cors": False, "workers": 1}
+OPTIONS = {"routes": 10, "cors": False, "workers": 1, "middleware": False}
 # A checkout of an earlier sufast, built (make bench BASELINE=rev makes one),
 # measured as "sufast-baseline" beside this one in the same rounds.
 BASELINE = os.environ.get("BENCH_BASELINE") or None
@@ -101,6 +101,7 @@ class Server(NamedTuple):
         env["BENCH_ROUTES"] = str(opts["routes"])
         env["BENCH_CORS"] = "1" if opts["cors"] else "0"
         env["BENCH_WORKERS"] = str(opts["workers"])
+        env["BENCH_MIDDLEWARE"] = "1" if opts["middleware"] else "0"
         return self.build(port, opts), env
 
     def unavailable(self) -> Optional[str]:
@@ -123,10 +124,10 @@ class Server(NamedTuple):
 
 def _option(key: str, value) -> object:
     """An option's value from a value or a string ("1", "10000")."""
-    if key == "cors":
+    if key in ("cors", "middleware"):
         if isinstance(value, str):
             if value.lower() not in ("0", "1", "true", "false", ""):
-                raise ValueError(f"cors must be 0/1 or true/false, got {value!r}")
+                raise ValueError(f"{key} must be 0/1 or true/false, got {value!r}")
             return value.lower() in ("1", "true")
         return bool(value)
     number = int(value)
@@ -183,6 +184,8 @@ def _granian(module: str) -> Callable[[int, dict], List[str]]:
 
 
 ALL = frozenset(OPTIONS)
+# Options only sufast's app reads.
+PORTABLE = ALL - {"middleware"}
 
 _DEFINITIONS: List[Server] = [
     Server("axum", _axum, frozenset({"routes", "cors"})),
@@ -193,10 +196,10 @@ _DEFINITIONS: List[Server] = [
         ALL,
         extra_env={"SUFAST_LIB": ""},
     ),
-    Server("fastapi-uvicorn", _uvicorn("fastapi_app"), ALL, needs=("fastapi", "uvicorn", "uvloop", "httptools")),
-    Server("fastapi-granian", _granian("fastapi_app"), ALL, needs=("fastapi", "granian", "uvloop")),
-    Server("starlette-uvicorn", _uvicorn("starlette_app"), ALL, needs=("starlette", "uvicorn", "uvloop", "httptools")),
-    Server("starlette-granian", _granian("starlette_app"), ALL, needs=("starlette", "granian", "uvloop")),
+    Server("fastapi-uvicorn", _uvicorn("fastapi_app"), PORTABLE, needs=("fastapi", "uvicorn", "uvloop", "httptools")),
+    Server("fastapi-granian", _granian("fastapi_app"), PORTABLE, needs=("fastapi", "granian", "uvloop")),
+    Server("starlette-uvicorn", _uvicorn("starlette_app"), PORTABLE, needs=("starlette", "uvicorn", "uvloop", "httptools")),
+    Server("starlette-granian", _granian("starlette_app"), PORTABLE, needs=("starlette", "granian", "uvloop")),
     # One process, one worker (set in robyn_app.py).
     Server("robyn", _script("robyn_app.py"), frozenset({"routes"}), needs=("robyn",)),
     Server(

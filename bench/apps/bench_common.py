@@ -10,6 +10,9 @@ Environment (read by each app at import):
   bench/axum-ref/src/main.rs.
 - ``BENCH_CORS=1`` CORS for https://example.com and ``x-powered-by: bench``
   on every response (servers that support it).
+- ``BENCH_MIDDLEWARE=1`` (sufast only) one async HTTP middleware that sets
+  a header; sufast also serves ``/deps/users/{id}`` through one
+  ``Depends``.
 
 Endpoints, with byte-identical bodies on every server:
 
@@ -63,6 +66,7 @@ PORT = env_int("BENCH_PORT", 8000)
 ROUTES = env_int("BENCH_ROUTES", 10)
 CORS = os.environ.get("BENCH_CORS") == "1"
 WORKERS = env_int("BENCH_WORKERS", 1)
+MIDDLEWARE = os.environ.get("BENCH_MIDDLEWARE") == "1"
 
 
 def padding() -> Iterator[Tuple[int, bool]]:

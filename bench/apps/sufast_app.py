@@ -40,6 +40,17 @@ def make_app() -> App:
 
 app = make_app()
 
+if bench.MIDDLEWARE:
+    if not hasattr(app, "middleware"):
+        bench.unsupported("BENCH_MIDDLEWARE=1 needs App.middleware, which this sufast does not have")
+
+    # One async middleware that edits the response, as FastAPI's docs show.
+    @app.middleware("http")
+    async def stamp(request, call_next):
+        response = await call_next(request)
+        response.headers["x-bench"] = "1"
+        return response
+
 
 @app.get("/")
 def hello():
@@ -49,6 +60,21 @@ def hello():
 @app.get("/users/{id:int}")
 def get_user(id: int):
     return {"id": id}
+
+
+try:
+    from sufast import Depends
+
+    def current_user(id: int) -> int:
+        return id
+
+    # One dependency that takes the path parameter.
+    @app.get("/deps/users/{id:int}")
+    def get_user_dep(user: int = Depends(current_user)):
+        return {"id": user}
+
+except ImportError:  # a sufast from before Depends
+    pass
 
 
 @app.get("/async/users/{id:int}")
