@@ -131,6 +131,7 @@ class Endpoint:
         )
         where = f"route {name}: handler {getattr(function, '__qualname__', repr(function))}"
         self.arguments = Arguments(function, path, where, dependencies)
+        self.arguments.plan_cache()
         self.exception_handlers = exception_handlers or ExceptionHandlers()
         if self.arguments.is_async and not self.is_async:
             raise TypeError(

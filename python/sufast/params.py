@@ -384,6 +384,23 @@ class Arguments:
         #: Gives ``Request.path_params`` from the raw values.
         self.read_path_params = read_path_params
 
+    def plan_cache(self) -> None:
+        """Keeps per request only the values of dependencies that this
+        tree asks for more than once (call it on a handler's arguments)."""
+        found: List["Dependency"] = []
+
+        def walk(arguments: "Arguments") -> None:
+            for _, dependency in arguments._dependencies:
+                found.append(dependency)
+                walk(dependency.arguments)
+
+        walk(self)
+        counts: Dict[Any, int] = {}
+        for dependency in found:
+            counts[dependency.call] = counts.get(dependency.call, 0) + 1
+        for dependency in found:
+            dependency.cached = dependency.use_cache and counts[dependency.call] > 1
+
     def _extractor(
         self,
         parameter: inspect.Parameter,
@@ -491,25 +508,35 @@ class Dependency:
         self.is_coroutine = inspect.iscoroutinefunction(function)
         self.arguments = Arguments(call, path, f"{where}: dependency {self.name}")
         self.is_async = self.is_coroutine or self.is_async_generator or self.arguments.is_async
+        #: Whether its value is kept for the rest of the request: only
+        #: when ``use_cache`` and the callable is met again in the same
+        #: handler's tree (see Arguments.plan_cache); a value asked for
+        #: once costs no cache.
+        self.cached = self.use_cache
 
     def solve(self, request: Request) -> Any:
         """Its value for ``request`` (from the request's cache when it ran
         already), on a sync handler's thread."""
+        if not self.cached:
+            value = self.call(**self.arguments(request))
+            if self.is_generator:
+                _finish_later(request, value)
+                value = next(value)
+            return value
         cache = _scope_of(request).values
-        if self.use_cache and self.call in cache:
+        if self.call in cache:
             return cache[self.call]
         value = self.call(**self.arguments(request))
         if self.is_generator:
             _finish_later(request, value)
             value = next(value)
-        if self.use_cache:
-            cache[self.call] = value
+        cache[self.call] = value
         return value
 
     async def solve_async(self, request: Request) -> Any:
         """The same in an ``async def`` handler: coroutines are awaited."""
-        cache = _scope_of(request).values
-        if self.use_cache and self.call in cache:
+        cache = _scope_of(request).values if self.cached else None
+        if cache is not None and self.call in cache:
             return cache[self.call]
         kwargs = await self.arguments.solve_async(request) if self.arguments.is_async else self.arguments(request)
         value = self.call(**kwargs)
@@ -521,7 +548,7 @@ class Dependency:
         elif self.is_generator:
             _finish_later(request, value)
             value = next(value)
-        if self.use_cache:
+        if cache is not None:
             cache[self.call] = value
         return value
 
@@ -562,8 +589,7 @@ def _json_object(name: str) -> Extractor:
 
 
 def _finish_later(request: Request, generator: Any) -> None:
-    # The scope exists: the dependency's value is being cached in it.
-    request._scope.exits.append(generator)
+    _scope_of(request).exits.append(generator)
 
 
 def _marker_of(annotation: Any, default: Any) -> Tuple[Any, Any]:
