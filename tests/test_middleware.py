@@ -336,3 +336,36 @@ def test_a_middleware_sees_what_a_response_object_holds(app):
     reply = request(port, "GET", "/text/2")
     assert (reply.header("X-Type"), reply.header("X-Body")) == ("PlainTextResponse", "n=2")
     assert reply.header("Content-Type") == "text/plain; charset=utf-8"
+
+
+def test_plain_def_code_after_an_async_middleware_may_run_a_loop_of_its_own(make_app):
+    # One handler thread: every request below runs on the thread the
+    # async middleware ran on.
+    app = make_app(threads=1)
+    ran = []
+
+    @app.middleware("http")
+    async def passthrough(request, call_next):
+        await asyncio.sleep(0)
+        return await call_next(request)
+
+    async def later(n):
+        await asyncio.sleep(0)
+        ran.append(n)
+
+    def task():
+        ran.append(asyncio.run(asyncio.sleep(0, "sync task")))
+
+    @app.get("/through/{n:int}")
+    def through(n: int, tasks: BackgroundTasks):
+        tasks.add_task(later, n)
+        tasks.add_task(task)
+        return asyncio.run(asyncio.sleep(0, n))
+
+    # A cached route's handler runs without middleware, on the same thread.
+    app.get("/cached", cache_ttl=60)(lambda request: asyncio.run(asyncio.sleep(0, "cached")))
+    port = app.start()
+    assert request(port, "GET", "/through/1").body == b"1"
+    assert request(port, "GET", "/cached").body == b"cached"
+    assert request(port, "GET", "/through/2").body == b"2"
+    assert wait_for(lambda: ran == [1, "sync task", 2, "sync task"]), ran

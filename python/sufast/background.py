@@ -7,6 +7,8 @@ import inspect
 import logging
 from typing import Any, Callable, List, Tuple
 
+from .middleware import run_here, unmark
+
 __all__ = ["BackgroundTasks"]
 
 logger = logging.getLogger("sufast")
@@ -33,9 +35,10 @@ class BackgroundTasks:
         """Runs every task here (a handler thread)."""
         for func, args, kwargs in self.tasks:
             try:
+                unmark()  # what an async task before it marked
                 result = func(*args, **kwargs)
                 if inspect.isawaitable(result):
-                    asyncio.new_event_loop().run_until_complete(result)
+                    run_here(result)
             except Exception:
                 logger.exception("background task %s raised", _name(func))
 

@@ -14,6 +14,7 @@ from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple, Union
 
 from .background import BackgroundTasks
 from .exceptions import HTTPException
+from . import middleware as _middleware
 from .middleware import HTTPMiddleware, compose, run_here
 from .params import Arguments, Depends, RequestValidationError
 from .requests import Request
@@ -29,8 +30,11 @@ from .responses import (
     encode_response,
     normalize_headers,
     own_copy,
+    prepared_head,
     with_route_headers,
 )
+
+_new = object.__new__
 
 __all__ = ["Endpoint", "INTERNAL_ERROR"]
 
@@ -141,12 +145,15 @@ class Endpoint:
         self.status_code = _check_status(status_code)
         self.headers = normalize_headers(headers)
         self._own_type = any(n.lower() == "content-type" for n, _ in self.headers)
-        self._json_pairs = self._pairs(_JSON)
-        self._text_pairs = self._pairs("text/plain; charset=utf-8")
-        self._bytes_pairs = self._pairs("application/octet-stream")
-        self._json_head = encode_head(self.status_code, self._json_pairs)
-        self._text_head = encode_head(self.status_code, self._text_pairs)
-        self._bytes_head = encode_head(self.status_code, self._bytes_pairs)
+        # The heads of what this route sends, encoded once: for the
+        # wire, and for the Response objects middleware gets.
+        self._json = prepared_head(self.status_code, self._pairs(_JSON))
+        self._text = prepared_head(self.status_code, self._pairs("text/plain; charset=utf-8"))
+        self._bytes = prepared_head(self.status_code, self._pairs("application/octet-stream"))
+        self._json_head = self._json[2]
+        self._text_head = self._text[2]
+        self._bytes_head = self._bytes[2]
+        self._empty = prepared_head(self.status_code, self.headers)
         # A status with no body: whatever the handler returns (but a
         # Response), the answer is this head alone, as in FastAPI.
         self._bodiless = encode_head(self.status_code, self.headers) if self.status_code in BODILESS else None
@@ -195,6 +202,8 @@ class Endpoint:
             except BaseException as exc:
                 return self._escaped(exc, request)
             return self._sent(response, request)
+        if _middleware.marking:
+            _middleware.unmark()
         try:
             result = self.function(**self.prepare(request))
         except BaseException as exc:  # every request gets an answer
@@ -270,6 +279,18 @@ class Endpoint:
                 self._handler_failed(failed, exc, request)
                 return _internal_error()
             return self._handled_response(answer, exc, request)
+        if type(result) is dict and self._bodiless is None:
+            # to_response's most common case, without the call.
+            try:
+                body = dump_json(result)
+            except TypeError as exc:
+                self._unsendable(exc, request)
+                return _internal_error()
+            response = _new(JSONResponse)
+            response.status_code = self.status_code
+            response.body = body
+            response._head = self._json
+            return response
         return self.to_response(result, request)
 
     async def respond_async(self, request: Request) -> Response:
@@ -328,24 +349,33 @@ class Endpoint:
         change (a copy, if the handler returned one)."""
         if isinstance(result, Response):
             return with_route_headers(result, self.headers) if self.headers else own_copy(result)
-        status = self.status_code
         if self._bodiless is not None:
-            return Response._encoded(status, list(self.headers), self._bodiless, b"")
-        if isinstance(result, str):
-            return PlainTextResponse._encoded(status, self._text_pairs, self._text_head, result.encode("utf-8"))
-        if isinstance(result, (bytes, bytearray, memoryview)):
-            return Response._encoded(status, self._bytes_pairs, self._bytes_head, bytes(result))
-        try:
-            body = dump_json(result)
-        except TypeError as exc:
-            self._unsendable(exc, request)
-            return _internal_error()
-        return JSONResponse._encoded(status, self._json_pairs, self._json_head, body)
+            cls, head, body = Response, self._empty, b""
+        elif isinstance(result, str):
+            cls, head, body = PlainTextResponse, self._text, result.encode("utf-8")
+        elif isinstance(result, (bytes, bytearray, memoryview)):
+            cls, head, body = Response, self._bytes, bytes(result)
+        else:
+            try:
+                body = dump_json(result)
+            except TypeError as exc:
+                self._unsendable(exc, request)
+                return _internal_error()
+            cls, head = JSONResponse, self._json
+        response = _new(cls)
+        response.status_code = self.status_code
+        response.body = body
+        response._head = head
+        return response
 
     def _sent(self, response: Any, request: Request) -> bytes:
         """What the outermost middleware returned, encoded; anything but a
         ``Response`` is logged and answered with a 500."""
-        if not isinstance(response, Response):
+        if isinstance(response, Response):
+            head = response._head
+            if head is not None and response._headers is None and response.status_code == head[0]:
+                return head[2] + response.body  # encode_response's first case, without the call
+        else:
             logger.error(
                 "%s %s: route %s: middleware %s returned %s, not a Response; the client got a 500",
                 request.method,
@@ -420,10 +450,13 @@ class Endpoint:
             # tasks and clean-up belong on the loop.
             self._run_on_loop(lambda: self.after_response_async(request))
             return
+        if _middleware.marking:
+            _middleware.unmark()
         scope = request._scope
         tasks = scope.values.get(BackgroundTasks)
         if tasks is not None:
             tasks.run()
+            _middleware.unmark()
         if scope.exits:
             self.finish(request)
 

@@ -23,11 +23,21 @@ __all__ = ["HTTPMiddleware", "drive", "run_here", "compose"]
 
 # asyncio's own record of the loop running on this thread; an async
 # middleware driven directly must find one (asyncio.sleep asks for it),
-# and a sync handler inside it must not (it may start a loop of its own).
+# and plain def code (a handler, a background task) must not (it may
+# start a loop of its own). Before Python 3.12 each change or read of
+# that record is a system call (getpid), so a handler thread keeps its
+# loop marked between requests and clears the mark only before plain
+# def code runs: see unmark().
 _get_running_loop = asyncio._get_running_loop
 _set_running_loop = asyncio._set_running_loop
 
+# Per handler thread: ``loop``, its own event loop, and ``current``, the
+# loop marked as running there by this module (None when none is).
 _thread_loops = threading.local()
+
+#: Whether some thread may have a loop marked: until then unmark() is
+#: not even called.
+marking = False
 
 
 def _thread_loop() -> asyncio.AbstractEventLoop:
@@ -35,6 +45,24 @@ def _thread_loop() -> asyncio.AbstractEventLoop:
     if loop is None or loop.is_closed():
         loop = _thread_loops.loop = asyncio.new_event_loop()
     return loop
+
+
+def _mark() -> asyncio.AbstractEventLoop:
+    global marking
+    loop = _thread_loop()
+    _set_running_loop(loop)
+    _thread_loops.current = loop
+    marking = True
+    return loop
+
+
+def unmark() -> None:
+    """Clears this thread's mark of a running loop, if it has one, before
+    plain def code runs (outside a loop that really runs)."""
+    current = getattr(_thread_loops, "current", None)
+    if current is not None and not current.is_running():
+        _set_running_loop(None)
+        _thread_loops.current = None
 
 
 def run_here(awaitable: Any) -> Any:
@@ -69,26 +97,21 @@ def _resume(coroutine: Any, yielded: Any) -> Any:
 def drive(coroutine: Any) -> Any:
     """Runs ``coroutine`` on this (handler) thread and gives its result:
     at once if it never waits, else on the thread's own loop (or, when
-    that one is busy with an outer middleware that waits, on a new one)."""
-    loop = getattr(_thread_loops, "loop", None) or _thread_loop()
-    outer = _get_running_loop()
-    _set_running_loop(loop)
+    that one already runs an outer middleware that waits, on a new one)."""
+    loop = getattr(_thread_loops, "current", None) or _mark()
     try:
         yielded = coroutine.send(None)
     except StopIteration as stop:
         return stop.value
-    finally:
-        _set_running_loop(outer)
-    # It waits: a loop must run it to its end.
-    if loop.is_closed():
-        loop = _thread_loop()
+    # It waits: a loop must run it to its end, and marks itself.
+    _set_running_loop(None)
     if loop.is_running():
         loop = asyncio.new_event_loop()
-    _set_running_loop(None)
+    _thread_loops.current = loop
     try:
         return loop.run_until_complete(_wrap(_resume(coroutine, yielded)))
     finally:
-        _set_running_loop(outer)
+        _thread_loops.current = None  # the loop cleared its mark
         if loop is not _thread_loops.loop:
             loop.close()
 
@@ -142,12 +165,14 @@ def _as_async(call: Call) -> Callable[[Any], Awaitable[Any]]:
 
     async def call_next(request: Any) -> Any:
         awaitable = request._awaitable
-        loop = _get_running_loop()
+        loop = getattr(_thread_loops, "current", None)
         _set_running_loop(None)
+        _thread_loops.current = None
         try:
             return call(request)
         finally:
             _set_running_loop(loop)
+            _thread_loops.current = loop
             request._awaitable = awaitable
 
     return call_next

@@ -22,6 +22,7 @@ __all__ = [
     "encode_response",
     "with_route_headers",
     "own_copy",
+    "prepared_head",
     "dump_json",
     "normalize_headers",
 ]
@@ -98,13 +99,12 @@ class Response:
 
     media_type: Optional[str] = None
     charset = "utf-8"
-    # The headers: given as pairs (``_pairs``) and made a MutableHeaders
-    # on first use; while they are untouched, ``_wire`` (if set) is the
-    # head already encoded for ``_wire_status``.
-    _pairs: List[Tuple[str, str]] = []
+    # The headers, made a MutableHeaders on first use. ``_head``, for a
+    # response a route made, is its head already encoded: (status, pairs,
+    # the encoded head, the same without its status and count); it holds
+    # while the status is the same and the headers begin with those pairs.
     _headers: Optional[MutableHeaders] = None
-    _wire: Optional[bytes] = None
-    _wire_status = 0
+    _head: Optional[Tuple[int, List[Tuple[str, str]], bytes, bytes]] = None
 
     def __init__(
         self,
@@ -123,35 +123,21 @@ class Response:
             pairs.insert(0, ("content-type", content_type))
         self._headers = MutableHeaders(pairs)
 
-    @classmethod
-    def _encoded(cls, status_code: int, pairs: List[Tuple[str, str]], wire: bytes, body: bytes) -> "Response":
-        """A response whose head (``pairs`` for ``status_code``) is already
-        encoded as ``wire``: made without checks, for what a route sends."""
-        response = _new(cls)
-        response.status_code = status_code
-        response.body = body
-        response._pairs = pairs
-        response._wire = wire
-        response._wire_status = status_code
-        return response
-
     @property
     def headers(self) -> MutableHeaders:
         """The headers, ``Content-Type`` among them; change them in place
         (``response.headers["x-time"] = "1"``)."""
         headers = self._headers
         if headers is None:
-            # The encoded head stays, for the pairs it holds: what is
-            # added after them is all that must be encoded (see
-            # encode_response).
             headers = self._headers = _new(MutableHeaders)
-            headers._items = self._pairs[:]
+            head = self._head
+            headers._items = head[1][:] if head is not None else []
         return headers
 
     @headers.setter
     def headers(self, headers: HeadersInput) -> None:
         self._headers = MutableHeaders(normalize_headers(headers))
-        self._wire = None
+        self._head = None
 
     def _media_content_type(self) -> Optional[str]:
         media_type = self.media_type
@@ -291,28 +277,35 @@ def encode_head(status_code: int, headers: Iterable[Tuple[str, str]]) -> bytes:
     return b"".join(parts)
 
 
+def prepared_head(status_code: int, pairs: List[Tuple[str, str]]) -> Tuple[int, List[Tuple[str, str]], bytes, bytes]:
+    """A head encoded once, for the responses a route makes (``Response._head``)."""
+    lowered = [(name.lower(), value) for name, value in pairs]
+    wire = encode_head(status_code, lowered)
+    return (status_code, lowered, wire, wire[_HEAD.size :])
+
+
 def encode_response(response: Response) -> bytes:
     """A whole ``Response`` in the native layout."""
-    wire = response._wire
-    if wire is not None and response.status_code == response._wire_status:
+    head = response._head
+    if head is not None and response.status_code == head[0]:
         headers = response._headers
         if headers is None:
-            return wire + response.body
+            return head[2] + response.body
         # Headers were read or changed: the encoded head still holds if
         # they begin with its pairs; only what follows them is encoded.
-        pairs = response._pairs
         items = headers._items
+        pairs = head[1]
         known = len(pairs)
         if items[:known] == pairs:
             count = len(items)
             if count == known:
-                return wire + response.body
+                return head[2] + response.body
             if count == known + 1:  # one header added, as middleware often does
                 pair = items[known]
                 encoded = _ENCODED_PAIRS.get(pair) or _encode_pairs((pair,))
             else:
                 encoded = _encode_pairs(items[known:])
-            return b"".join((_HEAD.pack(response.status_code, count), wire[_HEAD.size :], encoded, response.body))
+            return b"".join((_HEAD.pack(head[0], count), head[3], encoded, response.body))
     return encode_head(response.status_code, response.headers.items()) + response.body
 
 
