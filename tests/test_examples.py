@@ -155,6 +155,13 @@ def test_the_readme_middleware_example_serves_as_it_says():
         assert (reply.status, reply.header("X-Time")) == (200, None)
 
 
+def test_the_readme_testclient_example_passes():
+    namespace: Dict[str, Any] = {}
+    exec(readme_block("### Testing with `TestClient`"), namespace)
+    namespace["test_item"]()
+    assert not namespace["app"].running
+
+
 def test_the_readme_background_tasks_example_serves_as_it_says():
     with readme_app("### Background tasks") as (port, names):
         reply = request(port, "POST", "/signup", body=b'{"email": "ann@example.com"}')

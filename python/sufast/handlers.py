@@ -43,6 +43,11 @@ logger = logging.getLogger("sufast")
 _JSON = "application/json"
 INTERNAL_ERROR = encode_head(500, [("content-type", _JSON)]) + b'{"detail": "Internal Server Error"}'
 
+#: Told of every exception that made a 500 (a handler's or middleware's
+#: that no exception handler took, or an exception handler's own), before
+#: the 500 is sent: the TestClient's raise_server_exceptions.
+unhandled_observer: Optional[Callable[[BaseException], None]] = None
+
 
 def _internal_error() -> Response:
     """The 500 as a response middleware may still change."""
@@ -89,6 +94,12 @@ class ExceptionHandlers:
             if cls in self.by_class:
                 return self.by_class[cls]
         return None
+
+
+def _observe(exc: BaseException) -> None:
+    observer = unhandled_observer
+    if observer is not None:
+        observer(exc)
 
 
 def _status_of(exc: BaseException) -> int:
@@ -431,6 +442,7 @@ class Endpoint:
             return self._handler_failed(failed, exc, request)
 
     def _handler_failed(self, failed: BaseException, exc: BaseException, request: Request) -> bytes:
+        _observe(failed)
         logger.error(
             "%s %s: route %s: the exception handler for %s raised %s; the client got a 500",
             request.method,
@@ -555,6 +567,7 @@ class Endpoint:
         except Exception:
             logger.exception("%s %s: route %s: the error response could not be built", request.method, request.path, self.name)
             return INTERNAL_ERROR
+        _observe(exc)
         logger.error(
             "%s %s: route %s: %s raised %s; the client got a 500",
             request.method,
