@@ -86,7 +86,9 @@ def readme_app(heading: str) -> Iterator[Tuple[int, Dict[str, Any]]]:
     """Runs the README block under ``heading``, serves its ``app`` and
     gives the port and the block's names; the app is stopped afterwards."""
     namespace: Dict[str, Any] = {}
-    exec(readme_block(heading), namespace)
+    # Compiled on its own: this module's `from __future__` must not turn
+    # the block's annotations into strings.
+    exec(compile(readme_block(heading), "README.md", "exec", dont_inherit=True), namespace)
     app = namespace["app"]
     try:
         yield app.start(), namespace
@@ -101,7 +103,7 @@ def test_the_readme_app_settings_make_an_app_that_serves(heading):
     from sufast import App
 
     namespace = {"App": App}
-    exec(readme_block(heading), namespace)
+    exec(compile(readme_block(heading), "README.md", "exec", dont_inherit=True), namespace)
     app = namespace["app"]
     app.get("/")(lambda: "up")
     try:
@@ -157,9 +159,20 @@ def test_the_readme_middleware_example_serves_as_it_says():
 
 def test_the_readme_testclient_example_passes():
     namespace: Dict[str, Any] = {}
-    exec(readme_block("### Testing with `TestClient`"), namespace)
+    exec(compile(readme_block("### Testing with `TestClient`"), "README.md", "exec", dont_inherit=True), namespace)
     namespace["test_item"]()
     assert not namespace["app"].running
+
+
+def test_the_readme_request_bodies_example_serves_as_it_says():
+    with readme_app("### Request bodies") as (port, _):
+        reply = request(port, "POST", "/items", body=b'{"name": "pen", "price": 2}')
+        assert (reply.status, json.loads(reply.body)) == (200, {"name": "pen", "price": 2.0, "tags": []})
+        reply = request(port, "POST", "/items", body=b'{"price": "free"}')
+        assert reply.status == 422
+        assert [e["loc"] for e in json.loads(reply.body)["detail"]] == [["body", "name"], ["body", "price"]]
+        reply = request(port, "POST", "/items/3/owned", body=b'{"item": {"name": "pen", "price": 1}, "owner": {"name": "ann"}}')
+        assert json.loads(reply.body) == {"n": 3, "item": "pen", "owner": "ann"}
 
 
 def test_the_readme_background_tasks_example_serves_as_it_says():

@@ -21,7 +21,9 @@ import uuid
 from typing import Annotated, Any, Callable, Dict, List, Optional, Sequence, Tuple, Union
 
 from .background import BackgroundTasks
-from .exceptions import RequestValidationError
+from .exceptions import HTTPException, RequestValidationError
+from .models import is_model
+from .models import validator as model_validator
 from .requests import Request, RequestScope
 
 __all__ = [
@@ -361,6 +363,11 @@ class Arguments:
                 default = marker.default
             source, extract, key = self._extractor(parameter, annotation, default, marker, path_index, where)
             self.params.append(Param(parameter.name, source, annotation, default, extract, key=key))
+        # Several model bodies: each is the body's field of its name.
+        models = [p for p in self.params if p.source == "body" and is_model(_unwrap_optional(p.annotation)[0])]
+        if len(models) > 1:
+            for param in models:
+                param.extract = _model_body(param.name, param.annotation, param.default, where, embed=True)
         # What a request runs: a name and an extractor per parameter; the
         # dependencies after the others.
         self._plan: List[Tuple[str, Extractor]] = [(p.name, p.extract) for p in self.params if p.source != "depends"]
@@ -432,6 +439,8 @@ class Arguments:
             return "body", _the_body, name
         if annotation is dict or typing.get_origin(annotation) is dict:
             return "body", _json_object(name), name
+        if is_model(_unwrap_optional(annotation)[0]):
+            return "body", _model_body(name, annotation, default, where, embed=False), name
         return "query", _value_extractor("query", name, annotation, default, where), name
 
     def _path_extractor(self, name: str, index: int, annotation: Any, where: str) -> Extractor:
@@ -462,6 +471,9 @@ class Arguments:
             except _Invalid as invalid:
                 errors = errors or []
                 errors.append(invalid.detail)
+            except RequestValidationError as invalid:  # a body's errors, all of them
+                errors = errors or []
+                errors.extend(invalid.errors())
         for name, dependency in self._dependencies:
             try:
                 value = dependency.solve(request)
@@ -610,6 +622,42 @@ _GETTERS: Dict[str, Tuple[Callable[[Request, str], Any], Callable[[Request, str]
     "header": (lambda r, k: r.headers.get(k), lambda r, k: r.headers.getlist(k)),
     "cookie": (lambda r, k: r.cookies.get(k), lambda r, k: [v] if (v := r.cookies.get(k)) is not None else []),
 }
+
+
+def _model_body(name: str, annotation: Any, default: Any, where: str, embed: bool) -> Extractor:
+    """The JSON body (or, with ``embed``, its field ``name``) validated as
+    ``annotation``, a dataclass or TypedDict (or Optional of one)."""
+    inner, optional = _unwrap_optional(annotation)
+    check = model_validator(annotation, f"{where}: parameter {name!r}")
+    required = default is inspect.Parameter.empty and not optional
+    fallback = None if default is inspect.Parameter.empty else default
+    loc = ("body", name) if embed else ("body",)
+
+    def missing(given: Any) -> Any:
+        if required:
+            raise RequestValidationError([{"type": "missing", "loc": list(loc), "msg": "Field required", "input": given}])
+        return fallback
+
+    def extract(request: Request) -> Any:
+        if not request._body:
+            return missing(None)
+        try:
+            value = request._json_value()
+        except HTTPException as exc:
+            raise RequestValidationError([{"type": "json_invalid", "loc": ["body"], "msg": "JSON decode error", "input": {}, "ctx": {"error": str(exc.detail)}}]) from None
+        if embed:
+            if type(value) is not dict:
+                raise RequestValidationError([{"type": "dict_type", "loc": ["body"], "msg": "Input should be a valid dictionary", "input": value}])
+            if name not in value:
+                return missing(value)
+            value = value[name]
+        errors: List[Dict[str, Any]] = []
+        result = check(value, loc, errors)
+        if errors:
+            raise RequestValidationError(errors)
+        return result
+
+    return extract
 
 
 def _value_extractor(source: str, name: str, annotation: Any, default: Any, where: str) -> Extractor:

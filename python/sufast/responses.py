@@ -4,7 +4,12 @@ headers and the exact bytes of the body."""
 from __future__ import annotations
 
 import copy
+import dataclasses
+import datetime
+import decimal
+import enum
 import json
+import uuid
 import struct
 from http.cookies import SimpleCookie
 from typing import Any, Dict, Iterable, List, Mapping, Optional, Tuple, Union
@@ -30,9 +35,25 @@ __all__ = [
 HeadersInput = Union[Mapping[str, str], Iterable[Tuple[str, str]], None]
 
 
+def _jsonable(value: Any) -> Any:
+    """What the encoder sends for the values JSON has no type for:
+    dataclass instances as objects, Enum members as their value,
+    dates and times in ISO 8601, UUIDs and Decimals as strings (exact).
+    A set is refused: its order would change from one run to the next."""
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        return {field.name: getattr(value, field.name) for field in dataclasses.fields(value)}
+    if isinstance(value, enum.Enum):
+        return value.value
+    if isinstance(value, (datetime.datetime, datetime.date, datetime.time)):
+        return value.isoformat()
+    if isinstance(value, (uuid.UUID, decimal.Decimal)):
+        return str(value)
+    raise TypeError(f"Object of type {type(value).__name__} is not JSON serializable")
+
+
 # One encoder for every call: json.dumps with non-default options builds a
 # new encoder each time, which costs as much as encoding a small dict.
-_ENCODER = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"), allow_nan=False)
+_ENCODER = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"), allow_nan=False, default=_jsonable)
 # The C encoder behind _ENCODER, made once rather than per call (about half
 # the cost of encoding a small dict). Without a markers dict it keeps no
 # state, so threads share it; a circular value ends in RecursionError, not

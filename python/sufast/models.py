@@ -1,0 +1,360 @@
+"""Validation of JSON request bodies against dataclasses, TypedDicts and
+the standard types, compiled once per type when a route is registered
+(no introspection per request).
+
+A validator takes the decoded JSON value and its location and gives the
+value converted (a dataclass instance, an Enum member, a UUID, ...); what
+is wrong is appended to the error list in FastAPI's shape
+(``{"type", "loc", "msg", "input"}``), every error of a body at once.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime
+import decimal
+import enum
+import types
+import typing
+import uuid
+from collections import abc
+from typing import Any, Callable, Dict, List, Optional, Tuple
+
+__all__ = ["INVALID", "is_model", "validator"]
+
+#: What a validator gives for a value it refused (its errors are listed).
+INVALID: Any = object()
+
+Errors = List[Dict[str, Any]]
+Validator = Callable[[Any, Tuple[Any, ...], Errors], Any]
+
+_CACHE: Dict[Any, Validator] = {}
+_NONE = type(None)
+
+
+def is_model(annotation: Any) -> bool:
+    """Whether ``annotation`` is a type a JSON body is validated as: a
+    dataclass or a TypedDict."""
+    return isinstance(annotation, type) and (dataclasses.is_dataclass(annotation) or _is_typeddict(annotation))
+
+
+def _is_typeddict(annotation: Any) -> bool:
+    return isinstance(annotation, type) and issubclass(annotation, dict) and hasattr(annotation, "__total__") and hasattr(annotation, "__annotations__")
+
+
+def validator(annotation: Any, where: str = "") -> Validator:
+    """The validator of ``annotation``, compiled once per type. Raises
+    ``TypeError`` (naming ``where``) for a type it cannot validate."""
+    try:
+        return _CACHE[annotation]
+    except (KeyError, TypeError):
+        pass
+    made = _compile(annotation, where)
+    try:
+        _CACHE[annotation] = made
+    except TypeError:  # unhashable annotation
+        pass
+    return made
+
+
+def _error(errors: Errors, kind: str, loc: Tuple[Any, ...], msg: str, given: Any) -> Any:
+    errors.append({"type": kind, "loc": list(loc), "msg": msg, "input": given})
+    return INVALID
+
+
+_SEQUENCES: Dict[Any, Any] = {
+    list: list,
+    set: set,
+    frozenset: frozenset,
+    abc.Sequence: list,
+    abc.MutableSequence: list,
+    abc.Set: set,
+    abc.MutableSet: set,
+}
+_MAPPINGS = (dict, abc.Mapping, abc.MutableMapping)
+_UNIONS = (typing.Union, getattr(types, "UnionType", typing.Union))
+
+
+def _compile(annotation: Any, where: str) -> Validator:
+    if annotation is Any or annotation is object:
+        return _any
+    if annotation is None or annotation is _NONE:
+        return _none
+    origin = typing.get_origin(annotation)
+    args = typing.get_args(annotation)
+    if origin is typing.Annotated:
+        return validator(args[0], where)
+    if origin in _UNIONS:
+        return _union([validator(arg, where) for arg in args], args)
+    if origin is typing.Literal:
+        return _literal(args)
+    if annotation in _SCALARS:
+        return _SCALARS[annotation]
+    if isinstance(annotation, type) and issubclass(annotation, enum.Enum):
+        return _enum(annotation)
+    kind = _SEQUENCES.get(origin or annotation)
+    if kind is not None:
+        return _sequence(validator(args[0], where) if args else _any, kind)
+    if annotation is tuple or origin is tuple:
+        if not args or (len(args) == 2 and args[1] is Ellipsis):
+            return _sequence(validator(args[0], where) if args else _any, tuple)
+        return _fixed_tuple([validator(arg, where) for arg in args])
+    if (origin or annotation) in _MAPPINGS:
+        key = validator(args[0], where) if args else _any
+        value = validator(args[1], where) if len(args) > 1 else _any
+        return _mapping(key, value)
+    if isinstance(annotation, type) and dataclasses.is_dataclass(annotation):
+        return _dataclass(annotation, where)
+    if _is_typeddict(annotation):
+        return _typeddict(annotation, where)
+    raise TypeError(f"{where}: the body type {annotation!r} is not supported (a dataclass, TypedDict, or standard type is)")
+
+
+def _any(value: Any, loc: Tuple[Any, ...], errors: Errors) -> Any:
+    return value
+
+
+def _none(value: Any, loc: Tuple[Any, ...], errors: Errors) -> Any:
+    if value is None:
+        return None
+    return _error(errors, "none_required", loc, "Input should be None", value)
+
+
+def _str(value: Any, loc: Tuple[Any, ...], errors: Errors) -> Any:
+    if type(value) is str:
+        return value
+    return _error(errors, "string_type", loc, "Input should be a valid string", value)
+
+
+def _bool(value: Any, loc: Tuple[Any, ...], errors: Errors) -> Any:
+    if type(value) is bool:
+        return value
+    return _error(errors, "bool_type", loc, "Input should be a valid boolean", value)
+
+
+def _int(value: Any, loc: Tuple[Any, ...], errors: Errors) -> Any:
+    if type(value) is int:
+        return value
+    if type(value) is float:
+        if value.is_integer():
+            return int(value)
+        return _error(errors, "int_from_float", loc, "Input should be a valid integer, got a number with a fractional part", value)
+    return _error(errors, "int_type", loc, "Input should be a valid integer", value)
+
+
+def _float(value: Any, loc: Tuple[Any, ...], errors: Errors) -> Any:
+    if type(value) is float:
+        return value
+    if type(value) is int:
+        return float(value)
+    return _error(errors, "float_type", loc, "Input should be a valid number", value)
+
+
+def _parsed(kind: str, what: str, parse: Callable[[str], Any]) -> Validator:
+    def check(value: Any, loc: Tuple[Any, ...], errors: Errors) -> Any:
+        if type(value) is not str:
+            return _error(errors, f"{kind}_type", loc, f"Input should be a valid {what}", value)
+        try:
+            return parse(value)
+        except (ValueError, TypeError, ArithmeticError):
+            return _error(errors, f"{kind}_parsing", loc, f"Input should be a valid {what}", value)
+
+    return check
+
+
+def _iso(text: str) -> str:
+    # fromisoformat takes "Z" from Python 3.11 on.
+    return text[:-1] + "+00:00" if text.endswith(("Z", "z")) else text
+
+
+def _decimal(value: Any, loc: Tuple[Any, ...], errors: Errors) -> Any:
+    if type(value) in (int, float, str):
+        try:
+            result = decimal.Decimal(str(value))
+            if result.is_finite():
+                return result
+        except decimal.InvalidOperation:
+            pass
+    return _error(errors, "decimal_parsing", loc, "Input should be a valid decimal", value)
+
+
+_SCALARS: Dict[Any, Validator] = {
+    str: _str,
+    bool: _bool,
+    int: _int,
+    float: _float,
+    decimal.Decimal: _decimal,
+    uuid.UUID: _parsed("uuid", "UUID", uuid.UUID),
+    datetime.datetime: _parsed("datetime", "datetime", lambda s: datetime.datetime.fromisoformat(_iso(s))),
+    datetime.date: _parsed("date", "date", lambda s: datetime.date.fromisoformat(s)),
+    datetime.time: _parsed("time", "time", lambda s: datetime.time.fromisoformat(_iso(s))),
+}
+
+
+def _union(members: List[Validator], args: Tuple[Any, ...]) -> Validator:
+    nullable = _NONE in args
+    rest = [m for m, a in zip(members, args) if a is not _NONE]
+
+    def check(value: Any, loc: Tuple[Any, ...], errors: Errors) -> Any:
+        if value is None and nullable:
+            return None
+        if len(rest) == 1:
+            return rest[0](value, loc, errors)
+        tried: Errors = []
+        for member in rest:
+            found: Errors = []
+            result = member(value, loc, found)
+            if result is not INVALID:
+                return result
+            tried.extend(found)
+        errors.extend(tried)
+        return INVALID
+
+    return check
+
+
+def _literal(options: Tuple[Any, ...]) -> Validator:
+    allowed = {(type(option), option) for option in options}
+    shown = _or_list([repr(option) for option in options])
+
+    def check(value: Any, loc: Tuple[Any, ...], errors: Errors) -> Any:
+        try:
+            if (type(value), value) in allowed:
+                return value
+        except TypeError:
+            pass
+        return _error(errors, "literal_error", loc, f"Input should be {shown}", value)
+
+    return check
+
+
+def _enum(cls: type) -> Validator:
+    shown = _or_list([repr(member.value) for member in cls])  # type: ignore[attr-defined]
+
+    def check(value: Any, loc: Tuple[Any, ...], errors: Errors) -> Any:
+        try:
+            return cls(value)
+        except (ValueError, TypeError):
+            return _error(errors, "enum", loc, f"Input should be {shown}", value)
+
+    return check
+
+
+def _or_list(items: List[str]) -> str:
+    return items[0] if len(items) == 1 else f"{', '.join(items[:-1])} or {items[-1]}"
+
+
+def _sequence(item: Validator, kind: Any) -> Validator:
+    make = {set: set, frozenset: frozenset, tuple: tuple}.get(kind, list)
+    name = {set: "set", frozenset: "frozen set", tuple: "tuple"}.get(kind, "list")
+    kind_name = {set: "set_type", frozenset: "frozen_set_type", tuple: "tuple_type"}.get(kind, "list_type")
+
+    def check(value: Any, loc: Tuple[Any, ...], errors: Errors) -> Any:
+        if type(value) is not list:
+            return _error(errors, kind_name, loc, f"Input should be a valid {name}", value)
+        before = len(errors)
+        result = [item(element, loc + (index,), errors) for index, element in enumerate(value)]
+        if len(errors) > before:
+            return INVALID
+        try:
+            return make(result)
+        except TypeError:  # unhashable items in a set
+            return _error(errors, kind_name, loc, f"Input should be a valid {name}", value)
+
+    return check
+
+
+def _fixed_tuple(items: List[Validator]) -> Validator:
+    def check(value: Any, loc: Tuple[Any, ...], errors: Errors) -> Any:
+        if type(value) is not list:
+            return _error(errors, "tuple_type", loc, "Input should be a valid tuple", value)
+        if len(value) != len(items):
+            return _error(errors, "tuple_length", loc, f"Tuple should have {len(items)} items, not {len(value)}", value)
+        before = len(errors)
+        result = tuple(item(element, loc + (index,), errors) for index, (item, element) in enumerate(zip(items, value)))
+        return INVALID if len(errors) > before else result
+
+    return check
+
+
+def _mapping(key: Validator, item: Validator) -> Validator:
+    def check(value: Any, loc: Tuple[Any, ...], errors: Errors) -> Any:
+        if type(value) is not dict:
+            return _error(errors, "dict_type", loc, "Input should be a valid dictionary", value)
+        before = len(errors)
+        result = {}
+        for name, element in value.items():
+            converted = key(name, loc + (name, "[key]"), errors) if key is not _str and key is not _any else name
+            result[converted] = item(element, loc + (name,), errors)
+        return INVALID if len(errors) > before else result
+
+    return check
+
+
+def _hints(cls: type, where: str) -> Dict[str, Any]:
+    try:
+        return typing.get_type_hints(cls, include_extras=True)
+    except Exception as exc:
+        raise TypeError(f"{where}: the annotations of {cls.__name__} cannot be resolved ({type(exc).__name__}: {exc})") from None
+
+
+def _dataclass(cls: type, where: str) -> Validator:
+    hints = _hints(cls, where)
+    plan: List[Tuple[str, Validator, Any, bool]] = []
+    # Filled in after, so that a dataclass may refer to itself.
+    _CACHE[cls] = lambda value, loc, errors: check(value, loc, errors)
+    for field in dataclasses.fields(cls):
+        if not field.init:
+            continue
+        has_default = field.default is not dataclasses.MISSING or field.default_factory is not dataclasses.MISSING  # type: ignore[misc]
+        plan.append((field.name, validator(hints.get(field.name, Any), f"{where}: field {cls.__name__}.{field.name}"), field, has_default))
+
+    def check(value: Any, loc: Tuple[Any, ...], errors: Errors) -> Any:
+        if isinstance(value, cls):
+            return value
+        if type(value) is not dict:
+            return _error(errors, "model_attributes_type", loc, "Input should be a valid dictionary or object to extract fields from", value)
+        before = len(errors)
+        kwargs = {}
+        for name, check_field, field, has_default in plan:
+            if name in value:
+                kwargs[name] = check_field(value[name], loc + (name,), errors)
+            elif not has_default:
+                _error(errors, "missing", loc + (name,), "Field required", value)
+        if len(errors) > before:
+            return INVALID
+        try:
+            return cls(**kwargs)
+        except (ValueError, TypeError, AssertionError) as exc:
+            return _error(errors, "value_error", loc, f"Value error, {exc}", value)
+
+    _CACHE[cls] = check
+    return check
+
+
+def _typeddict(cls: type, where: str) -> Validator:
+    hints = _hints(cls, where)
+    required = set(getattr(cls, "__required_keys__", hints if getattr(cls, "__total__", True) else ()))
+    _CACHE[cls] = lambda value, loc, errors: check(value, loc, errors)
+    plan = []
+    for name, hint in hints.items():
+        origin = typing.get_origin(hint)
+        # Required[...] / NotRequired[...] wrap the type itself.
+        if origin is not None and getattr(origin, "_name", "") in ("Required", "NotRequired"):
+            hint = typing.get_args(hint)[0]
+        plan.append((name, validator(hint, f"{where}: key {cls.__name__}[{name!r}]"), name in required))
+
+    def check(value: Any, loc: Tuple[Any, ...], errors: Errors) -> Any:
+        if type(value) is not dict:
+            return _error(errors, "dict_type", loc, "Input should be a valid dictionary", value)
+        before = len(errors)
+        result = {}
+        for name, check_key, needed in plan:
+            if name in value:
+                result[name] = check_key(value[name], loc + (name,), errors)
+            elif needed:
+                _error(errors, "missing", loc + (name,), "Field required", value)
+        return INVALID if len(errors) > before else result
+
+    _CACHE[cls] = check
+    return check
