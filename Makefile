@@ -5,6 +5,8 @@ CARGO ?= cargo
 CORE := rust-core
 MANIFEST := --manifest-path $(CORE)/Cargo.toml
 TEST_VENV := .venv-test
+EXTRAS_VENV := .venv-test-extras
+EXTRAS_TESTS := tests/test_models.py tests/test_optional_models.py tests/test_testclient.py
 PORT ?= 8000
 BENCH_ENV := $(if $(BASELINE),BENCH_BASELINE=$(CURDIR)/.bench-baseline)
 
@@ -53,8 +55,17 @@ check-header:
 test-rust:
 	$(CARGO) test $(MANIFEST)
 
-test-python: build $(TEST_VENV)/.installed
+test-python: build $(TEST_VENV)/.installed $(EXTRAS_VENV)/.installed
 	$(TEST_VENV)/bin/python -m pytest -q tests
+	$(EXTRAS_VENV)/bin/python -m pytest -q $(EXTRAS_TESTS)
+
+# The optional packages (pydantic, msgspec) in a venv of their own: the
+# model tests run with them there and without them in $(TEST_VENV).
+$(EXTRAS_VENV)/.installed: tests/requirements.txt tests/requirements-extras.txt
+	$(PYTHON) -m venv $(EXTRAS_VENV)
+	$(EXTRAS_VENV)/bin/python -m pip install --quiet --upgrade pip
+	$(EXTRAS_VENV)/bin/python -m pip install --quiet -r tests/requirements-extras.txt
+	touch $@
 
 $(TEST_VENV)/.installed: tests/requirements.txt
 	$(PYTHON) -m venv $(TEST_VENV)
@@ -72,7 +83,7 @@ bench: build
 
 clean:
 	$(CARGO) clean $(MANIFEST)
-	rm -rf $(TEST_VENV) .venv-bench python/sufast/$(LIB) .pytest_cache build dist python/*.egg-info
+	rm -rf $(TEST_VENV) $(EXTRAS_VENV) .venv-bench python/sufast/$(LIB) .pytest_cache build dist python/*.egg-info
 	$(CARGO) clean --manifest-path bench/axum-ref/Cargo.toml
 	if [ -d .bench-baseline ]; then git worktree remove --force .bench-baseline; fi
 	find . -name __pycache__ -type d -prune -exec rm -rf {} +

@@ -14,6 +14,8 @@ import dataclasses
 import datetime
 import decimal
 import enum
+import re
+import sys
 import types
 import typing
 import uuid
@@ -34,8 +36,22 @@ _NONE = type(None)
 
 def is_model(annotation: Any) -> bool:
     """Whether ``annotation`` is a type a JSON body is validated as: a
-    dataclass or a TypedDict."""
-    return isinstance(annotation, type) and (dataclasses.is_dataclass(annotation) or _is_typeddict(annotation))
+    dataclass, a TypedDict, or (when the package is there) a pydantic v2
+    model or a msgspec Struct."""
+    return isinstance(annotation, type) and (
+        dataclasses.is_dataclass(annotation) or _is_typeddict(annotation) or _is_pydantic(annotation) or _is_struct(annotation)
+    )
+
+
+def _is_pydantic(annotation: Any) -> bool:
+    # Only a program that imported pydantic can have its models.
+    pydantic = sys.modules.get("pydantic")
+    return pydantic is not None and isinstance(annotation, type) and issubclass(annotation, pydantic.BaseModel) and hasattr(annotation, "model_validate")
+
+
+def _is_struct(annotation: Any) -> bool:
+    msgspec = sys.modules.get("msgspec")
+    return msgspec is not None and isinstance(annotation, type) and issubclass(annotation, msgspec.Struct)
 
 
 def _is_typeddict(annotation: Any) -> bool:
@@ -103,6 +119,10 @@ def _compile(annotation: Any, where: str) -> Validator:
         key = validator(args[0], where) if args else _any
         value = validator(args[1], where) if len(args) > 1 else _any
         return _mapping(key, value)
+    if _is_pydantic(annotation):
+        return _pydantic(annotation)
+    if _is_struct(annotation):
+        return _struct(annotation)
     if isinstance(annotation, type) and dataclasses.is_dataclass(annotation):
         return _dataclass(annotation, where)
     if _is_typeddict(annotation):
@@ -357,4 +377,62 @@ def _typeddict(cls: type, where: str) -> Validator:
         return INVALID if len(errors) > before else result
 
     _CACHE[cls] = check
+    return check
+
+
+def _plain(value: Any) -> Any:
+    """``value`` as JSON can carry it (an error's context may hold an exception)."""
+    if value is None or isinstance(value, (str, int, float, bool)):
+        return value
+    if isinstance(value, (list, tuple)):
+        return [_plain(item) for item in value]
+    if isinstance(value, dict):
+        return {str(key): _plain(item) for key, item in value.items()}
+    return str(value)
+
+
+def _pydantic(cls: type) -> Validator:
+    """A pydantic model: pydantic validates, its errors keep their shape."""
+    error_class = sys.modules["pydantic"].ValidationError
+
+    def check(value: Any, loc: Tuple[Any, ...], errors: Errors) -> Any:
+        try:
+            return cls.model_validate(value)  # type: ignore[attr-defined]
+        except error_class as exc:
+            for error in exc.errors(include_url=False):
+                found = {"type": error["type"], "loc": [*loc, *error["loc"]], "msg": error["msg"], "input": _plain(error.get("input"))}
+                if "ctx" in error:
+                    found["ctx"] = _plain(error["ctx"])
+                errors.append(found)
+            return INVALID
+
+    return check
+
+
+_PATH_PART = re.compile(r"\.([^.\[]+)|\[(\d+)\]|\[\.\.\.\]")
+
+
+def _struct(cls: type) -> Validator:
+    """A msgspec Struct: msgspec converts, and names the first error with
+    a path such as ``$.tags[0].name``."""
+    msgspec = sys.modules["msgspec"]
+
+    def check(value: Any, loc: Tuple[Any, ...], errors: Errors) -> Any:
+        try:
+            return msgspec.convert(value, type=cls, strict=False)
+        except msgspec.ValidationError as exc:
+            message = str(exc)
+            where: List[Any] = []
+            text, _, path = message.rpartition(" - at `")
+            if path.endswith("`") and path.startswith("$"):
+                for name, index in _PATH_PART.findall(path[1:-1]):
+                    where.append(name if name else int(index))
+            else:
+                text = message
+            kind = "missing" if text.startswith("Object missing required field") else "value_error"
+            if kind == "missing":
+                where.append(text.rpartition("`")[0].rpartition("`")[2])
+            errors.append({"type": kind, "loc": [*loc, *where], "msg": text, "input": value})
+            return INVALID
+
     return check

@@ -9,6 +9,7 @@ import datetime
 import decimal
 import enum
 import json
+import sys
 import uuid
 import struct
 from http.cookies import SimpleCookie
@@ -37,11 +38,18 @@ HeadersInput = Union[Mapping[str, str], Iterable[Tuple[str, str]], None]
 
 def _jsonable(value: Any) -> Any:
     """What the encoder sends for the values JSON has no type for:
-    dataclass instances as objects, Enum members as their value,
+    dataclass instances, pydantic models and msgspec Structs as objects,
+    Enum members as their value,
     dates and times in ISO 8601, UUIDs and Decimals as strings (exact).
     A set is refused: its order would change from one run to the next."""
     if dataclasses.is_dataclass(value) and not isinstance(value, type):
         return {field.name: getattr(value, field.name) for field in dataclasses.fields(value)}
+    dump = getattr(value, "model_dump", None)  # a pydantic model
+    if dump is not None and "pydantic" in sys.modules and isinstance(value, sys.modules["pydantic"].BaseModel):
+        return dump(mode="json")
+    msgspec = sys.modules.get("msgspec")
+    if msgspec is not None and isinstance(value, msgspec.Struct):
+        return msgspec.to_builtins(value)
     if isinstance(value, enum.Enum):
         return value.value
     if isinstance(value, (datetime.datetime, datetime.date, datetime.time)):
