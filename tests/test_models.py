@@ -203,3 +203,72 @@ def _takes_holder(holder_type):
         return body
 
     return handler
+
+
+@dataclasses.dataclass
+class Public:
+    name: str
+    price: float = 0.0
+
+
+class PublicUser(TypedDict):
+    name: str
+
+
+def test_a_response_model_checks_and_filters_what_is_sent(caplog):
+    app = App()
+
+    @app.get("/items/{n:int}", response_model=Public)
+    def item(n: int):
+        return {"name": f"item {n}", "price": n, "secret": "kept inside"}
+
+    @app.get("/annotated/{n:int}")
+    def annotated(n: int) -> List[PublicUser]:
+        return [{"name": "ann", "password": "x"}] * n
+
+    @app.get("/unchecked/{n:int}", response_model=None)
+    def unchecked(n: int) -> Public:
+        return {"anything": n}
+
+    @app.get("/wrong/{n:int}", response_model=Public)
+    def wrong(n: int):
+        return {"price": "free"}
+
+    # A precomputed route is filtered once, at registration.
+    app.get("/stored", response_model=Public)(lambda: {"name": "stored", "secret": 1})
+    with TestClient(app, raise_server_exceptions=False) as client:
+        assert client.get("/items/2").json() == {"name": "item 2", "price": 2.0}
+        assert client.get("/annotated/2").json() == [{"name": "ann"}, {"name": "ann"}]
+        assert client.get("/unchecked/1").json() == {"anything": 1}
+        assert client.get("/stored").json() == {"name": "stored", "price": 0.0}
+        reply = client.get("/wrong/1")
+        assert (reply.status_code, reply.json()) == (500, {"detail": "Internal Server Error"})
+    assert "the return value does not match the response model Public (response.name: Field required; response.price: Input should be a valid number)" in caplog.text
+
+
+def test_body_reads_one_field_or_the_whole_body_as_any_type():
+    from sufast import Body
+
+    app = App()
+
+    @app.post("/embedded")
+    def embedded(item: Item = Body(embed=True)):
+        return {"name": item.name}
+
+    @app.post("/mixed")
+    def mixed(item: Item, importance: int = Body(), note: Optional[str] = Body(None)):
+        return {"name": item.name, "importance": importance, "note": note}
+
+    @app.post("/numbers")
+    def numbers(values: List[int] = Body()):
+        return sum(values)
+
+    with TestClient(app) as client:
+        assert client.post("/embedded", json={"item": {"name": "a", "price": 1}}).json() == {"name": "a"}
+        reply = client.post("/embedded", json={"name": "a", "price": 1})
+        assert reply.json()["detail"][0]["loc"] == ["body", "item"]
+        reply = client.post("/mixed", json={"item": {"name": "a", "price": 1}, "importance": 5})
+        assert reply.json() == {"name": "a", "importance": 5, "note": None}
+        reply = client.post("/mixed", json={"item": {"name": "a", "price": 1}, "importance": "high"})
+        assert reply.json()["detail"] == [{"type": "int_type", "loc": ["body", "importance"], "msg": "Input should be a valid integer", "input": "high"}]
+        assert client.post("/numbers", json=[1, 2, 3]).json() == 6

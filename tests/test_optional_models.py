@@ -36,6 +36,13 @@ def test_a_pydantic_model_is_validated_by_pydantic_and_sent_back_as_json():
     def maybe(item: Optional[Item] = None):
         return {"item": item}
 
+    class Public(pydantic.BaseModel):
+        name: str
+
+    @app.get("/public/{n:int}")
+    def public(n: int) -> Public:  # the return annotation is the response model
+        return {"name": f"p{n}", "secret": "kept inside"}
+
     with TestClient(app) as client:
         reply = client.post("/items", json={"name": "pen", "price": 2, "tags": [{"name": "a"}]})
         assert reply.json() == {"name": "pen", "price": 2.0, "tags": [{"name": "a"}]}
@@ -48,6 +55,7 @@ def test_a_pydantic_model_is_validated_by_pydantic_and_sent_back_as_json():
             ("missing", ["body", "tags", 0, "name"]),
         ]
         assert errors[1]["msg"] == "Input should be greater than 0" and errors[1]["ctx"] == {"gt": 0}
+        assert client.get("/public/1").json() == {"name": "p1"}
         assert client.post("/maybe").json() == {"item": None}
         assert client.post("/maybe", json={"name": "a", "price": 1}).json() == {"item": {"name": "a", "price": 1.0, "tags": []}}
 

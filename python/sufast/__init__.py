@@ -14,7 +14,7 @@ from .applications import App
 from .background import BackgroundTasks
 from .cors import CORS
 from .exceptions import HTTPException, RequestValidationError, RouteError, RouteWarning, SufastError
-from .params import Cookie, Depends, Header, Path, Query
+from .params import Body, Cookie, Depends, Header, Path, Query
 from .routing import Router
 from .requests import Request
 from .responses import HTMLResponse, JSONResponse, PlainTextResponse, RedirectResponse, Response
@@ -36,6 +36,7 @@ __all__ = [
     "BackgroundTasks",
     "Router",
     "Header",
+    "Body",
     "Cookie",
     "Query",
     "Path",

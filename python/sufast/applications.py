@@ -24,6 +24,7 @@ from ._pool import HandlerPool
 from .handlers import Endpoint, ExceptionHandlers
 from .middleware import HTTPMiddleware, names
 from .params import Depends, check_path_parameters, check_path_style
+from .models import DEFAULT_RESPONSE_MODEL, resolve_response_model
 from .purity import stale_reasons
 from .requests import Request
 from .routing import Decorators, Handler, Route, Router, check_prefix, describe, parameters, precompute, route_entry_table, route_table, route_table_of
@@ -241,6 +242,7 @@ class App(Decorators):
         stale_ttl: Optional[float] = None,
         tags: Optional[Sequence[str]] = None,
         dependencies: Optional[Sequence[Depends]] = None,
+        response_model: Any = DEFAULT_RESPONSE_MODEL,
         _stacklevel: int = 2,
     ) -> Route:
         """Registers ``endpoint`` for ``method`` requests to ``path``.
@@ -261,14 +263,19 @@ class App(Decorators):
         and ``headers`` apply to plain return values. ``dependencies``
         (``Depends``) run before the handler, their values unused, after
         the App's; a route with any runs per request. ``tags`` label it
-        (for OpenAPI). If the server is running, it serves the new route
+        (for OpenAPI). ``response_model`` (by default the return
+        annotation, when it names a dataclass, TypedDict, pydantic model
+        or a list of them; ``None`` for none) checks what the handler
+        returns and sends only the model's fields; a value that does not
+        match is logged and answered with a 500. If the server is running, it serves the new route
         at once.
         """
         name = f"{method} {path}"
         try:
             extra = self._dependencies + _depends_list(f"route {name}", dependencies)
+            output = resolve_response_model(endpoint, response_model, f"route {name}: response_model")
             route = self._register(
-                name, method, path, endpoint, status_code, headers, dynamic, cache_ttl, cache_max_entries, stale_ttl, _stacklevel + 1, extra
+                name, method, path, endpoint, status_code, headers, dynamic, cache_ttl, cache_max_entries, stale_ttl, _stacklevel + 1, extra, output
             )
             route.tags = [str(tag) for tag in tags or []]
         except RouteError:
@@ -299,6 +306,7 @@ class App(Decorators):
         stale_ttl: Optional[float],
         stacklevel: int,
         dependencies: List[Depends],
+        output: Optional[Callable[[Any], Any]] = None,
     ) -> Route:
         check_path_style(path)
         if cache_ttl is not None:
@@ -342,7 +350,7 @@ class App(Decorators):
             check_path_parameters(path, endpoint, dependencies)
             if per_request:
                 handler_id = self._next_handler
-                handler = Endpoint(name, path, endpoint, status_code, headers, dependencies, self._exception_handlers)
+                handler = Endpoint(name, path, endpoint, status_code, headers, dependencies, self._exception_handlers, output)
                 if cache_ttl is None and self._middleware:
                     handler.use_middleware(self._middleware, self._pool.run_on_loop)
                 route = Route(
@@ -351,7 +359,7 @@ class App(Decorators):
             else:
                 if dynamic is None:
                     _warn_if_stale(name, endpoint, stacklevel + 1)
-                route = precompute(method, path, endpoint, status_code, headers)
+                route = precompute(method, path, endpoint, status_code, headers, output)
             _native.check_routes(route_entry_table(method, path, route.table_entry()))
             if route.error is not None:
                 warnings.warn(

@@ -138,6 +138,7 @@ class Endpoint:
         headers: HeadersInput = None,
         dependencies: Sequence[Depends] = (),
         exception_handlers: Optional[ExceptionHandlers] = None,
+        output: Optional[Callable[[Any], Any]] = None,
     ) -> None:
         self.name = name
         self.function = function
@@ -154,6 +155,8 @@ class Endpoint:
                 "make the handler async def, or the dependency a plain def"
             )
         self.status_code = _check_status(status_code)
+        #: The response model's filter: what is sent of a return value.
+        self.output = output
         self.headers = normalize_headers(headers)
         self._own_type = any(n.lower() == "content-type" for n, _ in self.headers)
         # The heads of what this route sends, encoded once: for the
@@ -290,7 +293,7 @@ class Endpoint:
                 self._handler_failed(failed, exc, request)
                 return _internal_error()
             return self._handled_response(answer, exc, request)
-        if type(result) is dict and self._bodiless is None:
+        if type(result) is dict and self._bodiless is None and self.output is None:
             # to_response's most common case, without the call.
             try:
                 body = dump_json(result)
@@ -360,6 +363,12 @@ class Endpoint:
         change (a copy, if the handler returned one)."""
         if isinstance(result, Response):
             return with_route_headers(result, self.headers) if self.headers else own_copy(result)
+        if self.output is not None:
+            try:
+                result = self.output(result)
+            except TypeError as exc:
+                self._unsendable(exc, request)
+                return _internal_error()
         if self._bodiless is not None:
             cls, head, body = Response, self._empty, b""
         elif isinstance(result, str):
@@ -525,6 +534,8 @@ class Endpoint:
     def encode(self, result: Any) -> bytes:
         """A handler's return value as a response in the native layout.
         Raises ``TypeError`` for a value that cannot be sent."""
+        if self.output is not None and not isinstance(result, Response):
+            result = self.output(result)
         if isinstance(result, Response):
             if self.headers:
                 result = with_route_headers(result, self.headers)

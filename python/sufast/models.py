@@ -22,7 +22,7 @@ import uuid
 from collections import abc
 from typing import Any, Callable, Dict, List, Optional, Tuple
 
-__all__ = ["INVALID", "is_model", "validator"]
+__all__ = ["DEFAULT_RESPONSE_MODEL", "INVALID", "is_model", "resolve_response_model", "response_filter", "validator"]
 
 #: What a validator gives for a value it refused (its errors are listed).
 INVALID: Any = object()
@@ -436,3 +436,56 @@ def _struct(cls: type) -> Validator:
             return INVALID
 
     return check
+
+
+def response_filter(model: Any, where: str) -> Callable[[Any], Any]:
+    """What checks a handler's return value against ``model`` (its
+    ``response_model``) and gives what is sent: the model's fields only.
+    The check raises ``TypeError`` listing what does not match."""
+    check = validator(model, where)
+    name = getattr(model, "__name__", None) or repr(model)
+
+    def apply(value: Any) -> Any:
+        errors: Errors = []
+        result = check(value, ("response",), errors)
+        if errors:
+            shown = "; ".join(f"{'.'.join(str(part) for part in e['loc'])}: {e['msg']}" for e in errors[:5])
+            raise TypeError(f"the return value does not match the response model {name} ({shown})")
+        return result
+
+    return apply
+
+
+def response_model_of(annotation: Any) -> bool:
+    """Whether a return annotation names a model (or a list or Optional of
+    one), which FastAPI takes as the response model."""
+    inner = annotation
+    while True:
+        origin = typing.get_origin(inner)
+        args = [arg for arg in typing.get_args(inner) if arg is not _NONE]
+        if origin in _UNIONS and len(args) == 1:
+            inner = args[0]
+        elif _SEQUENCES.get(origin) is list and args:
+            inner = args[0]
+        else:
+            break
+    return is_model(inner)
+
+
+#: ``add_route``'s default: the return annotation, if it names a model.
+DEFAULT_RESPONSE_MODEL: Any = object()
+
+
+def resolve_response_model(endpoint: Callable[..., Any], given: Any, where: str) -> Optional[Callable[[Any], Any]]:
+    """The output filter of a route: ``given``, or with the default the
+    handler's return annotation when it names a model; ``None`` for none."""
+    if given is None:
+        return None
+    if given is DEFAULT_RESPONSE_MODEL:
+        try:
+            given = typing.get_type_hints(endpoint).get("return")
+        except Exception:
+            return None
+        if given is None or not response_model_of(given):
+            return None
+    return response_filter(given, where)

@@ -28,6 +28,7 @@ from .requests import Request, RequestScope
 
 __all__ = [
     "Arguments",
+    "Body",
     "Cookie",
     "Depends",
     "Header",
@@ -239,6 +240,19 @@ class Query(_Marker):
     __slots__ = ()
 
 
+class Body(_Marker):
+    """The JSON body, validated as the parameter's annotation (a model or
+    a standard type); ``embed=True`` reads the body's field of the
+    parameter's name (``{"item": ...}``), as several body parameters do."""
+
+    source = "body"
+    __slots__ = ("embed",)
+
+    def __init__(self, default: Any = _REQUIRED, *, embed: bool = False, alias: Optional[str] = None) -> None:
+        super().__init__(default, alias=alias)
+        self.embed = embed
+
+
 class Header(_Marker):
     """A request header. Underscores in the parameter's name become
     hyphens (``user_agent`` reads ``User-Agent``) unless
@@ -364,10 +378,10 @@ class Arguments:
             source, extract, key = self._extractor(parameter, annotation, default, marker, path_index, where)
             self.params.append(Param(parameter.name, source, annotation, default, extract, key=key))
         # Several model bodies: each is the body's field of its name.
-        models = [p for p in self.params if p.source == "body" and is_model(_unwrap_optional(p.annotation)[0])]
+        models = [p for p in self.params if getattr(p.extract, "embeddable", False)]
         if len(models) > 1:
             for param in models:
-                param.extract = _model_body(param.name, param.annotation, param.default, where, embed=True)
+                param.extract = _model_body(param.key, param.annotation, param.default, where, embed=True)
         # What a request runs: a name and an extractor per parameter; the
         # dependencies after the others.
         self._plan: List[Tuple[str, Extractor]] = [(p.name, p.extract) for p in self.params if p.source != "depends"]
@@ -424,6 +438,8 @@ class Arguments:
             raise TypeError(f"{where}: parameter {name!r} is positional-only; sufast passes parameters by name")
         if marker is not None:
             key = marker.key(name)
+            if isinstance(marker, Body):
+                return "body", _model_body(key, annotation, default, where, embed=marker.embed), key
             if marker.source == "path":
                 if key not in path_index:
                     raise TypeError(f"{where}: parameter {name!r} is Path(), but the path has no {{{key}}}")
@@ -626,7 +642,8 @@ _GETTERS: Dict[str, Tuple[Callable[[Request, str], Any], Callable[[Request, str]
 
 def _model_body(name: str, annotation: Any, default: Any, where: str, embed: bool) -> Extractor:
     """The JSON body (or, with ``embed``, its field ``name``) validated as
-    ``annotation``, a dataclass or TypedDict (or Optional of one)."""
+    ``annotation``: a model (or Optional of one), or with ``Body()`` any
+    type the body validators take."""
     inner, optional = _unwrap_optional(annotation)
     check = model_validator(annotation, f"{where}: parameter {name!r}")
     required = default is inspect.Parameter.empty and not optional
@@ -657,6 +674,8 @@ def _model_body(name: str, annotation: Any, default: Any, where: str, embed: boo
             raise RequestValidationError(errors)
         return result
 
+    # Several body parameters each read their field (see Arguments).
+    extract.embeddable = True  # type: ignore[attr-defined]
     return extract
 
 

@@ -275,8 +275,10 @@ def precompute(
     endpoint: Callable[[], Any],
     status_code: int = 200,
     headers: HeadersInput = None,
+    output: Optional[Callable[[Any], Any]] = None,
 ) -> Route:
-    """Runs a zero-argument handler once and stores what it returned.
+    """Runs a zero-argument handler once and stores what it returned
+    (through ``output``, its response model's filter, if any).
 
     A handler that raises is kept as a 500 route with the exception in
     ``Route.error``; a value that cannot be serialized raises ``TypeError``
@@ -287,6 +289,8 @@ def precompute(
     except Exception as exc:  # the handler's failure becomes a 500 route
         return Route(method, path, endpoint, error=exc)
     try:
+        if output is not None and not isinstance(result, Response):
+            result = output(result)
         response = render(result, status_code, headers)
     except TypeError as exc:
         raise TypeError(f"route {method} {path}: handler {describe(endpoint)} returned {exc}") from exc
