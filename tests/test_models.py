@@ -126,7 +126,7 @@ def test_every_error_of_a_body_is_given_at_once_with_its_location():
         errors = reply.json()["detail"]
         assert [(e["type"], e["loc"]) for e in errors] == [
             ("missing", ["body", "name"]),
-            ("float_type", ["body", "price"]),
+            ("float_parsing", ["body", "price"]),
             ("string_type", ["body", "tags", 0, "name"]),
             ("missing", ["body", "tags", 1, "name"]),
             ("enum", ["body", "color"]),
@@ -134,10 +134,15 @@ def test_every_error_of_a_body_is_given_at_once_with_its_location():
             ("uuid_parsing", ["body", "id"]),
             ("date_parsing", ["body", "made"]),
             ("tuple_length", ["body", "box"]),
-            ("int_type", ["body", "stock", "a"]),
+            ("int_parsing", ["body", "stock", "a"]),
         ]
         assert errors[0]["msg"] == "Field required"
-        assert errors[1] == {"type": "float_type", "loc": ["body", "price"], "msg": "Input should be a valid number", "input": "free"}
+        assert errors[1] == {
+            "type": "float_parsing",
+            "loc": ["body", "price"],
+            "msg": "Input should be a valid number, unable to parse string as a number",
+            "input": "free",
+        }
         assert errors[4]["msg"] == "Input should be 'red' or 'blue'"
         assert errors[5]["msg"] == "Input should be 's', 'm' or 'l'"
         # A dataclass's own check (__post_init__) is a value error.
@@ -166,8 +171,8 @@ def test_typeddicts_and_several_bodies_embedded_by_name():
         assert client.post("/users", json={"user": {"name": "ann", "age": 30}}).json()["filters"] is None
         reply = client.post("/users", json={"user": {"name": "ann", "age": "old"}, "filters": {"limit": "x"}})
         assert [(e["type"], e["loc"]) for e in reply.json()["detail"]] == [
-            ("int_type", ["body", "user", "age"]),
-            ("int_type", ["body", "filters", "limit"]),
+            ("int_parsing", ["body", "user", "age"]),
+            ("int_parsing", ["body", "filters", "limit"]),
         ]
         reply = client.post("/users", json={"filters": {}})
         assert reply.json()["detail"] == [{"type": "missing", "loc": ["body", "user"], "msg": "Field required", "input": {"filters": {}}}]
@@ -243,7 +248,7 @@ def test_a_response_model_checks_and_filters_what_is_sent(caplog):
         assert client.get("/stored").json() == {"name": "stored", "price": 0.0}
         reply = client.get("/wrong/1")
         assert (reply.status_code, reply.json()) == (500, {"detail": "Internal Server Error"})
-    assert "the return value does not match the response model Public (response.name: Field required; response.price: Input should be a valid number)" in caplog.text
+    assert "the return value does not match the response model Public (response.name: Field required; response.price: Input should be a valid number, unable to parse string as a number)" in caplog.text
 
 
 def test_body_reads_one_field_or_the_whole_body_as_any_type():
@@ -270,5 +275,37 @@ def test_body_reads_one_field_or_the_whole_body_as_any_type():
         reply = client.post("/mixed", json={"item": {"name": "a", "price": 1}, "importance": 5})
         assert reply.json() == {"name": "a", "importance": 5, "note": None}
         reply = client.post("/mixed", json={"item": {"name": "a", "price": 1}, "importance": "high"})
-        assert reply.json()["detail"] == [{"type": "int_type", "loc": ["body", "importance"], "msg": "Input should be a valid integer", "input": "high"}]
+        assert reply.json()["detail"] == [
+            {"type": "int_parsing", "loc": ["body", "importance"], "msg": "Input should be a valid integer, unable to parse string as an integer", "input": "high"}
+        ]
         assert client.post("/numbers", json=[1, 2, 3]).json() == 6
+
+
+def test_numbers_and_booleans_in_strings_are_taken_as_fastapi_takes_them():
+    @dataclasses.dataclass
+    class Flags:
+        count: int
+        ratio: float
+        on: bool
+        keyed: Dict[int, str] = dataclasses.field(default_factory=dict)
+
+    app = App()
+    app.post("/flags")(_echo(Flags))
+    with TestClient(app) as client:
+        reply = client.post("/flags", json={"count": "12", "ratio": "0.5", "on": "yes", "keyed": {"1": "a"}})
+        assert reply.json() == {"count": 12, "ratio": 0.5, "on": True, "keyed": {"1": "a"}}
+        assert client.post("/flags", json={"count": 3.0, "ratio": 1, "on": 0}).json() == {"count": 3, "ratio": 1.0, "on": False, "keyed": {}}
+        reply = client.post("/flags", json={"count": "twelve", "ratio": "half", "on": "maybe", "keyed": {"x": "a"}})
+        assert [(e["type"], e["loc"]) for e in reply.json()["detail"]] == [
+            ("int_parsing", ["body", "count"]),
+            ("float_parsing", ["body", "ratio"]),
+            ("bool_parsing", ["body", "on"]),
+            ("int_parsing", ["body", "keyed", "x", "[key]"]),
+        ]
+
+
+def _echo(model):
+    def handler(body: model):  # type: ignore[valid-type]
+        return body
+
+    return handler

@@ -146,27 +146,57 @@ def _str(value: Any, loc: Tuple[Any, ...], errors: Errors) -> Any:
     return _error(errors, "string_type", loc, "Input should be a valid string", value)
 
 
+# What pydantic's lax mode (FastAPI's default) takes for a boolean.
+_TRUE = frozenset({"true", "t", "yes", "y", "on", "1"})
+_FALSE = frozenset({"false", "f", "no", "n", "off", "0"})
+_INTEGER = re.compile(r"[+-]?\d+")
+
+
 def _bool(value: Any, loc: Tuple[Any, ...], errors: Errors) -> Any:
     if type(value) is bool:
         return value
+    if type(value) is int and value in (0, 1):
+        return bool(value)
+    if type(value) is str:
+        lowered = value.strip().lower()
+        if lowered in _TRUE:
+            return True
+        if lowered in _FALSE:
+            return False
+        return _error(errors, "bool_parsing", loc, "Input should be a valid boolean, unable to interpret input", value)
     return _error(errors, "bool_type", loc, "Input should be a valid boolean", value)
 
 
 def _int(value: Any, loc: Tuple[Any, ...], errors: Errors) -> Any:
-    if type(value) is int:
+    kind = type(value)
+    if kind is int:
         return value
-    if type(value) is float:
+    if kind is float:
         if value.is_integer():
             return int(value)
         return _error(errors, "int_from_float", loc, "Input should be a valid integer, got a number with a fractional part", value)
+    if kind is str:
+        text = value.strip()
+        if _INTEGER.fullmatch(text) and len(text) <= 4300:
+            return int(text)
+        return _error(errors, "int_parsing", loc, "Input should be a valid integer, unable to parse string as an integer", value)
     return _error(errors, "int_type", loc, "Input should be a valid integer", value)
 
 
 def _float(value: Any, loc: Tuple[Any, ...], errors: Errors) -> Any:
-    if type(value) is float:
+    kind = type(value)
+    if kind is float:
         return value
-    if type(value) is int:
+    if kind is int:
         return float(value)
+    if kind is str:
+        try:
+            number = float(value.strip())
+        except ValueError:
+            number = None
+        if number is not None and "_" not in value:
+            return number
+        return _error(errors, "float_parsing", loc, "Input should be a valid number, unable to parse string as a number", value)
     return _error(errors, "float_type", loc, "Input should be a valid number", value)
 
 
@@ -304,7 +334,7 @@ def _mapping(key: Validator, item: Validator) -> Validator:
         before = len(errors)
         result = {}
         for name, element in value.items():
-            converted = key(name, loc + (name, "[key]"), errors) if key is not _str and key is not _any else name
+            converted = key(name, loc + (name, "[key]"), errors) if key is not _str and key is not _any else name  # "1" is an int key
             result[converted] = item(element, loc + (name,), errors)
         return INVALID if len(errors) > before else result
 
