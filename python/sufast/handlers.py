@@ -96,6 +96,19 @@ class ExceptionHandlers:
         return None
 
 
+def _call_handler(handler: Callable[..., Any], request: Request, exc: BaseException) -> Any:
+    """An exception handler's answer, on a handler thread (an async one
+    runs on the thread's own loop)."""
+    answer = handler(request, exc)
+    return run_here(answer) if inspect.isawaitable(answer) else answer
+
+
+async def _call_handler_async(handler: Callable[..., Any], request: Request, exc: BaseException) -> Any:
+    """An exception handler's answer, on the app's loop."""
+    answer = handler(request, exc)
+    return await answer if inspect.isawaitable(answer) else answer
+
+
 def _observe(exc: BaseException) -> None:
     observer = unhandled_observer
     if observer is not None:
@@ -223,16 +236,7 @@ class Endpoint:
         except BaseException as exc:  # every request gets an answer
             if request._scope is not None:
                 request._scope.raised = exc
-            handler = self.exception_handlers.find(exc)
-            if handler is None:
-                return self.failure(exc, request)
-            try:
-                answer = handler(request, exc)
-                if inspect.isawaitable(answer):
-                    answer = run_here(answer)
-            except BaseException as failed:
-                return self._handler_failed(failed, exc, request)
-            return self._handled(answer, exc, request)
+            return self._escaped(exc, request)
         return self.response(result, request)
 
     async def call_async(self, request: Request) -> bytes:
@@ -249,27 +253,14 @@ class Endpoint:
             return self._sent(response, request)
         request._awaitable = True
         try:
-            if self.arguments.is_async:
-                request._path_param_reader = self.arguments.read_path_params
-                kwargs = await self.arguments.solve_async(request)
-            else:
-                kwargs = self.prepare(request)
+            kwargs = await self.solve_async(request) if self.arguments.is_async else self.prepare(request)
             result = await self.function(**kwargs)
         except asyncio.CancelledError:
             raise
         except BaseException as exc:  # every request gets an answer
             if request._scope is not None:
                 request._scope.raised = exc
-            handler = self.exception_handlers.find(exc)
-            if handler is None:
-                return self.failure(exc, request)
-            try:
-                answer = handler(request, exc)
-                if inspect.isawaitable(answer):
-                    answer = await answer
-            except BaseException as failed:
-                return self._handler_failed(failed, exc, request)
-            return self._handled(answer, exc, request)
+            return await self._escaped_async(exc, request)
         return self.response(result, request)
 
     # Through middleware: the handler gives a Response ----------------------
@@ -286,9 +277,7 @@ class Endpoint:
             if isinstance(handler, Response):
                 return handler
             try:
-                answer = handler(request, exc)
-                if inspect.isawaitable(answer):
-                    answer = run_here(answer)
+                answer = _call_handler(handler, request, exc)
             except BaseException as failed:
                 self._handler_failed(failed, exc, request)
                 return _internal_error()
@@ -311,11 +300,7 @@ class Endpoint:
         """``respond`` for the ``async def`` handler."""
         request._awaitable = True
         try:
-            if self.arguments.is_async:
-                request._path_param_reader = self.arguments.read_path_params
-                kwargs = await self.arguments.solve_async(request)
-            else:
-                kwargs = self.prepare(request)
+            kwargs = await self.solve_async(request) if self.arguments.is_async else self.prepare(request)
             result = await self.function(**kwargs)
         except asyncio.CancelledError:
             raise
@@ -324,9 +309,7 @@ class Endpoint:
             if isinstance(handler, Response):
                 return handler
             try:
-                answer = handler(request, exc)
-                if inspect.isawaitable(answer):
-                    answer = await answer
+                answer = await _call_handler_async(handler, request, exc)
             except BaseException as failed:
                 self._handler_failed(failed, exc, request)
                 return _internal_error()
@@ -418,9 +401,7 @@ class Endpoint:
         if handler is None:
             return self.failure(exc, request)
         try:
-            answer = handler(request, exc)
-            if inspect.isawaitable(answer):
-                answer = run_here(answer)
+            answer = _call_handler(handler, request, exc)
         except BaseException as failed:
             return self._handler_failed(failed, exc, request)
         return self._handled(answer, exc, request)
@@ -431,9 +412,7 @@ class Endpoint:
         if handler is None:
             return self.failure(exc, request)
         try:
-            answer = handler(request, exc)
-            if inspect.isawaitable(answer):
-                answer = await answer
+            answer = await _call_handler_async(handler, request, exc)
         except BaseException as failed:
             return self._handler_failed(failed, exc, request)
         return self._handled(answer, exc, request)
@@ -530,6 +509,12 @@ class Endpoint:
         """The keyword arguments for this request (or a 422/400 raised)."""
         request._path_param_reader = self.arguments.read_path_params
         return self.arguments(request)
+
+    async def solve_async(self, request: Request) -> dict:
+        """``prepare`` when a dependency is async: it is awaited (a plain
+        ``prepare`` costs no coroutine when none is)."""
+        request._path_param_reader = self.arguments.read_path_params
+        return await self.arguments.solve_async(request)
 
     def encode(self, result: Any) -> bytes:
         """A handler's return value as a response in the native layout.

@@ -28,7 +28,6 @@ __all__ = ["HTTPMiddleware", "drive", "run_here", "compose"]
 # that record is a system call (getpid), so a handler thread keeps its
 # loop marked between requests and clears the mark only before plain
 # def code runs: see unmark().
-_get_running_loop = asyncio._get_running_loop
 _set_running_loop = asyncio._set_running_loop
 
 # Per handler thread: ``loop``, its own event loop, and ``current``, the
