@@ -143,6 +143,8 @@ def test_the_readme_exception_handlers_example_serves_as_it_says():
         assert (reply.status, json.loads(reply.body)) == (401, {"errors": {"body": ["log in first"]}})
         reply = request(port, "GET", "/articles/hello?page=two")
         assert (reply.status, json.loads(reply.body)) == (422, {"errors": ["value is not a valid integer"]})
+        reply = request(port, "GET", "/nowhere")
+        assert (reply.status, json.loads(reply.body)) == (404, {"errors": {"body": ["no /nowhere"]}})
 
 
 def test_the_readme_middleware_example_serves_as_it_says():
@@ -173,6 +175,8 @@ def test_the_readme_request_bodies_example_serves_as_it_says():
         assert [e["loc"] for e in json.loads(reply.body)["detail"]] == [["body", "name"], ["body", "price"]]
         reply = request(port, "POST", "/items/3/owned", body=b'{"item": {"name": "pen", "price": 1}, "owner": {"name": "ann"}}')
         assert json.loads(reply.body) == {"n": 3, "item": "pen", "owner": "ann"}
+        assert json.loads(request(port, "GET", "/users/7").body) == {"name": "user 7"}
+        assert json.loads(request(port, "POST", "/ratings", body=b'{"stars": 5}').body) == {"stars": 5}
 
 
 def test_the_readme_background_tasks_example_serves_as_it_says():
