@@ -416,6 +416,35 @@ bool sufast_respond(uint64_t id, const uint8_t *response, size_t len);
 bool sufast_take_body(uint64_t id, uint8_t *buf, size_t cap);
 
 /*
+ Parses a form body the caller holds: `content_type` (the request's
+ Content-Type, `ct_len` bytes) says which kind, multipart/form-data or
+ application/x-www-form-urlencoded, and `body` has `len` bytes. The
+ result is a form record (its layout is in the header's description of
+ form routes, `"form": true`), held to `max_form_parts` and
+ `max_part_size` and to `max_body_size` in all; nothing is written to
+ disk. Routes that read forms get theirs parsed as they arrive; this is
+ for a handler that finds out late that it wants one.
+
+ Returns the record's length and writes it into `buf` if it has room
+ (`cap` bytes); with less room it writes nothing, and the caller calls
+ again with a buffer of the returned length. Returns 0 when the body is
+ refused: `status` (if not NULL) is set to the HTTP status to answer
+ with (400 malformed, 413 over a limit) and the last error has the detail.
+
+ # Safety
+ `content_type` must point to `ct_len` readable bytes, `body` to `len`
+ readable bytes, `buf` to `cap` writable bytes (NULL with `cap` 0 asks
+ for the length only), and `status` be NULL or point to a writable u16.
+ */
+size_t sufast_parse_form(const uint8_t *content_type,
+                         size_t ct_len,
+                         const uint8_t *body,
+                         size_t len,
+                         uint8_t *buf,
+                         size_t cap,
+                         uint16_t *status);
+
+/*
  Sets limits for requests to handlers, effective at once:
  `max_pending` requests may wait for or be inside handlers (more get a
  503 at once; default 1024), and a request body may have at most
@@ -445,6 +474,14 @@ bool sufast_set_limits(uint32_t max_pending, uint64_t max_body_bytes);
    answered by then gets 504; the late answer is dropped and logged.
  - `"body_timeout_ms"` (default 30000): a request body with a longer
    pause between reads gets 408 and the connection closes.
+ - `"max_form_parts"` (default 1000): a form with more fields and files
+   gets 413.
+ - `"max_part_size"` (bytes, default 1048576): a form field (not a file)
+   that is larger gets 413.
+ - `"upload_spool_size"` (bytes, default 1048576): an uploaded file that
+   is larger is written to a temporary file as it arrives instead of
+   being kept in memory; the library deletes it once the request is
+   answered.
 
  - `"handlers_saturated"` (0 or 1): set by the handler threads' owner
    when none of them can take a request and no more can start; while it

@@ -11,6 +11,7 @@ use std::sync::{Condvar, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 use axum::body::Bytes;
+use tempfile::NamedTempFile;
 use tokio::sync::{oneshot, Notify};
 
 use crate::error::{Error, SufastErrorCode};
@@ -105,6 +106,9 @@ struct Waiter {
     /// A body too large for its record (see [`crate::wire::INLINE_BODY`]), until
     /// the handler takes it; empty otherwise.
     body: Vec<Bytes>,
+    /// The temporary files of a form's larger uploads, deleted when the
+    /// request is answered or withdrawn (see [`crate::forms`]).
+    files: Vec<NamedTempFile>,
 }
 
 /// The most expired requests remembered; beyond it the set starts over
@@ -187,7 +191,8 @@ impl Drop for Pending {
 }
 
 /// Queues a request for its handler, or refuses it at once.
-pub fn submit(parts: &RequestParts<'_>) -> Result<Pending, Rejected> {
+/// `files` are the temporary files its form record names, kept until then.
+pub fn submit(parts: &RequestParts<'_>, files: Vec<NamedTempFile>) -> Result<Pending, Rejected> {
     let id = queue().next_id.fetch_add(1, Ordering::Relaxed);
     let record = parts.encode(id).ok_or(Rejected::TooLarge)?;
     // The pieces are shared, not copied: the body is copied once, by
@@ -208,7 +213,14 @@ pub fn submit(parts: &RequestParts<'_>) -> Result<Pending, Rejected> {
     if state.waiting.len() >= queue().max_pending.load(Ordering::Relaxed) {
         return Err(Rejected::Full);
     }
-    state.waiting.insert(id, Waiter { reply: send, body });
+    state.waiting.insert(
+        id,
+        Waiter {
+            reply: send,
+            body,
+            files,
+        },
+    );
     state.queue.push_back((id, record));
     let defer = state.busy == 0 && !state.waking && state.idle > 0;
     drop(state);
@@ -374,7 +386,12 @@ pub fn respond(id: u64, response: &[u8]) -> Result<(), Error> {
         ),
     };
     let mut state = state();
-    let Some(Waiter { reply: send, body }) = state.waiting.remove(&id) else {
+    let Some(Waiter {
+        reply: send,
+        body,
+        files,
+    }) = state.waiting.remove(&id)
+    else {
         if state.expired.remove(&id) {
             drop(state);
             log::event(
@@ -388,10 +405,12 @@ pub fn respond(id: u64, response: &[u8]) -> Result<(), Error> {
         // whether or not anyone still waits for it.
         return result;
     };
-    if !body.is_empty() {
-        // The handler never took its body; it is freed outside the lock.
+    if !body.is_empty() || !files.is_empty() {
+        // A body the handler never took, and the temporary files, are
+        // freed outside the lock.
         drop(state);
         drop(body);
+        drop(files);
         state = self::state();
     }
     if BUSY.get() {

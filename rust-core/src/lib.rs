@@ -40,6 +40,7 @@ pub mod deadlines;
 pub mod dispatch;
 pub mod error;
 pub mod ffi;
+pub mod forms;
 pub mod instance;
 pub mod limits;
 pub mod listener;
@@ -335,6 +336,67 @@ pub unsafe extern "C" fn sufast_take_body(id: u64, buf: *mut u8, cap: usize) -> 
     })
 }
 
+/// Parses a form body the caller holds: `content_type` (the request's
+/// Content-Type, `ct_len` bytes) says which kind, multipart/form-data or
+/// application/x-www-form-urlencoded, and `body` has `len` bytes. The
+/// result is a form record (its layout is in the header's description of
+/// form routes, `"form": true`), held to `max_form_parts` and
+/// `max_part_size` and to `max_body_size` in all; nothing is written to
+/// disk. Routes that read forms get theirs parsed as they arrive; this is
+/// for a handler that finds out late that it wants one.
+///
+/// Returns the record's length and writes it into `buf` if it has room
+/// (`cap` bytes); with less room it writes nothing, and the caller calls
+/// again with a buffer of the returned length. Returns 0 when the body is
+/// refused: `status` (if not NULL) is set to the HTTP status to answer
+/// with (400 malformed, 413 over a limit) and the last error has the detail.
+///
+/// # Safety
+/// `content_type` must point to `ct_len` readable bytes, `body` to `len`
+/// readable bytes, `buf` to `cap` writable bytes (NULL with `cap` 0 asks
+/// for the length only), and `status` be NULL or point to a writable u16.
+#[no_mangle]
+pub unsafe extern "C" fn sufast_parse_form(
+    content_type: *const u8,
+    ct_len: usize,
+    body: *const u8,
+    len: usize,
+    buf: *mut u8,
+    cap: usize,
+    status: *mut u16,
+) -> usize {
+    boundary("sufast_parse_form", 0, || {
+        // SAFETY: the caller's contract above.
+        let content_type = unsafe { borrow_bytes(content_type, ct_len, "content type") }?;
+        // SAFETY: the caller's contract above.
+        let body = unsafe { borrow_bytes(body, len, "body") }?;
+        let max_body = instance::instance()
+            .max_body
+            .load(std::sync::atomic::Ordering::Relaxed);
+        let refused = |code: u16, detail: String| {
+            if !status.is_null() {
+                // SAFETY: the caller's contract above.
+                unsafe { status.write(code) };
+            }
+            error::Error::new(SufastErrorCode::InvalidArgument, detail)
+        };
+        if body.len() > max_body {
+            return Err(refused(
+                413,
+                "Payload Too Large: the body is larger than max_body_size".into(),
+            ));
+        }
+        let record = forms::parse(content_type, body, &limits::form_limits(max_body))
+            .map_err(|(code, detail)| refused(code, detail))?;
+        if record.len() <= cap {
+            // SAFETY: the caller's contract above.
+            let out = unsafe { ffi::borrow_bytes_mut(buf, cap, "buffer") }?;
+            out[..record.len()].copy_from_slice(&record);
+        }
+        Ok(record.len())
+    })
+}
+
 /// Sets limits for requests to handlers, effective at once:
 /// `max_pending` requests may wait for or be inside handlers (more get a
 /// 503 at once; default 1024), and a request body may have at most
@@ -377,6 +439,14 @@ pub extern "C" fn sufast_set_limits(max_pending: u32, max_body_bytes: u64) -> bo
 ///   answered by then gets 504; the late answer is dropped and logged.
 /// - `"body_timeout_ms"` (default 30000): a request body with a longer
 ///   pause between reads gets 408 and the connection closes.
+/// - `"max_form_parts"` (default 1000): a form with more fields and files
+///   gets 413.
+/// - `"max_part_size"` (bytes, default 1048576): a form field (not a file)
+///   that is larger gets 413.
+/// - `"upload_spool_size"` (bytes, default 1048576): an uploaded file that
+///   is larger is written to a temporary file as it arrives instead of
+///   being kept in memory; the library deletes it once the request is
+///   answered.
 ///
 /// - `"handlers_saturated"` (0 or 1): set by the handler threads' owner
 ///   when none of them can take a request and no more can start; while it

@@ -5,6 +5,7 @@
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
+use crate::forms::FormLimits;
 use crate::instance::instance;
 
 /// One named limit: its option name, what its number means, its default
@@ -46,6 +47,9 @@ pub struct LimitSet {
     request_timeout: Limit,
     max_header_size: Limit,
     max_connections: Limit,
+    max_form_parts: Limit,
+    max_part_size: Limit,
+    upload_spool_size: Limit,
 }
 
 impl LimitSet {
@@ -69,10 +73,20 @@ impl LimitSet {
             ),
             max_header_size: Limit::new("max_header_size", "bytes", 64 * 1024, 1024, 1 << 24),
             max_connections: Limit::new("max_connections", "connections", 0, 0, 1 << 24),
+            max_form_parts: Limit::new("max_form_parts", "parts", 1000, 1, 1 << 20),
+            // A field's length must fit a form record's u32.
+            max_part_size: Limit::new("max_part_size", "bytes", 1 << 20, 1, u32::MAX as u64),
+            upload_spool_size: Limit::new(
+                "upload_spool_size",
+                "bytes",
+                1 << 20,
+                0,
+                u32::MAX as u64,
+            ),
         }
     }
 
-    fn all(&self) -> [&Limit; 6] {
+    fn all(&self) -> [&Limit; 9] {
         [
             &self.header_timeout,
             &self.keepalive_timeout,
@@ -80,6 +94,9 @@ impl LimitSet {
             &self.request_timeout,
             &self.max_header_size,
             &self.max_connections,
+            &self.max_form_parts,
+            &self.max_part_size,
+            &self.upload_spool_size,
         ]
     }
 }
@@ -137,6 +154,18 @@ pub fn request_timeout() -> Duration {
 
 pub fn body_timeout() -> Duration {
     Duration::from_millis(limits().body_timeout.get())
+}
+
+/// What a form is held to, with `max_body` the largest body.
+pub fn form_limits(max_body: usize) -> FormLimits {
+    let get = |limit: &Limit| usize::try_from(limit.get()).unwrap_or(usize::MAX);
+    FormLimits {
+        max_body,
+        pause: body_timeout(),
+        max_parts: get(&limits().max_form_parts),
+        max_part: get(&limits().max_part_size),
+        spool: get(&limits().upload_spool_size),
+    }
 }
 
 /// What a connection is held to, read once when a server starts.

@@ -20,6 +20,15 @@ pub fn json_error(status: StatusCode, body: &'static str) -> StaticResponse {
     }
 }
 
+/// A response with the JSON body `{"detail": detail}`.
+pub fn json_detail(status: StatusCode, detail: &str) -> StaticResponse {
+    let body = serde_json::json!({ "detail": detail }).to_string();
+    StaticResponse {
+        body: Bytes::from(body),
+        ..json_error(status, "")
+    }
+}
+
 pub fn not_found() -> StaticResponse {
     json_error(StatusCode::NOT_FOUND, r#"{"detail": "Not Found"}"#)
 }

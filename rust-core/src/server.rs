@@ -94,18 +94,24 @@ pub async fn handle(settings: Settings, peer: Option<SocketAddr>, request: Reque
                         app.finish(response.headers_mut(), origin);
                         Err(response)
                     }
-                    Answer::Handler(handler, params, cache, client) => {
-                        Ok((handler, params, cache, client, Arc::clone(app), origin))
-                    }
+                    Answer::Handler(handler, form, params, cache, client) => Ok((
+                        handler,
+                        form,
+                        params,
+                        cache,
+                        client,
+                        Arc::clone(app),
+                        origin,
+                    )),
                 }
             }
         }
     };
     let response = match call {
         Err(response) => response,
-        Ok((handler, params, cache, client, app, origin)) => {
+        Ok((handler, form, params, cache, client, app, origin)) => {
             let mut response = match cache {
-                None => tiers::dynamic(handler, params, client, request).await,
+                None => tiers::dynamic(handler, form, params, client, request).await,
                 Some(cache) => tiers::cached(handler, params, cache, client, request).await,
             };
             app.finish(response.headers_mut(), origin);
@@ -129,29 +135,31 @@ enum Answer {
     Stored(Response),
     /// Send a response made for this request.
     Made(Response),
-    /// Ask a handler: its id, the parameter values, the route's cache, the
-    /// client.
-    Handler(u32, Vec<String>, Option<Arc<Cache>>, Client),
+    /// Ask a handler: its id, whether it reads a form, the parameter
+    /// values, the route's cache, the client.
+    Handler(u32, bool, Vec<String>, Option<Arc<Cache>>, Client),
 }
 
 fn answer(routes: &RouteTable, request: &Request, client: Client) -> Answer {
     match routes.lookup(request.method(), request.uri().path()) {
         Lookup::Found(route, params) => match &route.serve {
             Serve::Static(response) => Answer::Stored(responses::stored(response)),
-            Serve::Dynamic { handler } => Answer::Handler(*handler, params, None, client),
+            Serve::Dynamic { handler, form } => {
+                Answer::Handler(*handler, *form, params, None, client)
+            }
             Serve::Cached { handler, cache } => {
-                Answer::Handler(*handler, params, Some(cache.clone()), client)
+                Answer::Handler(*handler, false, params, Some(cache.clone()), client)
             }
         },
         Lookup::NotFound => match routes.app_wide().not_found_handler() {
-            Some(handler) => Answer::Handler(handler, Vec::new(), None, client),
+            Some(handler) => Answer::Handler(handler, false, Vec::new(), None, client),
             None => Answer::Made(responses::owned(responses::not_found())),
         },
         Lookup::MethodNotAllowed(allow) => match routes.app_wide().method_not_allowed_handler() {
             // The handler gets the Allow value the 405 would carry.
             Some(handler) => {
                 let allow = String::from_utf8_lossy(allow.as_bytes()).into_owned();
-                Answer::Handler(handler, vec![allow], None, client)
+                Answer::Handler(handler, false, vec![allow], None, client)
             }
             None => Answer::Made(responses::owned(responses::method_not_allowed(allow))),
         },

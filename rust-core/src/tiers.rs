@@ -9,16 +9,19 @@ use std::time::{Duration, Instant};
 use axum::body::Body;
 use axum::body::{Bytes, HttpBody};
 use axum::extract::Request;
+use axum::http::StatusCode;
 use axum::response::Response;
 use http_body_util::BodyExt;
 
 use crate::cache::{Cache, Plan, Rendered};
 use crate::dispatch::{self, Rejected};
+use crate::forms::{self, FormError};
 use crate::instance::instance;
 use crate::limits;
 use crate::log::{self, SufastLogLevel};
 use crate::responses::{
-    bad_body, body_too_slow, gateway_timeout, owned, stored, too_large, unavailable,
+    bad_body, body_too_slow, gateway_timeout, internal_error, json_detail, owned, stored,
+    too_large, unavailable,
 };
 use crate::routes::forwarded::Client;
 use crate::routes::StaticResponse;
@@ -32,14 +35,16 @@ pub fn set_max_body(bytes: usize) {
     instance().max_body.store(bytes, Ordering::Relaxed);
 }
 
-/// Answers `request` with the handler `handler`, per request.
+/// Answers `request` with the handler `handler`, per request; `form`: the
+/// handler reads a form, which is parsed here (see [`crate::forms`]).
 pub async fn dynamic(
     handler: u32,
+    form: bool,
     params: Vec<String>,
     client: Client,
     request: Request,
 ) -> Response {
-    owned(call(handler, params, &client, request).await)
+    owned(call(handler, form, params, &client, request).await)
 }
 
 /// Answers `request` from `cache`, rendering through `handler` when the
@@ -59,13 +64,13 @@ pub async fn cached(
     match cache.plan(&key, Instant::now()) {
         Plan::Serve(response) => stored(&response),
         Plan::Wait(render) => wait(render).await,
-        Plan::Bypass => dynamic(handler, params, client, request).await,
+        Plan::Bypass => dynamic(handler, false, params, client, request).await,
         Plan::Render { done, stale } => {
             let render = done.subscribe();
             // The render runs as a task of its own: the client that started
             // it may leave, the others still get the response.
             tokio::spawn(async move {
-                let response = Arc::new(call(handler, params, &client, request).await);
+                let response = Arc::new(call(handler, false, params, &client, request).await);
                 cache.finish(&key, &response, Instant::now());
                 let _ = done.send(Some(response));
             });
@@ -88,26 +93,35 @@ async fn wait(mut render: Rendered) -> Response {
     }
 }
 
-/// Reads the body, hands the request to its handler and waits for the
-/// response. Every failure is a response: 413, 503 or 500.
+/// Reads the body (a form on a form route), hands the request to its
+/// handler and waits for the response. Every failure is a response: 400,
+/// 408, 413, 503 or 500.
 async fn call(
     handler: u32,
+    form: bool,
     params: Vec<String>,
     client: &Client,
     request: Request,
 ) -> StaticResponse {
     let (parts, body) = request.into_parts();
-    let body = match read_body(
-        body,
-        instance().max_body.load(Ordering::Relaxed),
-        limits::body_timeout(),
-    )
-    .await
-    {
-        Ok(body) => body,
-        Err(BodyError::TooLarge) => return too_large(),
-        Err(BodyError::Slow) => return body_too_slow(),
-        Err(BodyError::Broken) => return bad_body(),
+    let max_body = instance().max_body.load(Ordering::Relaxed);
+    let kind = if form {
+        forms::kind(&parts.headers)
+    } else {
+        None
+    };
+    let (body, files) = match kind {
+        None => match read_body(body, max_body, limits::body_timeout()).await {
+            Ok(body) => (body, Vec::new()),
+            Err(why) => return body_error(why),
+        },
+        Some(Err(why)) => {
+            return json_detail(StatusCode::BAD_REQUEST, &format!("Bad Request: {why}"))
+        }
+        Some(Ok(kind)) => match forms::read(body, kind, &limits::form_limits(max_body)).await {
+            Ok(form) => (form.record, form.files),
+            Err(why) => return form_error(&parts, why),
+        },
     };
     let request = RequestParts {
         handler,
@@ -119,7 +133,7 @@ async fn call(
         headers: &parts.headers,
         body: &body,
     };
-    let submitted = dispatch::submit(&request);
+    let submitted = dispatch::submit(&request, files);
     // The record holds its own copy: the body need not wait for the handler.
     drop(body);
     let mut pending = match submitted {
@@ -146,8 +160,38 @@ async fn call(
     }
 }
 
+fn body_error(why: BodyError) -> StaticResponse {
+    match why {
+        BodyError::TooLarge => too_large(),
+        BodyError::Slow => body_too_slow(),
+        BodyError::Broken => bad_body(),
+    }
+}
+
+fn form_error(parts: &axum::http::request::Parts, why: FormError) -> StaticResponse {
+    match why {
+        FormError::Body(why) => body_error(why),
+        FormError::Malformed(why) => {
+            json_detail(StatusCode::BAD_REQUEST, &format!("Bad Request: {why}"))
+        }
+        FormError::TooLarge(why) => json_detail(StatusCode::PAYLOAD_TOO_LARGE, &why),
+        FormError::Disk(why) => {
+            log::event(
+                SufastLogLevel::Error,
+                format_args!(
+                    "{} {}: {why}; the client got a 500",
+                    parts.method,
+                    parts.uri.path()
+                ),
+            );
+            internal_error()
+        }
+    }
+}
+
 /// Why a request body could not be read whole.
-enum BodyError {
+#[derive(Debug, Clone, Copy)]
+pub enum BodyError {
     TooLarge,
     /// A pause between two reads was longer than `body_timeout`.
     Slow,
@@ -157,7 +201,11 @@ enum BodyError {
 /// Reads `body` whole as the pieces it arrived in (copied once, into the
 /// request record): at most `limit` bytes, with no pause between reads
 /// longer than `pause`.
-async fn read_body(mut body: Body, limit: usize, pause: Duration) -> Result<Vec<Bytes>, BodyError> {
+pub async fn read_body(
+    mut body: Body,
+    limit: usize,
+    pause: Duration,
+) -> Result<Vec<Bytes>, BodyError> {
     if body.size_hint().lower() > limit as u64 {
         return Err(BodyError::TooLarge);
     }

@@ -24,8 +24,8 @@ pub use spec::{Action, RouteSpec, StaticResponse};
 pub enum Serve {
     /// The stored response.
     Static(StaticResponse),
-    /// By the handler with this id, per request.
-    Dynamic { handler: u32 },
+    /// By the handler with this id, per request; `form`: it reads a form.
+    Dynamic { handler: u32, form: bool },
     /// By the handler, through the route's cache.
     Cached { handler: u32, cache: Arc<Cache> },
 }
@@ -42,7 +42,7 @@ impl Route {
     fn new(params: Vec<Param>, action: Action) -> Self {
         let serve = match action {
             Action::Static(response) => Serve::Static(response),
-            Action::Dynamic { handler } => Serve::Dynamic { handler },
+            Action::Dynamic { handler, form } => Serve::Dynamic { handler, form },
             Action::Cached {
                 handler,
                 ttl,
@@ -377,7 +377,7 @@ mod tests {
         );
         match t.lookup(&Method::GET, "/u/42/a%20b/c") {
             Lookup::Found(route, values) => {
-                assert!(matches!(route.serve, Serve::Dynamic { handler: 4 }));
+                assert!(matches!(route.serve, Serve::Dynamic { handler: 4, .. }));
                 assert_eq!(values, ["42", "a b/c"]);
             }
             other => panic!("{other:?}"),

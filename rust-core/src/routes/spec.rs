@@ -7,8 +7,12 @@
 //!                    "headers": [["Cache-Control", "no-store"]],
 //!                    "body": "<h1>hi</h1>"},
 //!          "/users/{id:int}": {"kind": "dynamic", "handler": 1},
-//!          "/stats": {"kind": "cached", "handler": 2, "ttl_ms": 5000}}}
+//!          "/stats": {"kind": "cached", "handler": 2, "ttl_ms": 5000}},
+//!  "POST": {"/upload": {"kind": "dynamic", "handler": 3, "form": true}}}
 //! ```
+//!
+//! `"form": true` marks a handler that reads a form: a form body is parsed
+//! before it is asked, and it gets a form record ([`crate::forms`]).
 //!
 //! Beside the methods, the key `"@app"` holds the app-wide section
 //! ([`super::app_wide`]).
@@ -73,7 +77,8 @@ pub enum Action {
     /// Send the stored response.
     Static(StaticResponse),
     /// Ask the handler with this id for every request.
-    Dynamic { handler: u32 },
+    /// `form`: the handler reads a form, parsed before it is asked.
+    Dynamic { handler: u32, form: bool },
     /// Ask the handler, then keep its response per path and query for
     /// `ttl`, at most `max_entries` of them.
     Cached {
@@ -310,6 +315,7 @@ fn parse_handler(kind: &Json, fields: &[(String, Json)]) -> Result<Action, Strin
     let mut ttl = None;
     let mut stale = None;
     let mut max_entries = None;
+    let mut form = false;
     for (field, value) in fields {
         let number = |limit: i128| match value {
             Json::Int(n) if (0..=limit).contains(n) => Ok(*n),
@@ -321,6 +327,15 @@ fn parse_handler(kind: &Json, fields: &[(String, Json)]) -> Result<Action, Strin
         match field.as_str() {
             "kind" => {}
             "handler" => handler = Some(number(u32::MAX.into())? as u32),
+            "form" if !cached => match value {
+                Json::Bool(b) => form = *b,
+                other => {
+                    return Err(format!(
+                        "form must be true or false, got {}",
+                        describe(other)
+                    ))
+                }
+            },
             "ttl_ms" if cached => {
                 ttl = Some(Duration::from_millis(number(u32::MAX.into())? as u64))
             }
@@ -344,7 +359,7 @@ fn parse_handler(kind: &Json, fields: &[(String, Json)]) -> Result<Action, Strin
                     if cached {
                         ", ttl_ms, stale_ttl_ms, max_entries"
                     } else {
-                        ""
+                        ", form"
                     }
                 ))
             }
@@ -352,7 +367,7 @@ fn parse_handler(kind: &Json, fields: &[(String, Json)]) -> Result<Action, Strin
     }
     let handler = handler.ok_or_else(|| format!("kind {} needs a handler id", describe(kind)))?;
     if !cached {
-        return Ok(Action::Dynamic { handler });
+        return Ok(Action::Dynamic { handler, form });
     }
     let ttl = ttl.ok_or("kind \"cached\" needs ttl_ms")?;
     if ttl.is_zero() {
@@ -512,7 +527,7 @@ mod tests {
         .unwrap()
         .routes;
         let actions: Vec<String> = specs.iter().map(|s| format!("{:?}", s.action)).collect();
-        assert_eq!(actions[0], "Dynamic { handler: 7 }");
+        assert_eq!(actions[0], "Dynamic { handler: 7, form: false }");
         assert_eq!(
             actions[1],
             "Cached { handler: 8, ttl: 250ms, stale: 500ms, max_entries: 1024 }"
