@@ -14,7 +14,8 @@ from .applications import App
 from .background import BackgroundTasks
 from .cors import CORS
 from .exceptions import HTTPException, RequestValidationError, RouteError, RouteWarning, SufastError
-from .params import Body, Cookie, Depends, Header, Path, Query
+from .forms import FormData, UploadFile
+from .params import Body, Cookie, Depends, File, Form, Header, Path, Query
 from .routing import Router
 from .requests import Request
 from .responses import HTMLResponse, JSONResponse, PlainTextResponse, RedirectResponse, Response
@@ -40,6 +41,10 @@ __all__ = [
     "Cookie",
     "Query",
     "Path",
+    "Form",
+    "File",
+    "UploadFile",
+    "FormData",
     "HTTPException",
     "RequestValidationError",
     "SufastError",

@@ -49,6 +49,7 @@ _SYMBOLS = (
     ("sufast_take_requests", (POINTER(c_char), c_size_t, c_uint32, POINTER(c_size_t)), c_int32),
     ("sufast_respond", (c_uint64, c_char_p, c_size_t), c_bool),
     ("sufast_take_body", (c_uint64, c_void_p, c_size_t), c_bool),
+    ("sufast_parse_form", (c_char_p, c_size_t, c_char_p, c_size_t, c_void_p, c_size_t, POINTER(ctypes.c_uint16)), c_size_t),
     ("sufast_set_limits", (c_uint32, ctypes.c_uint64), c_bool),
     ("sufast_set_option", (c_char_p, c_size_t, ctypes.c_int64), c_bool),
     ("sufast_layout_version", (), c_uint32),
@@ -141,6 +142,24 @@ def set_routes(table: bytes) -> None:
     """Validates the route-table JSON and swaps it in atomically."""
     lib = _load()
     _check(lib, lib.set_routes(table, len(table)))
+
+
+def parse_form(content_type: bytes, body: bytes) -> Tuple[bytes, int, str]:
+    """A form body parsed by the library: ``(record, 0, "")``, or
+    ``(b"", status, detail)`` when it is refused (400 malformed, 413 over
+    a limit)."""
+    lib = _load()
+    status = ctypes.c_uint16(0)
+    cap = len(body) + 4096
+    while True:
+        buffer = ctypes.create_string_buffer(cap)
+        size = lib.sufast_parse_form(content_type, len(content_type), body, len(body), buffer, cap, ctypes.byref(status))
+        if size == 0:
+            error = _last_error(lib)
+            return b"", status.value or 400, error.message
+        if size <= cap:
+            return buffer.raw[:size], 0, ""
+        cap = size
 
 
 def check_routes(table: bytes) -> None:

@@ -13,6 +13,7 @@ import warnings
 from typing import Any, Callable, Dict, List, Mapping, Optional, Sequence, Tuple, Union
 
 from . import _native
+from . import requests as _requests
 from ._version import __version__
 from .cors import CORS
 from .datastructures import State
@@ -66,6 +67,9 @@ class App(Decorators):
         request_timeout: float = 60.0,
         max_header_size: int = 64 * 1024,
         max_connections: Optional[int] = None,
+        max_form_parts: int = 1000,
+        max_part_size: int = 1024 * 1024,
+        upload_spool_size: int = 1024 * 1024,
         dependencies: Optional[Sequence[Depends]] = None,
         exception_handlers: Optional[Mapping[Union[int, type], Callable[..., Any]]] = None,
         lifespan: Optional[Callable[["App"], Any]] = None,
@@ -107,7 +111,10 @@ class App(Decorators):
         handler that has not answered after ``request_timeout`` seconds
         gets its client a 504. At most ``max_connections`` connections are
         open at once (default: the open-files limit less an eighth), more
-        wait until one closes.
+        wait until one closes. A form with more than ``max_form_parts``
+        fields and files, or a field (not a file) over ``max_part_size``
+        bytes, gets 413; an uploaded file over ``upload_spool_size`` bytes
+        is written to a temporary file as it arrives, not kept in memory.
         """
         _check_count("threads", threads)
         _check_count("max_threads", max_threads)
@@ -154,6 +161,9 @@ class App(Decorators):
             request_timeout=request_timeout,
             max_header_size=max_header_size,
             max_connections=max_connections,
+            max_form_parts=max_form_parts,
+            max_part_size=max_part_size,
+            upload_spool_size=upload_spool_size,
         )
         self._max_pending = max_pending
         self._max_body_size = max_body_size
@@ -356,6 +366,7 @@ class App(Decorators):
                 route = Route(
                     method, path, endpoint, handler_id=handler_id, cache_ttl=cache_ttl, cache_max_entries=cache_max_entries, stale_ttl=stale_ttl
                 )
+                route.form = cache_ttl is None and handler.arguments.reads_form
             else:
                 if dynamic is None:
                     _warn_if_stale(name, endpoint, stacklevel + 1)
@@ -394,7 +405,9 @@ class App(Decorators):
 
     def _ship(self) -> None:
         app_wide = {**self._serving_app_wide, **self._fallback_handlers()}
-        _native.set_routes(route_table(self.routes, app_wide))
+        routes = self.routes
+        _native.set_routes(route_table(routes, app_wide))
+        _requests.form_handlers = frozenset(r.handler_id for r in routes if r.form)
 
     def _fallback_handlers(self) -> Dict[str, int]:
         """The route table's handlers for unmatched requests: for 404 and

@@ -17,6 +17,9 @@ DEFAULTS: Dict[str, Optional[Number]] = {
     "request_timeout": 60.0,
     "max_header_size": 64 * 1024,
     "max_connections": None,
+    "max_form_parts": 1000,
+    "max_part_size": 1024 * 1024,
+    "upload_spool_size": 1024 * 1024,
 }
 
 # keyword: (library option, smallest, largest); timeouts in seconds.
@@ -29,6 +32,9 @@ _SECONDS = {
 _COUNTS = {
     "max_header_size": ("max_header_size", 1024, 1 << 24),
     "max_connections": ("max_connections", 1, 1 << 24),
+    "max_form_parts": ("max_form_parts", 1, 1 << 20),
+    "max_part_size": ("max_part_size", 1, (1 << 32) - 1),
+    "upload_spool_size": ("upload_spool_size", 0, (1 << 32) - 1),
 }
 
 

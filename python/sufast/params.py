@@ -6,6 +6,8 @@ Where a parameter comes from:
 - ``request`` (by name, or annotated ``Request``): the ``Request``;
 - a name in the path pattern: that path parameter;
 - annotated ``bytes``: the raw body; annotated ``dict``: the JSON body;
+- ``Form()``: a form field; ``File()`` or annotated ``UploadFile``: a
+  form's file (the route then reads forms: the library parses them);
 - anything else: the query string.
 """
 
@@ -22,6 +24,7 @@ from typing import Annotated, Any, Callable, Dict, List, Optional, Sequence, Tup
 
 from .background import BackgroundTasks
 from .exceptions import HTTPException, RequestValidationError
+from .forms import UploadFile
 from .models import is_model
 from .models import validator as model_validator
 from .requests import Request, RequestScope
@@ -31,6 +34,8 @@ __all__ = [
     "Body",
     "Cookie",
     "Depends",
+    "File",
+    "Form",
     "Header",
     "Param",
     "Path",
@@ -253,6 +258,25 @@ class Body(_Marker):
         self.embed = embed
 
 
+class Form(_Marker):
+    """A field of a form body (``multipart/form-data`` or
+    ``application/x-www-form-urlencoded``), converted to the parameter's
+    annotation (``age: int = Form()``); an empty value counts as missing,
+    as in FastAPI. ``List[str]`` takes every value of a repeated name."""
+
+    source = "form"
+    __slots__ = ()
+
+
+class File(Form):
+    """A file of a ``multipart/form-data`` body: annotated ``UploadFile``
+    (or ``List[UploadFile]`` for several of one name), or ``bytes`` for
+    its content. A parameter annotated ``UploadFile`` needs no marker."""
+
+    source = "file"
+    __slots__ = ()
+
+
 class Header(_Marker):
     """A request header. Underscores in the parameter's name become
     hyphens (``user_agent`` reads ``User-Agent``) unless
@@ -397,6 +421,11 @@ class Arguments:
         self._without_dependencies = copy.copy(self)
         self._without_dependencies._dependencies = []
         self.wants_input = bool(self.params)
+        #: Whether a parameter (here or in a dependency) reads the form:
+        #: the route's form bodies are then parsed as they arrive.
+        self.reads_form = any(p.source in ("form", "file") for p in self.params) or any(
+            d.arguments.reads_form for _, d in self._dependencies
+        )
         readers = [(name, _BY_CONVERTOR.get(convertor, _to_str)) for name, convertor in self.path_params]
 
         def read_path_params(values: List[str]) -> Dict[str, Any]:
@@ -440,6 +469,8 @@ class Arguments:
             key = marker.key(name)
             if isinstance(marker, Body):
                 return "body", _model_body(key, annotation, default, where, embed=marker.embed), key
+            if isinstance(marker, Form):
+                return marker.source, _form_extractor(marker.source, key, annotation, default, where), key
             if marker.source == "path":
                 if key not in path_index:
                     raise TypeError(f"{where}: parameter {name!r} is Path(), but the path has no {{{key}}}")
@@ -455,6 +486,8 @@ class Arguments:
             return "body", _the_body, name
         if annotation is dict or typing.get_origin(annotation) is dict:
             return "body", _json_object(name), name
+        if _is_upload(annotation):
+            return "file", _form_extractor("file", name, annotation, default, where), name
         if is_model(_unwrap_optional(annotation)[0]):
             return "body", _model_body(name, annotation, default, where, embed=False), name
         return "query", _value_extractor("query", name, annotation, default, where), name
@@ -676,6 +709,69 @@ def _model_body(name: str, annotation: Any, default: Any, where: str, embed: boo
 
     # Several body parameters each read their field (see Arguments).
     extract.embeddable = True  # type: ignore[attr-defined]
+    return extract
+
+
+def _is_upload(annotation: Any) -> bool:
+    """``UploadFile``, ``Optional[UploadFile]`` or ``List[UploadFile]``."""
+    inner = _unwrap_optional(annotation)[0]
+    if typing.get_origin(inner) is list:
+        inner = (typing.get_args(inner) or (None,))[0]
+    return inner is UploadFile
+
+
+def _form_extractor(source: str, name: str, annotation: Any, default: Any, where: str) -> Extractor:
+    """A form field (``source`` ``"form"``) or file (``"file"``) of the
+    name ``name``, validated as ``annotation`` with FastAPI's errors."""
+    inner, optional = _unwrap_optional(annotation)
+    many = typing.get_origin(inner) is list or inner is list
+    item = (typing.get_args(inner) or (str,))[0] if many else inner
+    if item is inspect.Parameter.empty:
+        item = UploadFile if source == "file" else str
+    required = default is inspect.Parameter.empty and not optional
+    fallback = None if default is inspect.Parameter.empty else default
+    loc = ("body", name)
+    described = f"{where}: parameter {name!r}"
+    if item is UploadFile or (source == "file" and item is bytes):
+        wants_bytes = item is bytes
+
+        def check(value: Any, at: Tuple[Any, ...], errors: List[Dict[str, Any]]) -> Any:
+            if not isinstance(value, UploadFile):
+                errors.append({"type": "value_error", "loc": list(at), "msg": f"Value error, Expected UploadFile, received: {type(value)}", "input": value})
+                return None
+            if wants_bytes:
+                content = value.file.read()
+                value.file.seek(0)
+                return content
+            return value
+
+    elif source == "file":
+        raise TypeError(f"{described} is File(); annotate it UploadFile, List[UploadFile] or bytes")
+    else:
+        check = model_validator(item, described)
+
+    def extract(request: Request) -> Any:
+        form = request._form_data()
+        values = form.getlist(name)
+        if source == "form":
+            values = [v for v in values if v != ""]  # an empty field is a missing one, as in FastAPI
+        if not values:
+            if required:
+                raise RequestValidationError([{"type": "missing", "loc": list(loc), "msg": "Field required", "input": None}])
+            return fallback
+        errors: List[Dict[str, Any]] = []
+        if many:
+            result = [check(v, (*loc, i), errors) for i, v in enumerate(values)]
+        else:
+            result = check(values[-1], loc, errors)
+        if errors:
+            raise RequestValidationError(errors)
+        if request._awaitable:
+            for value in result if many else (result,):
+                if isinstance(value, UploadFile):
+                    value._awaitable = True
+        return result
+
     return extract
 
 

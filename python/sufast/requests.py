@@ -11,6 +11,7 @@ from urllib.parse import parse_qsl, unquote
 
 from .datastructures import Headers, State
 from .exceptions import HTTPException
+from .forms import FormData, decode_form, is_form
 
 __all__ = ["Address", "Headers", "QueryParams", "Request", "decode_records"]
 
@@ -128,6 +129,7 @@ class Request:
         "_scope",
         "_raised",
         "_state",
+        "_form",
     )
 
     def __init__(
@@ -170,6 +172,7 @@ class Request:
         # passes through middleware.
         self._raised: Optional[BaseException] = None
         self._state: Optional[State] = None
+        self._form: Optional[FormData] = None
 
     @property
     def app(self) -> Any:
@@ -258,12 +261,68 @@ class Request:
         return _Ready(value) if self._awaitable else value
 
     def body(self) -> Any:
-        """The body as bytes."""
-        return self._give(self._body)
+        """The body as bytes. On a route whose handler takes ``Form()`` or
+        ``File()`` parameters a form body was parsed as it arrived (large
+        files went to disk); read it with ``form()`` there."""
+        return self._give(self._raw_body())
 
     def text(self) -> Any:
         """The body decoded as UTF-8 (invalid bytes are replaced)."""
-        return self._give(self._body.decode("utf-8", "replace"))
+        return self._give(self._raw_body().decode("utf-8", "replace"))
+
+    def _raw_body(self) -> bytes:
+        if self.handler in form_handlers and self._parsed_form():
+            raise RuntimeError(
+                f"{self.method} {self.path}: the body was parsed as a form as it arrived, since the route "
+                "reads Form() or File() parameters; read it with request.form()"
+            )
+        return self._body
+
+    def form(self) -> Any:
+        """The form body, ``multipart/form-data`` or
+        ``application/x-www-form-urlencoded``, as ``FormData``: fields as
+        ``str``, files as ``UploadFile``. A body of another type gives an
+        empty form; a malformed one fails the request with 400, one over
+        ``max_form_parts`` or ``max_part_size`` with 413."""
+        form = self._form_data()
+        for _, value in form._items:
+            if type(value) is not str:
+                value._awaitable = self._awaitable  # await file.read() in async def code
+        return self._give(form)
+
+    def _parsed_form(self) -> bool:
+        """Whether the library parsed this request's body as a form (see
+        ``rust-core/src/forms.rs``): the route reads forms and the
+        Content-Type names one."""
+        return self.handler in form_handlers and is_form(self.headers.get("content-type"))
+
+    def _form_data(self) -> FormData:
+        form = self._form
+        if form is not None:
+            return form
+        content_type = self.headers.get("content-type")
+        if not is_form(content_type):
+            form = FormData()
+        elif self.handler in form_handlers:
+            form, on_disk = decode_form(self._body)
+            if on_disk:
+                # Its files are closed once the response is sent (the
+                # library deletes them then).
+                scope = self._scope
+                if scope is None:
+                    scope = self._scope = RequestScope()
+                closer = _closing(form)
+                next(closer)
+                scope.exits.append(closer)
+        else:
+            from . import _native
+
+            record, status, detail = _native.parse_form(content_type.encode("latin-1"), self._body)
+            if status:
+                raise HTTPException(status, detail)
+            form = decode_form(record)[0]
+        self._form = form
+        return form
 
     def json(self) -> Any:
         """The body parsed as JSON. A body that is not JSON makes the
@@ -280,6 +339,20 @@ class Request:
 
     def __repr__(self) -> str:
         return f"<Request {self.method} {self._raw_path}>"
+
+
+#: The handler ids of the serving app's routes that read forms: their form
+#: bodies arrive parsed (set by the App as it ships its route table).
+form_handlers: frozenset = frozenset()
+
+
+def _closing(form: FormData) -> Iterator[None]:
+    """Closes ``form``'s files when the request's clean-up runs (a
+    generator, as a dependency's clean-up is)."""
+    try:
+        yield
+    finally:
+        form.close()
 
 
 _FIXED = struct.Struct("<IQIHH8I")

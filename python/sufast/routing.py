@@ -176,6 +176,9 @@ class Route:
         self.stale_ttl = stale_ttl
         #: Labels for OpenAPI, from the route and its routers.
         self.tags: List[str] = []
+        #: Whether its handler reads a form: the server parses form bodies
+        #: for it as they arrive (per-request tiers only).
+        self.form = False
 
     @property
     def tier(self) -> str:
@@ -194,6 +197,8 @@ class Route:
         """This route in the route-table format (see README)."""
         if self.handler_id is not None:
             if self.cache_ttl is None:
+                if self.form:
+                    return {"kind": "dynamic", "handler": self.handler_id, "form": True}
                 return {"kind": "dynamic", "handler": self.handler_id}
             entry = {
                 "kind": "cached",

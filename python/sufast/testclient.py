@@ -14,7 +14,7 @@ import json as _json
 import threading
 import uuid
 from http.cookies import SimpleCookie
-from typing import Any, Dict, Iterable, List, Mapping, Optional, Tuple, Union
+from typing import Any, Dict, Iterable, List, Mapping, Optional, Sequence, Tuple, Union
 from urllib.parse import urlencode, urlsplit
 
 from . import handlers
@@ -167,7 +167,7 @@ class TestClient:
         cookies: Optional[Mapping[str, str]] = None,
         json: Any = _MISSING,
         data: Optional[Union[Mapping[str, Any], str, bytes]] = None,
-        files: Optional[Mapping[str, FileValue]] = None,
+        files: Union[Mapping[str, FileValue], Sequence[Tuple[str, FileValue]], None] = None,
         content: Optional[Union[str, bytes]] = None,
     ) -> TestResponse:
         """Sends one request and gives the response. ``params`` go in the
@@ -284,14 +284,15 @@ def _body(json: Any, data: Any, files: Any, content: Any) -> Tuple[Optional[byte
     return urlencode(list(data.items()), doseq=True).encode("utf-8"), "application/x-www-form-urlencoded"
 
 
-def _multipart(fields: Mapping[str, Any], files: Mapping[str, FileValue]) -> Tuple[bytes, str]:
+def _multipart(fields: Mapping[str, Any], files: Union[Mapping[str, FileValue], Sequence[Tuple[str, FileValue]]]) -> Tuple[bytes, str]:
     boundary = uuid.uuid4().hex
     parts: List[bytes] = []
     for name, value in fields.items():
         for item in value if isinstance(value, (list, tuple)) else [value]:
             parts.append(f'--{boundary}\r\nContent-Disposition: form-data; name="{name}"\r\n\r\n'.encode("utf-8"))
             parts.append(str(item).encode("utf-8") + b"\r\n")
-    for name, value in files.items():
+    # A mapping, or (name, file) pairs for several files of one name.
+    for name, value in files.items() if isinstance(files, Mapping) else files:
         filename, payload, content_type = name, value, "application/octet-stream"
         if isinstance(value, tuple):
             filename, payload = value[0], value[1]
