@@ -222,3 +222,18 @@ def test_a_20_mb_upload_keeps_the_servers_memory_bounded():
     finally:
         server.stdin.close()
         server.wait(timeout=30)
+
+
+def test_the_readme_forms_example_serves_as_it_says():
+    from test_examples import readme_block
+
+    namespace: dict = {}
+    exec(compile(readme_block("### Forms and uploads"), "README.md", "exec", dont_inherit=True), namespace)
+    with TestClient(namespace["app"]) as c:
+        assert c.post("/login", data={"username": "ann", "remember": "on"}).json() == {"username": "ann", "remember": True}
+        got = c.post("/avatars", data={"user": "ann"}, files={"image": ("me.png", b"\x89PNG", "image/png")}).json()
+        assert got == {"user": "ann", "filename": "me.png", "type": "image/png", "size": 4}
+        got = c.post("/attachments", files=[("files", ("a", b"1")), ("files", ("b", b"22"))]).json()
+        assert got == [{"name": "a", "size": 1}, {"name": "b", "size": 2}]
+        assert c.post("/raw-form", data={"x": "1", "y": "2"}).json() == {"keys": ["x", "y"]}
+        assert c.post("/login", data={}).status_code == 422
