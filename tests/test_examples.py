@@ -142,7 +142,7 @@ def test_the_readme_exception_handlers_example_serves_as_it_says():
         reply = request(port, "GET", "/articles/private")
         assert (reply.status, json.loads(reply.body)) == (401, {"errors": {"body": ["log in first"]}})
         reply = request(port, "GET", "/articles/hello?page=two")
-        assert (reply.status, json.loads(reply.body)) == (422, {"errors": ["value is not a valid integer"]})
+        assert (reply.status, json.loads(reply.body)) == (422, {"errors": ["Input should be a valid integer, unable to parse string as an integer"]})
         reply = request(port, "GET", "/nowhere")
         assert (reply.status, json.loads(reply.body)) == (404, {"errors": {"body": ["no /nowhere"]}})
 

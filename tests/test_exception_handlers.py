@@ -82,7 +82,7 @@ def test_exception_handlers_by_class_status_and_for_validation(caplog):
         reply = request(port, "GET", "/teapot")
         assert (reply.status, json.loads(reply.body)) == (418, {"detail": "short and stout"})
         reply = request(port, "GET", "/page?n=ten")
-        assert (reply.status, json.loads(reply.body)) == (422, {"errors": {"body": ["value is not a valid integer"]}})
+        assert (reply.status, json.loads(reply.body)) == (422, {"errors": {"body": ["Input should be a valid integer, unable to parse string as an integer"]}})
         reply = request(port, "GET", "/divide")
         assert (reply.status, json.loads(reply.body)) == (500, {"detail": "Internal Server Error"})
         assert request(port, "GET", "/page?n=1").status == 200

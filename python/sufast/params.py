@@ -14,13 +14,16 @@ Where a parameter comes from:
 from __future__ import annotations
 
 import copy
+import datetime
+import decimal
+import enum
 import inspect
 import math
 import re
 import sys
 import typing
 import uuid
-from typing import Annotated, Any, Callable, Dict, List, Optional, Sequence, Tuple, Union
+from typing import Annotated, Any, Callable, Dict, List, Literal, Optional, Sequence, Tuple, Union
 
 from .background import BackgroundTasks
 from .exceptions import HTTPException, RequestValidationError
@@ -53,16 +56,31 @@ _INT = re.compile(r"-?[0-9]+")
 
 
 class _Invalid(Exception):
-    def __init__(self, where: str, name: str, message: str, given: Any = None, missing: bool = False) -> None:
+    """One parameter's error, in FastAPI's shape: ``type``, ``loc``
+    (``[where, name]``, and the item's index in a list), ``msg`` and
+    ``input`` (``None`` when the value is missing)."""
+
+    def __init__(self, where: str, name: str, kind: str, message: str, given: Any = None, index: Optional[int] = None) -> None:
         super().__init__(message)
-        self.detail: Dict[str, Any] = {"loc": [where, name], "msg": message}
-        if not missing:
-            self.detail["input"] = given
+        loc: List[Any] = [where, name] if index is None else [where, name, index]
+        self.detail: Dict[str, Any] = {"type": kind, "loc": loc, "msg": message, "input": given}
+
+
+def _missing(where: str, name: str) -> _Invalid:
+    return _Invalid(where, name, "missing", "Field required")
+
+
+class _Bad(ValueError):
+    """A value a converter refused: pydantic's error type and message."""
+
+    def __init__(self, kind: str, message: str) -> None:
+        super().__init__(message)
+        self.kind = kind
 
 
 def _to_int(text: str) -> int:
     if not _INT.fullmatch(text):
-        raise ValueError("value is not a valid integer")
+        raise _Bad("int_parsing", "Input should be a valid integer, unable to parse string as an integer")
     return int(text)
 
 
@@ -70,14 +88,15 @@ def _to_float(text: str) -> float:
     try:
         value = float(text)
     except ValueError:
-        raise ValueError("value is not a valid number") from None
+        value = math.nan
     if not math.isfinite(value) or "_" in text:
-        raise ValueError("value is not a valid number")
+        raise _Bad("float_parsing", "Input should be a valid number, unable to parse string as a number")
     return value
 
 
-_TRUE = {"true", "1", "yes", "on"}
-_FALSE = {"false", "0", "no", "off"}
+# What pydantic's lax mode (FastAPI's default) takes for a boolean.
+_TRUE = {"true", "t", "yes", "y", "on", "1"}
+_FALSE = {"false", "f", "no", "n", "off", "0"}
 
 
 def _to_bool(text: str) -> bool:
@@ -86,14 +105,37 @@ def _to_bool(text: str) -> bool:
         return True
     if lowered in _FALSE:
         return False
-    raise ValueError("value is not a valid boolean (true/false, 1/0, yes/no, on/off)")
+    raise _Bad("bool_parsing", "Input should be a valid boolean, unable to interpret input")
 
 
 def _to_uuid(text: str) -> uuid.UUID:
     try:
         return uuid.UUID(text)
     except ValueError:
-        raise ValueError("value is not a valid UUID") from None
+        raise _Bad("uuid_parsing", "Input should be a valid UUID") from None
+
+
+# Types a string converts to with the body validators.
+_SINGLE_VALUES = (datetime.datetime, datetime.date, datetime.time, decimal.Decimal)
+
+
+def _validated(annotation: Any, where: str) -> Optional[Callable[[str], Any]]:
+    """A converter for a type the body validators take (an Enum, a
+    Literal, a date, ...): the value as a string, validated as in a body;
+    ``None`` for a type that is no single value (a set, a tuple, a model)."""
+    single = typing.get_origin(annotation) is Literal or annotation in _SINGLE_VALUES
+    if not single and not (isinstance(annotation, type) and issubclass(annotation, enum.Enum)):
+        return None
+    check = model_validator(annotation, where)
+
+    def convert(text: str) -> Any:
+        errors: List[Dict[str, Any]] = []
+        value = check(text, (), errors)
+        if errors:
+            raise _Bad(errors[0]["type"], errors[0]["msg"])
+        return value
+
+    return convert
 
 
 def _to_str(text: str) -> str:
@@ -496,7 +538,8 @@ class Arguments:
         if annotation is inspect.Parameter.empty:
             convert = _BY_CONVERTOR.get(self.path_params[index][1], _to_str)
         else:
-            found = _CONVERTERS.get(_unwrap_optional(annotation)[0])
+            inner = _unwrap_optional(annotation)[0]
+            found = _CONVERTERS.get(inner) or _validated(inner, where)
             if found is None:
                 raise TypeError(f"{where}: path parameter {name!r} has an unsupported type {annotation!r}")
             convert = found
@@ -505,8 +548,8 @@ class Arguments:
             raw = request._params[index]
             try:
                 return convert(raw)
-            except ValueError as exc:
-                raise _Invalid("path", name, str(exc), raw) from None
+            except _Bad as exc:
+                raise _Invalid("path", name, exc.kind, str(exc), raw) from None
 
         return extract
 
@@ -643,7 +686,7 @@ def _json_object(name: str) -> Extractor:
     def extract(request: Request) -> Any:
         value = request._json_value()
         if not isinstance(value, dict):
-            raise _Invalid("body", name, "the body must be a JSON object", value)
+            raise RequestValidationError([{"type": "dict_type", "loc": ["body"], "msg": "Input should be a valid dictionary", "input": value}])
         return value
 
     return extract
@@ -782,7 +825,8 @@ def _value_extractor(source: str, name: str, annotation: Any, default: Any, wher
     fallback = None if default is inspect.Parameter.empty else default
     if typing.get_origin(inner) is list or inner is list:
         args = typing.get_args(inner)
-        convert_item = _CONVERTERS.get(args[0] if args else str)
+        item_type = args[0] if args else str
+        convert_item = _CONVERTERS.get(item_type) or _validated(item_type, where)
         if convert_item is None:
             raise TypeError(f"{where}: {source} parameter {name!r} has an unsupported item type {args[0]!r}")
 
@@ -790,19 +834,23 @@ def _value_extractor(source: str, name: str, annotation: Any, default: Any, wher
             values = get_all(request, name)
             if not values:
                 if required:
-                    raise _Invalid(source, name, "field required", missing=True)
+                    raise _missing(source, name)
                 return fallback
-            try:
-                return [convert_item(v) for v in values]
-            except ValueError as exc:
-                raise _Invalid(source, name, str(exc), values) from None
+            converted = []
+            for index, value in enumerate(values):
+                try:
+                    converted.append(convert_item(value))
+                except _Bad as exc:
+                    raise _Invalid(source, name, exc.kind, str(exc), value, index) from None
+            return converted
 
         return extract_list
-    convert = _CONVERTERS.get(inner)
+    convert = _CONVERTERS.get(inner) or _validated(inner, where)
     if convert is None:
         raise TypeError(
             f"{where}: {source} parameter {name!r} has an unsupported type {annotation!r}; "
-            "use int, float, bool, str, uuid.UUID, Optional[...] or List[...], "
+            "use int, float, bool, str, uuid.UUID, an Enum, a Literal, a date or datetime, "
+            "Optional[...] or List[...], "
             "or take request: Request"
         )
 
@@ -810,12 +858,12 @@ def _value_extractor(source: str, name: str, annotation: Any, default: Any, wher
         raw = get_one(request, name)
         if raw is None:
             if required:
-                raise _Invalid(source, name, "field required", missing=True)
+                raise _missing(source, name)
             return fallback
         try:
             return convert(raw)
-        except ValueError as exc:
-            raise _Invalid(source, name, str(exc), raw) from None
+        except _Bad as exc:
+            raise _Invalid(source, name, exc.kind, str(exc), raw) from None
 
     return extract
 
