@@ -153,6 +153,28 @@ def test_a_large_upload_is_spooled_to_a_file_deleted_after_the_response():
         App(upload_spool_size=-1)
 
 
+def test_spooled_files_hold_no_descriptors_and_are_deleted_read_or_not(tmp_path, monkeypatch):
+    monkeypatch.setenv("TMPDIR", str(tmp_path))  # where the library spools
+    app = App(upload_spool_size=10)
+    seen = {}
+
+    @app.post("/many")
+    def many(files: List[UploadFile]):
+        seen["on_disk"] = sorted(p.name.startswith("sufast-upload-") for p in tmp_path.iterdir())
+        seen["fds"] = len(os.listdir("/proc/self/fd")) if os.path.isdir("/proc/self/fd") else None
+        return {"first": files[0].read().decode()}
+
+    with client(app) as c:
+        before = len(os.listdir("/proc/self/fd")) if os.path.isdir("/proc/self/fd") else None
+        got = c.post("/many", files=[("files", (f"f{i}", b"%d" % i * 100)) for i in range(5)])
+        assert got.json() == {"first": "0" * 100}
+        assert seen["on_disk"] == [True] * 5
+        assert list(tmp_path.iterdir()) == [], "every spooled file is deleted once the request is answered"
+        if before is not None:
+            # the client's socket aside, no descriptor per spooled file
+            assert seen["fds"] - before < 5
+
+
 _UPLOAD_SERVER = textwrap.dedent(
     """
     import hashlib, sys

@@ -2,7 +2,9 @@
 record the library parses a form into (its layout is in
 ``rust-core/src/forms.rs``). A file larger than ``upload_spool_size``
 arrives in a temporary file, which the library deletes once the request is
-answered; it is opened here as the form is read, so it stays readable."""
+answered: it is opened when first read, so a form of many files holds no
+descriptors it does not use, and must be read before the answer (as
+FastAPI closes uploads after its response)."""
 
 from __future__ import annotations
 
@@ -54,18 +56,22 @@ class UploadFile:
     handler ``read`` returns the bytes directly. A spooled file is read
     from disk on the calling thread."""
 
-    __slots__ = ("filename", "content_type", "size", "headers", "file", "_awaitable")
+    __slots__ = ("filename", "content_type", "size", "headers", "_file", "_path", "_awaitable")
 
     def __init__(
         self,
-        file: IO[bytes],
+        file: Optional[IO[bytes]] = None,
         *,
+        path: Optional[str] = None,
         filename: Optional[str] = None,
         content_type: Optional[str] = None,
         size: Optional[int] = None,
         headers: Optional[Headers] = None,
     ) -> None:
-        self.file = file
+        if file is None and path is None:
+            raise TypeError("UploadFile needs a file or a path")
+        self._file = file
+        self._path = path
         #: The name the client gave, as sent (never use it as a path as is).
         self.filename = filename
         #: The part's Content-Type, ``None`` if it had none.
@@ -73,6 +79,18 @@ class UploadFile:
         self.size = size
         self.headers = headers if headers is not None else Headers([("content-type", content_type)] if content_type else [])
         self._awaitable = False
+
+    @property
+    def file(self) -> IO[bytes]:
+        """The open binary file; a spooled upload is opened on first use."""
+        if self._file is None:
+            try:
+                self._file = open(self._path, "rb")  # type: ignore[arg-type]
+            except FileNotFoundError:
+                raise RuntimeError(
+                    f"the upload {self.filename!r} was deleted when its request was answered; read it in the handler"
+                ) from None
+        return self._file
 
     def _give(self, value: Any) -> Any:
         return _Done(value) if self._awaitable else value
@@ -87,7 +105,9 @@ class UploadFile:
 
     def close(self) -> Any:
         """Closes the file (the form closes its files after the response)."""
-        return self._give(self.file.close())
+        if self._file is not None:
+            self._file.close()
+        return self._give(None)
 
     def __repr__(self) -> str:
         return f"UploadFile(filename={self.filename!r}, size={self.size!r}, content_type={self.content_type!r})"
@@ -141,8 +161,8 @@ class FormData:
     def close(self) -> _Done:
         """Closes every file (awaitable too, as Starlette's)."""
         for _, value in self._items:
-            if isinstance(value, UploadFile) and not value.file.closed:
-                value.file.close()
+            if isinstance(value, UploadFile) and value._file is not None:
+                value._file.close()
         return _Done(None)
 
     def __repr__(self) -> str:
@@ -172,10 +192,10 @@ def decode_form(record: bytes) -> Tuple[FormData, bool]:
             items.append((name, data.decode("utf-8", "replace")))
             continue
         if kind == 2:
-            file: IO[bytes] = open(os.fsdecode(data), "rb")
-            size = os.fstat(file.fileno()).st_size
+            path = os.fsdecode(data)
+            upload = UploadFile(path=path, filename=filename, content_type=content_type, size=os.stat(path).st_size)
             on_disk = True
         else:
-            file, size = io.BytesIO(data), len(data)
-        items.append((name, UploadFile(file, filename=filename, content_type=content_type, size=size)))
+            upload = UploadFile(io.BytesIO(data), filename=filename, content_type=content_type, size=len(data))
+        items.append((name, upload))
     return FormData(items), on_disk

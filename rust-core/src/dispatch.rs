@@ -11,7 +11,7 @@ use std::sync::{Condvar, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 use axum::body::Bytes;
-use tempfile::NamedTempFile;
+use tempfile::TempPath;
 use tokio::sync::{oneshot, Notify};
 
 use crate::error::{Error, SufastErrorCode};
@@ -108,7 +108,7 @@ struct Waiter {
     body: Vec<Bytes>,
     /// The temporary files of a form's larger uploads, deleted when the
     /// request is answered or withdrawn (see [`crate::forms`]).
-    files: Vec<NamedTempFile>,
+    files: Vec<TempPath>,
 }
 
 /// The most expired requests remembered; beyond it the set starts over
@@ -192,7 +192,7 @@ impl Drop for Pending {
 
 /// Queues a request for its handler, or refuses it at once.
 /// `files` are the temporary files its form record names, kept until then.
-pub fn submit(parts: &RequestParts<'_>, files: Vec<NamedTempFile>) -> Result<Pending, Rejected> {
+pub fn submit(parts: &RequestParts<'_>, files: Vec<TempPath>) -> Result<Pending, Rejected> {
     let id = queue().next_id.fetch_add(1, Ordering::Relaxed);
     let record = parts.encode(id).ok_or(Rejected::TooLarge)?;
     // The pieces are shared, not copied: the body is copied once, by

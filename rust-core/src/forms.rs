@@ -30,7 +30,7 @@ use axum::body::{Body, Bytes, HttpBody};
 use axum::http::{header, HeaderMap};
 use futures_util::stream;
 use http_body_util::BodyExt;
-use tempfile::NamedTempFile;
+use tempfile::{NamedTempFile, TempPath};
 use tokio::io::AsyncWriteExt;
 
 use crate::tiers::{read_body, BodyError};
@@ -84,11 +84,12 @@ pub struct FormLimits {
     pub spool: usize,
 }
 
-/// A parsed form: its record, in pieces, and the temporary files that
-/// hold its larger files, deleted when dropped.
+/// A parsed form: its record, in pieces, and the paths of the temporary
+/// files that hold its larger files, deleted when dropped. No file stays
+/// open: a form of many files costs no descriptors while it waits.
 pub struct Form {
     pub record: Vec<Bytes>,
-    pub files: Vec<NamedTempFile>,
+    pub files: Vec<TempPath>,
 }
 
 /// Why a form was refused.
@@ -265,11 +266,13 @@ async fn multipart(body: Body, boundary: String, limits: &FormLimits) -> Result<
                 record.push(1, &name, &file_name, &content_type, content);
             }
             Some((named, mut file)) => {
-                // Written through before the handler reads it.
+                // Written through before the handler reads it, then closed.
                 file.flush().await.map_err(disk_error)?;
-                let path = named.path().as_os_str().as_encoded_bytes().to_vec();
-                record.push(2, &name, &file_name, &content_type, Bytes::from(path));
-                files.push(named);
+                drop(file);
+                let path = named.into_temp_path();
+                let bytes = path.as_os_str().as_encoded_bytes().to_vec();
+                record.push(2, &name, &file_name, &content_type, Bytes::from(bytes));
+                files.push(path);
             }
         }
     }
@@ -332,7 +335,7 @@ impl Record {
         }
     }
 
-    fn finish(mut self, files: Vec<NamedTempFile>) -> Form {
+    fn finish(mut self, files: Vec<TempPath>) -> Form {
         self.pieces
             .insert(0, Bytes::copy_from_slice(&self.count.to_le_bytes()));
         Form {
