@@ -2,7 +2,10 @@
 same bytes: starts each one (bench/servers.py) on a free port, sends each
 endpoint once, compares status, content type and body with what
 servers.ENDPOINTS expects, then stops it with SIGTERM and checks that it
-exits by itself. Servers that support CORS are checked once more with it.
+exits by itself. Each of a server's routes for servers.ITEM gets the same
+body and must answer 200 or 201 with the item's id, and a route that
+validates must refuse servers.ITEM_INVALID. Servers that support CORS are
+checked once more with it.
 
     .venv-bench/bin/python bench/check_servers.py [--only NAME[,NAME]] [--workers N]
 
@@ -61,6 +64,32 @@ def check_plain(server: servers.Server, port: int) -> List[str]:
     if not ok:
         failures.append(f"{server.name} GET /users/abc: {status}, expected 404 or 422")
     return failures
+
+
+def check_items(server: servers.Server, port: int) -> List[str]:
+    """Each route for servers.ITEM: the same body answered with the id;
+    one that validates refuses a body with wrong and missing fields."""
+    failures = []
+    item = servers.ITEM
+    for kind, path in server.items.items():
+        status, headers, got = request(port, item.method, path, item.body)
+        ctype = headers.get("content-type", "")
+        ok = status in servers.ITEM_STATUSES and ctype == "application/json" and got == item.expected
+        print(f"  {'ok  ' if ok else 'FAIL'} {item.method:4} {path:16} {status} {ctype:17} {got!r} ({kind})")
+        if not ok:
+            failures.append(f"{server.name} {item.method} {path} ({kind}): {status} {ctype!r} {got!r}, expected 200 or 201 {item.expected!r}")
+        if kind not in servers.ITEM_VALIDATED:
+            continue
+        status, _, got = request(port, item.method, path, servers.ITEM_INVALID)
+        ok = status in servers.ITEM_INVALID_STATUSES
+        print(f"  {'ok  ' if ok else 'FAIL'} {item.method:4} {path:16} {status} {got[:60]!r} (invalid body)")
+        if not ok:
+            failures.append(f"{server.name} {item.method} {path} ({kind}) with an invalid body: {status} {got[:200]!r}, expected 400 or 422")
+    return failures
+
+
+def check_all(server: servers.Server, port: int) -> List[str]:
+    return check_plain(server, port) + check_items(server, port)
 
 
 def check_cors(server: servers.Server, port: int) -> List[str]:
@@ -137,7 +166,7 @@ def main() -> int:
         if name in missing:
             summary.append((name, "skipped: " + missing[name]))
             continue
-        runs = [("plain", {}, check_plain)]
+        runs = [("plain", {}, check_all)]
         if "cors" in server.options:
             runs.append(("cors", {"cors": True}, check_cors))
         for label, options, check in runs:

@@ -45,6 +45,9 @@ ECHO_BODY = json.dumps(
 ORIGIN = "https://example.com"
 TIERS = "sufast tiers"
 STRUCTURE = "one Depends, one middleware"
+ITEMS = "10-field model body"
+# Peers measured on the model body only.
+ITEMS_ONLY = {"litestar-uvicorn"}
 
 
 @dataclass
@@ -210,7 +213,8 @@ def lua_script(scenario: Scenario) -> Optional[str]:
     if scenario.body is not None:
         lines.append(f"wrk.body = {json.dumps(scenario.body)}")
         lines.append('wrk.headers["Content-Type"] = "application/json"')
-    path = Path(tempfile.gettempdir()) / f"sufast-bench-{scenario.name}.lua"
+    safe = re.sub(r"[^A-Za-z0-9_.-]+", "-", scenario.name)
+    path = Path(tempfile.gettempdir()) / f"sufast-bench-{safe}.lua"
     path.write_text("\n".join(lines) + "\n")
     return str(path)
 
@@ -269,8 +273,29 @@ def load(server: Server, scenario: Scenario, seconds: float, pinned: bool) -> Sa
 # --- scenarios -------------------------------------------------------------
 
 
+def items_scenario(available: List[str], quick: bool) -> Scenario:
+    """servers.ITEM on every route a server has for it (sufast's with a
+    dataclass and with a plain dict), against sufast's dict route."""
+    names = ["sufast", "fastapi-uvicorn"] if quick else servers.ORDER
+    variants = [
+        (f"{name} {kind}", name, {}, path)
+        for name in names
+        if name in available
+        for kind, path in servers.SERVERS[name].items.items()
+    ]
+    return Scenario(
+        ITEMS,
+        servers.ITEM.path,
+        [],
+        method=servers.ITEM.method,
+        body=servers.ITEM.body.decode(),
+        variants=variants,
+        baseline="sufast dict",
+    )
+
+
 def scenarios(available: List[str], quick: bool) -> List[Scenario]:
-    everyone = [name for name in servers.ORDER if name in available]
+    everyone = [name for name in servers.ORDER if name in available and name not in ITEMS_ONLY]
     plain = [name for name in everyone if name != "robyn-const"]
     ours = ["axum", "sufast"] + [name for name in ("sufast-baseline",) if name in available]
     core = ours if quick else everyone
@@ -310,6 +335,8 @@ def scenarios(available: List[str], quick: bool) -> List[Scenario]:
             ],
             baseline="sufast sync",
         ),
+        # Validating a body with a model, against the same body as a dict.
+        items_scenario(available, quick),
     ]
     if quick:
         return found
@@ -439,7 +466,7 @@ def versions() -> Dict[str, str]:
         from importlib.metadata import version
     except ImportError:  # pragma: no cover
         version = None
-    for package in ("fastapi", "starlette", "uvicorn", "robyn", "granian"):
+    for package in ("fastapi", "pydantic", "starlette", "uvicorn", "robyn", "granian", "litestar", "msgspec"):
         try:
             found[package] = version(package) if version else "?"
         except Exception:
@@ -533,6 +560,17 @@ def report(results: Dict[str, Dict[str, List[Sample]]], baselines: Dict[str, str
             ratios = [getattr(a, metric) / getattr(b, metric) for a, b in zip(tiers[label], tiers[base])]
             value = (statistics.median(ratios), min(ratios), max(ratios))
             met = value[0] <= limit if limit > 0 else value[0] >= -limit
+            checks.append({"target": text, "median": value[0], "low": value[1], "high": value[2], "met": met})
+            lines.append(f"| {text} | {fmt_ratio(value)} | {'yes' if met else 'no'} |")
+    items = results.get(ITEMS, {})
+    for label, base, limit, text in (
+        ("sufast dataclass", "fastapi-uvicorn pydantic", 0.5, "10-field body as a model: CPU/request ≤ 0.5× FastAPI's (pydantic)"),
+        ("sufast dataclass", "sufast dict", 1.5, "10-field body as a model: CPU/request ≤ 1.5× the same body as a dict"),
+    ):
+        if label in items and base in items:
+            ratios = [a.cpu_us / b.cpu_us for a, b in zip(items[label], items[base])]
+            value = (statistics.median(ratios), min(ratios), max(ratios))
+            met = value[0] <= limit
             checks.append({"target": text, "median": value[0], "low": value[1], "high": value[2], "met": met})
             lines.append(f"| {text} | {fmt_ratio(value)} | {'yes' if met else 'no'} |")
     structure = results.get(STRUCTURE, {})

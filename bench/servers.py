@@ -24,6 +24,11 @@ bench/apps/*) and whatever drives them. It needs only the standard library:
   (see ``Server.options``) unless it has its default value.
 - ``Server.endpoints``: the ``ENDPOINTS`` worth measuring on that server
   (robyn-const differs from robyn only on ``/`` and ``/cached``).
+- ``Server.items``: the server's routes for ``ITEM`` (a create with a
+  10-field JSON body), ``{kind: path}``; ``kind`` says how the handler
+  takes the body: validated by a model (``dataclass``, ``pydantic``), or
+  a plain ``dict`` (``ITEM_VALIDATED`` says which kinds refuse
+  ``ITEM_INVALID``). Not every server has one (bare axum has none).
 - A server that exits with ``EXIT_UNSUPPORTED`` at startup was asked for a
   feature this build of it lacks (its stderr says which).
 """
@@ -76,6 +81,31 @@ ENDPOINTS: Dict[str, Endpoint] = {
 }
 
 
+# POST /items: a create whose 10-field body (str, int, float, bool,
+# Optional[str], List[str], a nested model, a datetime, an Enum and a
+# Literal) is validated by a model, or taken as a plain dict. Every server
+# answers 200 or 201 (Litestar's default for POST) with the item's id.
+ITEM = Endpoint(
+    "POST",
+    "/items",
+    b'{"id":4711,"name":"Garden hose 25 m","price":34.9,"in_stock":true,'
+    b'"description":"Kink-free, with brass fittings","tags":["garden","outdoor","sale"],'
+    b'"dimensions":{"length":2500,"width":3.2,"unit":"cm"},'
+    b'"created_at":"2026-11-25T10:15:00Z","status":"active","priority":"high"}',
+    b'{"id":4711}',
+)
+ITEM_STATUSES = (200, 201)
+# The same body with a wrong type, an unknown Enum value and a missing
+# field: what a validating route refuses (422, or 400 for Litestar).
+ITEM_INVALID = (
+    b'{"id":"forty-two","name":"Garden hose 25 m","in_stock":true,'
+    b'"description":null,"tags":["garden"],"dimensions":{"length":2500,"width":3.2,"unit":"cm"},'
+    b'"created_at":"2026-11-25T10:15:00Z","status":"lost"}'
+)
+ITEM_INVALID_STATUSES = (400, 422)
+ITEM_VALIDATED = frozenset({"dataclass", "pydantic"})
+
+
 class Server(NamedTuple):
     name: str
     build: Callable[[int, dict], List[str]]  # (port, options) -> argv
@@ -83,6 +113,7 @@ class Server(NamedTuple):
     extra_env: Dict[str, str] = {}
     needs: Tuple[str, ...] = ()  # Python modules it imports
     endpoints: frozenset = frozenset(ENDPOINTS)
+    items: Dict[str, str] = {}  # {kind: path} for ITEM (see above)
     cwd: Path = ROOT
 
     def command(self, port: int, options: Optional[dict] = None) -> Tuple[List[str], Dict[str, str]]:
@@ -187,21 +218,26 @@ ALL = frozenset(OPTIONS)
 # Options only sufast's app reads.
 PORTABLE = ALL - {"middleware"}
 
+# The routes of ITEM, by how the handler takes the body.
+SUFAST_ITEMS = {"dataclass": "/items", "dict": "/items/dict"}
+PYDANTIC_ITEMS = {"pydantic": "/items"}
+DICT_ITEMS = {"dict": "/items"}
+
 _DEFINITIONS: List[Server] = [
     Server("axum", _axum, frozenset({"routes", "cors"})),
-    Server("sufast", _script("sufast_app.py"), ALL),
+    Server("sufast", _script("sufast_app.py"), ALL, items=SUFAST_ITEMS),
     Server(
         "sufast-baseline",
         lambda port, opts: [PYTHON, f"{BASELINE}/{APPS}/sufast_app.py"],
         ALL,
         extra_env={"SUFAST_LIB": ""},
     ),
-    Server("fastapi-uvicorn", _uvicorn("fastapi_app"), PORTABLE, needs=("fastapi", "uvicorn", "uvloop", "httptools")),
-    Server("fastapi-granian", _granian("fastapi_app"), PORTABLE, needs=("fastapi", "granian", "uvloop")),
-    Server("starlette-uvicorn", _uvicorn("starlette_app"), PORTABLE, needs=("starlette", "uvicorn", "uvloop", "httptools")),
-    Server("starlette-granian", _granian("starlette_app"), PORTABLE, needs=("starlette", "granian", "uvloop")),
+    Server("fastapi-uvicorn", _uvicorn("fastapi_app"), PORTABLE, needs=("fastapi", "uvicorn", "uvloop", "httptools"), items=PYDANTIC_ITEMS),
+    Server("fastapi-granian", _granian("fastapi_app"), PORTABLE, needs=("fastapi", "granian", "uvloop"), items=PYDANTIC_ITEMS),
+    Server("starlette-uvicorn", _uvicorn("starlette_app"), PORTABLE, needs=("starlette", "uvicorn", "uvloop", "httptools"), items=DICT_ITEMS),
+    Server("starlette-granian", _granian("starlette_app"), PORTABLE, needs=("starlette", "granian", "uvloop"), items=DICT_ITEMS),
     # One process, one worker (set in robyn_app.py).
-    Server("robyn", _script("robyn_app.py"), frozenset({"routes"}), needs=("robyn",)),
+    Server("robyn", _script("robyn_app.py"), frozenset({"routes"}), needs=("robyn",), items=DICT_ITEMS),
     Server(
         "robyn-const",
         _script("robyn_app.py"),
@@ -209,6 +245,13 @@ _DEFINITIONS: List[Server] = [
         extra_env={"ROBYN_CONST": "1"},
         needs=("robyn",),
         endpoints=frozenset({"root", "cached"}),
+    ),
+    Server(
+        "litestar-uvicorn",
+        _uvicorn("litestar_app"),
+        frozenset({"routes", "workers"}),
+        needs=("litestar", "uvicorn", "uvloop", "httptools"),
+        items={"dataclass": "/items"},
     ),
 ]
 

@@ -5,7 +5,8 @@ Environment (read by each app at import):
 
 - ``BENCH_PORT``   port to bind on 127.0.0.1 (apps that bind themselves)
 - ``BENCH_ROUTES`` total number of routes (default 10). The five endpoints
-  below count; the rest are padding, alternately ``/pad/{i}`` (no input)
+  from ``/`` to ``/echo`` below count (``/items`` does not: bare axum has
+  no such route); the rest are padding, alternately ``/pad/{i}`` (no input)
   and ``/pad/{i}/items/{id}`` (an int path parameter), exactly as in
   bench/axum-ref/src/main.rs.
 - ``BENCH_CORS=1`` CORS for https://example.com and ``x-powered-by: bench``
@@ -21,6 +22,7 @@ Endpoints, with byte-identical bodies on every server:
     GET  /async/users/{id}    {"id":<id>}        (async handler)
     GET  /cached              {"message":"hello"}
     POST /echo                the JSON body, re-serialized compactly
+    POST /items               {"id":<id>}        (a 10-field body, servers.ITEM; not on bare axum)
     GET  /pad/{i}             {"pad":<i>}
     GET  /pad/{i}/items/{id}  {"pad":<i>,"id":<id>}
 """

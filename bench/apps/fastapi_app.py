@@ -4,15 +4,21 @@
     granian --interface asgi --working-dir bench/apps fastapi_app:app --port 8000
 
 `/users/{id}` is a plain ``def`` (FastAPI runs it on its thread pool),
-`/async/users/{id}` an ``async def``; `/`, `/cached` and `/echo` are
-``async def``, FastAPI's usual way for handlers that do not block.
+`/async/users/{id}` an ``async def``; `/`, `/cached`, `/echo` and `/items`
+(its body validated as a pydantic model) are ``async def``, FastAPI's
+usual way for handlers that do not block.
 Responses are FastAPI's default JSONResponse, which encodes compactly
 (separators ``,`` and ``:``, UTF-8), the same bytes as the other servers.
 Configuration: see bench_common.py (BENCH_ROUTES, BENCH_CORS).
 """
 
+import datetime
+import enum
+from typing import List, Literal, Optional
+
 from fastapi import Body, FastAPI
 from fastapi.middleware.cors import CORSMiddleware
+from pydantic import BaseModel
 
 import bench_common as bench
 
@@ -43,6 +49,36 @@ async def cached():
 @app.post("/echo")
 async def echo(body: dict = Body()):
     return body
+
+
+class Status(str, enum.Enum):
+    DRAFT = "draft"
+    ACTIVE = "active"
+    ARCHIVED = "archived"
+
+
+class Dimensions(BaseModel):
+    length: float
+    width: float
+    unit: str = "cm"
+
+
+class Item(BaseModel):
+    id: int
+    name: str
+    price: float
+    in_stock: bool
+    description: Optional[str]
+    tags: List[str]
+    dimensions: Dimensions
+    created_at: datetime.datetime
+    status: Status
+    priority: Literal["low", "normal", "high"] = "normal"
+
+
+@app.post("/items")
+async def create_item(item: Item):
+    return {"id": item.id}
 
 
 def add_padding() -> None:

@@ -80,6 +80,13 @@ def echo(request: Request):
     return json.loads(request.body)
 
 
+@app.post("/items")
+def create_item(request: Request):
+    # The body as a plain dict, as /echo reads it.
+    item = json.loads(request.body)
+    return {"id": item["id"]}
+
+
 def add_padding() -> None:
     # Factories, so that each handler closes over its own i.
     def static(i):

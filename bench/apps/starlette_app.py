@@ -39,6 +39,12 @@ async def echo(request: Request) -> JSONResponse:
     return JSONResponse(await request.json())
 
 
+# Starlette has no body models: the body as a plain dict.
+async def create_item(request: Request) -> JSONResponse:
+    item = await request.json()
+    return JSONResponse({"id": item["id"]})
+
+
 def padding():
     # Factories, so that each endpoint closes over its own i.
     def static(i):
@@ -67,6 +73,7 @@ routes = [
     Route("/async/users/{id:int}", get_user_async),
     Route("/cached", cached),
     Route("/echo", echo, methods=["POST"]),
+    Route("/items", create_item, methods=["POST"]),
     *padding(),
 ]
 

@@ -9,9 +9,13 @@ Configuration: see bench_common.py; also ``BENCH_WORKERS`` (passed to
 the other servers.
 """
 
+import dataclasses
+import datetime
+import enum
 import inspect
 import sys
 from pathlib import Path
+from typing import List, Literal, Optional
 
 HERE = Path(__file__).resolve().parent
 # sufast from this checkout (python/), not an installed copy.
@@ -92,6 +96,45 @@ def cached():
 @app.post("/echo")
 def echo(body: dict):
     return body
+
+
+class Status(str, enum.Enum):
+    DRAFT = "draft"
+    ACTIVE = "active"
+    ARCHIVED = "archived"
+
+
+@dataclasses.dataclass
+class Dimensions:
+    length: float
+    width: float
+    unit: str = "cm"
+
+
+@dataclasses.dataclass
+class Item:
+    id: int
+    name: str
+    price: float
+    in_stock: bool
+    description: Optional[str]
+    tags: List[str]
+    dimensions: Dimensions
+    created_at: datetime.datetime
+    status: Status
+    priority: Literal["low", "normal", "high"] = "normal"
+
+
+# The body validated as the dataclass; sync, as /echo.
+@app.post("/items")
+def create_item(item: Item):
+    return {"id": item.id}
+
+
+# The same route with the body as a plain dict: what validating costs.
+@app.post("/items/dict")
+def create_item_dict(item: dict):
+    return {"id": item["id"]}
 
 
 def add_padding() -> None:
