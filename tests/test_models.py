@@ -309,3 +309,64 @@ def _echo(model):
         return body
 
     return handler
+
+
+def test_the_fast_path_takes_exactly_what_the_full_validator_takes():
+    """A dataclass or TypedDict is checked first by a generated fast path;
+    every value it passes on must come out as the full validator makes it,
+    and every value it refuses must get the full validator's errors."""
+    import typing
+
+    from sufast import models
+
+    class Mode(enum.Enum):
+        ON = 1
+        OFF = "off"
+
+    @dataclasses.dataclass
+    class Inner:
+        x: float
+
+    @dataclasses.dataclass
+    class Every:
+        n: int
+        f: float
+        b: bool
+        s: str
+        maybe: Optional[float] = None
+        names: List[str] = dataclasses.field(default_factory=list)
+        pick: typing.Literal[1, "a"] = 1
+        mode: Mode = Mode.OFF
+        inner: Optional[Inner] = None
+        when: Optional[datetime.date] = None
+
+    check = models.validator(Every)
+    base = {"n": 1, "f": 2.5, "b": True, "s": "x"}
+    taken = [
+        ({}, Every(1, 2.5, True, "x")),
+        ({"f": 3}, Every(1, 3.0, True, "x")),  # an int is a float
+        ({"n": 2.0}, Every(2, 2.5, True, "x")),  # an integral float is an int
+        ({"n": "7", "b": "yes"}, Every(7, 2.5, True, "x")),  # lax strings
+        ({"maybe": 1, "names": ["a", "b"], "pick": "a"}, Every(1, 2.5, True, "x", 1.0, ["a", "b"], "a")),
+        ({"mode": 1, "inner": {"x": 2}, "when": "2026-12-01"}, Every(1, 2.5, True, "x", mode=Mode.ON, inner=Inner(2.0), when=datetime.date(2026, 12, 1))),
+        ({"mode": "off", "extra": [1]}, Every(1, 2.5, True, "x")),
+    ]
+    for change, expected in taken:
+        errors: list = []
+        got = check({**base, **change}, ("body",), errors)
+        assert (got, errors) == (expected, []), change
+        assert type(got.f) is float and type(got.n) is int
+    refused = [
+        ({"n": True}, "int_type"),  # a bool is no int
+        ({"b": 1.5}, "bool_type"),
+        ({"s": 5}, "string_type"),
+        ({"pick": True}, "literal_error"),  # True == 1, but it is not 1
+        ({"pick": 2}, "literal_error"),
+        ({"names": ["a", 1]}, "string_type"),
+        ({"inner": {"x": "wide"}}, "float_parsing"),
+        ({"when": "soon"}, "date_parsing"),
+    ]
+    for change, kind in refused:
+        errors = []
+        assert check({**base, **change}, ("body",), errors) is models.INVALID, change
+        assert [e["type"] for e in errors] == [kind], (change, errors)

@@ -6,6 +6,11 @@ A validator takes the decoded JSON value and its location and gives the
 value converted (a dataclass instance, an Enum member, a UUID, ...); what
 is wrong is appended to the error list in FastAPI's shape
 (``{"type", "loc", "msg", "input"}``), every error of a body at once.
+
+A dataclass or TypedDict validator first tries a fast path, a function
+generated for the class that checks the common cases inline and builds
+no locations or error lists; only a value it does not take goes through
+the full validator, which then says what is wrong.
 """
 
 from __future__ import annotations
@@ -32,6 +37,8 @@ Validator = Callable[[Any, Tuple[Any, ...], Errors], Any]
 
 _CACHE: Dict[Any, Validator] = {}
 _NONE = type(None)
+#: The fast path of each dataclass and TypedDict compiled (see _fast).
+_FAST: Dict[Any, Callable[[Any], Any]] = {}
 
 
 def is_model(annotation: Any) -> bool:
@@ -209,6 +216,15 @@ def _parsed(kind: str, what: str, parse: Callable[[str], Any]) -> Validator:
         except (ValueError, TypeError, ArithmeticError):
             return _error(errors, f"{kind}_parsing", loc, f"Input should be a valid {what}", value)
 
+    def fast(value: Any) -> Any:
+        if type(value) is str:
+            try:
+                return parse(value)
+            except (ValueError, TypeError, ArithmeticError):
+                pass
+        return INVALID
+
+    check.fast = fast  # type: ignore[attr-defined]
     return check
 
 
@@ -359,7 +375,18 @@ def _dataclass(cls: type, where: str) -> Validator:
         has_default = field.default is not dataclasses.MISSING or field.default_factory is not dataclasses.MISSING  # type: ignore[misc]
         plan.append((field.name, validator(hints.get(field.name, Any), f"{where}: field {cls.__name__}.{field.name}"), field, has_default))
 
+    # Filled in after too, for the same reason.
+    _FAST[cls] = lambda value: fast(value)
+    fast = _fast_fields(cls, [(name, hints.get(name, Any), has_default) for name, _, _, has_default in plan], construct=True)
+    _FAST[cls] = fast
+
     def check(value: Any, loc: Tuple[Any, ...], errors: Errors) -> Any:
+        result = fast(value)
+        if result is not INVALID:
+            return result
+        return full(value, loc, errors)
+
+    def full(value: Any, loc: Tuple[Any, ...], errors: Errors) -> Any:
         if isinstance(value, cls):
             return value
         if type(value) is not dict:
@@ -382,19 +409,131 @@ def _dataclass(cls: type, where: str) -> Validator:
     return check
 
 
+def _fast(annotation: Any) -> Callable[[Any], Any]:
+    """A one-argument check of ``annotation`` that gives the converted
+    value, or ``INVALID`` for anything it does not take (without saying
+    why: the full validator does). Never takes what the full validator
+    refuses, and gives what it gives."""
+    found = _FAST.get(annotation) if isinstance(annotation, type) else None
+    if found is not None:
+        return found
+    origin, args = typing.get_origin(annotation), typing.get_args(annotation)
+    if origin in _UNIONS and len(args) == 2 and _NONE in args:
+        inner = _fast(args[0] if args[1] is _NONE else args[1])
+        return lambda value: None if value is None else inner(value)
+    if isinstance(annotation, type) and issubclass(annotation, enum.Enum):
+        members = {(type(m.value), m.value): m for m in annotation}  # type: ignore[attr-defined]
+
+        def member(value: Any) -> Any:
+            if type(value) in (str, int):
+                found = members.get((type(value), value))
+                if found is not None:
+                    return found
+            return INVALID
+
+        return member
+    full = validator(annotation)
+    if annotation in _FAST:  # a model compiled just now
+        return _FAST[annotation]
+    if hasattr(full, "fast"):
+        return full.fast  # type: ignore[attr-defined]
+
+    def check(value: Any) -> Any:
+        errors: Errors = []
+        result = full(value, (), errors)
+        return INVALID if errors else result
+
+    return check
+
+
+# Field types the generated fast paths check inline: the test a value of
+# the exact JSON type passes, and how it converts (float takes an int).
+_INLINE = {
+    str: "type({v}) is str",
+    int: "type({v}) is int",
+    bool: "type({v}) is bool",
+}
+
+
+def _fast_fields(cls: type, fields: List[Tuple[str, Any, bool]], construct: bool) -> Callable[[Any], Any]:
+    """The generated fast path of a dataclass (``construct``: the result is
+    ``cls(**kw)``) or TypedDict (the result is ``kw``): ``fields`` are
+    (name, annotation, optional)."""
+    env: Dict[str, Any] = {"INVALID": INVALID, "MISSING": _MISSING_KEY, "cls": cls}
+    lines = ["def fast(value):", "    if type(value) is not dict:", "        return INVALID", "    kw = {}"]
+    for index, (name, annotation, optional) in enumerate(fields):
+        v = f"v{index}"
+        lines.append(f"    {v} = value.get({name!r}, MISSING)")
+        lines.append(f"    if {v} is MISSING:")
+        lines.append("        pass" if optional else "        return INVALID")
+        lines.append("    else:")
+        origin, args = typing.get_origin(annotation), typing.get_args(annotation)
+        nullable = origin in _UNIONS and len(args) == 2 and _NONE in args
+        inner = (args[0] if args[1] is _NONE else args[1]) if nullable else annotation
+        inner_origin, inner_args = typing.get_origin(inner), typing.get_args(inner)
+        if inner in _INLINE or inner is float:
+            test = "type({v}) is float" if inner is float else _INLINE[inner]
+            guard = f"{v} is not None and " if nullable else ""
+            lines.append(f"        if {guard}not ({test.format(v=v)}):")
+            if inner is float:
+                lines.append(f"            if type({v}) is not int:")
+                lines.append("                return INVALID")
+                lines.append(f"            {v} = float({v})")
+            else:
+                lines.append("            return INVALID")
+        elif not nullable and inner_origin is list and len(inner_args) == 1 and inner_args[0] in _INLINE:
+            test = _INLINE[inner_args[0]].format(v="item")
+            lines.append(f"        if type({v}) is not list:")
+            lines.append("            return INVALID")
+            lines.append(f"        for item in {v}:")
+            lines.append(f"            if not ({test}):")
+            lines.append("                return INVALID")
+            lines.append(f"        {v} = list({v})")
+        elif not nullable and inner_origin is typing.Literal:
+            env[f"allowed{index}"] = frozenset((type(option), option) for option in inner_args)
+            lines.append(f"        if type({v}) not in (str, int, bool) or (type({v}), {v}) not in allowed{index}:")
+            lines.append("            return INVALID")
+        else:
+            env[f"check{index}"] = _fast(annotation)
+            lines.append(f"        {v} = check{index}({v})")
+            lines.append(f"        if {v} is INVALID:")
+            lines.append("            return INVALID")
+        lines.append(f"        kw[{name!r}] = {v}")
+    if construct:
+        lines += ["    try:", "        return cls(**kw)", "    except (ValueError, TypeError, AssertionError):", "        return INVALID"]
+    else:
+        lines.append("    return kw")
+    exec(compile("\n".join(lines), f"<fast path of {cls.__qualname__}>", "exec"), env)
+    return env["fast"]
+
+
+_MISSING_KEY: Any = object()
+
+
 def _typeddict(cls: type, where: str) -> Validator:
     hints = _hints(cls, where)
     required = set(getattr(cls, "__required_keys__", hints if getattr(cls, "__total__", True) else ()))
     _CACHE[cls] = lambda value, loc, errors: check(value, loc, errors)
     plan = []
+    fast_fields: List[Tuple[str, Any, bool]] = []
     for name, hint in hints.items():
         origin = typing.get_origin(hint)
         # Required[...] / NotRequired[...] wrap the type itself.
         if origin is not None and getattr(origin, "_name", "") in ("Required", "NotRequired"):
             hint = typing.get_args(hint)[0]
         plan.append((name, validator(hint, f"{where}: key {cls.__name__}[{name!r}]"), name in required))
+        fast_fields.append((name, hint, name not in required))
+    _FAST[cls] = lambda value: fast(value)
+    fast = _fast_fields(cls, fast_fields, construct=False)
+    _FAST[cls] = fast
 
     def check(value: Any, loc: Tuple[Any, ...], errors: Errors) -> Any:
+        result = fast(value)
+        if result is not INVALID:
+            return result
+        return full(value, loc, errors)
+
+    def full(value: Any, loc: Tuple[Any, ...], errors: Errors) -> Any:
         if type(value) is not dict:
             return _error(errors, "dict_type", loc, "Input should be a valid dictionary", value)
         before = len(errors)
