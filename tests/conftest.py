@@ -1,5 +1,7 @@
-"""Shared helpers: the package on sys.path, a real HTTP client, and an App
-fixture that is always stopped."""
+"""What the tests share: the package on sys.path, an App fixture that is always
+stopped and a TestClient of it, a plain HTTP client for servers the
+TestClient does not serve (other processes, an App started by hand), and
+raw sockets for what must be seen byte by byte."""
 
 from __future__ import annotations
 
@@ -8,6 +10,7 @@ import json
 import os
 import re
 import selectors
+import socket
 import subprocess
 import sys
 import time
@@ -21,6 +24,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "python"))
 
 from sufast import App  # noqa: E402
+from sufast.testclient import TestClient  # noqa: E402
 
 
 class Reply:
@@ -63,12 +67,49 @@ def request(
         conn.close()
 
 
+def connect(port: int) -> socket.socket:
+    """A fresh connection to 127.0.0.1:port."""
+    return socket.create_connection(("127.0.0.1", port), timeout=10)
+
+
+def read_all(sock: socket.socket) -> bytes:
+    """Everything ``sock`` receives until the server closes it."""
+    chunks = []
+    while True:
+        chunk = sock.recv(65536)
+        if not chunk:
+            return b"".join(chunks)
+        chunks.append(chunk)
+
+
+def raw(port: int, data: bytes) -> bytes:
+    """Writes ``data`` as is to a fresh connection and reads until the
+    server closes it (a server that answers before all of ``data`` was
+    sent still has its answer read)."""
+    with connect(port) as sock:
+        try:
+            sock.sendall(data)
+        except (BrokenPipeError, ConnectionResetError):
+            pass
+        return read_all(sock)
+
+
 @pytest.fixture
 def app():
     """A fresh App, stopped after the test whatever happens."""
     application = App()
     yield application
     application.stop(timeout=0)
+
+
+@pytest.fixture
+def client(app):
+    """A TestClient of the ``app`` fixture. Its first request starts the
+    app, so routes registered before it are served; it stops after the
+    test."""
+    test_client = TestClient(app)
+    yield test_client
+    test_client.close()
 
 
 @pytest.fixture

@@ -8,7 +8,7 @@ import subprocess
 import sys
 
 import pytest
-from conftest import ROOT, read_until, request
+from conftest import ROOT, connect, read_until, request
 
 resource = pytest.importorskip("resource")
 
@@ -49,10 +49,10 @@ def test_running_out_of_descriptors_is_logged_and_recovers(tmp_path):
         # More connections than the server has descriptors for: the
         # kernel queues them, the server's accepts fail with EMFILE.
         for _ in range(LIMIT * 2):
-            clients.append(socket.create_connection(("127.0.0.1", port), timeout=10))
+            clients.append(connect(port))
         # An accepted connection answers; waiting for one that cannot be
         # accepted yet shows the server is out of descriptors.
-        probe = socket.create_connection(("127.0.0.1", port), timeout=10)
+        probe = connect(port)
         probe.settimeout(0.5)
         probe.sendall(b"GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
         with pytest.raises(socket.timeout):

@@ -4,16 +4,13 @@ still runs."""
 
 from __future__ import annotations
 
-import json
 import threading
 from typing import List
-
-from conftest import request
 
 from sufast import BackgroundTasks
 
 
-def test_tasks_run_after_the_response_in_order(app, caplog):
+def test_tasks_run_after_the_response_in_order(app, client, caplog):
     done: List[str] = []
     release = threading.Event()
     finished = threading.Event()
@@ -47,16 +44,14 @@ def test_tasks_run_after_the_response_in_order(app, caplog):
         tasks.add_task(audit, body["email"])
         return {"ok": True}
 
-    port = app.start()
-    reply = request(port, "POST", "/signup", body=b'{"email": "ann@example.com"}')
-    assert (reply.status, json.loads(reply.body)) == (200, {"ok": True})
+    reply = client.post("/signup", json={"email": "ann@example.com"})
+    assert (reply.status_code, reply.json()) == (200, {"ok": True})
     assert done == [], "the client got its answer before the tasks ran"
     release.set()
     assert finished.wait(5)
     assert done == ["mail ann@example.com welcome", "note sync"]
     assert "background task test_tasks_run_after_the_response_in_order.<locals>.broken raised" in caplog.text
 
-    reply = request(port, "POST", "/async-signup", body=b'{"email": "bo@example.com"}')
-    assert reply.status == 200
+    assert client.post("/async-signup", json={"email": "bo@example.com"}).status_code == 200
     assert audited.wait(5)  # the last task
     assert done[2:] == ["note from async", "audit bo@example.com"]

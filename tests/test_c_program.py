@@ -7,7 +7,6 @@ LD_LIBRARY_PATH; the tests remove that variable to prove it.
 
 from __future__ import annotations
 
-import http.client
 import os
 import selectors
 import shutil
@@ -18,8 +17,8 @@ import time
 from pathlib import Path
 
 import pytest
+from conftest import ROOT, request
 
-ROOT = Path(__file__).resolve().parent.parent
 SOURCE = Path("examples/c/hello.c")
 LIB_DIR = ROOT / "python" / "sufast"
 LIBRARY = LIB_DIR / "libsufast.so"
@@ -37,7 +36,6 @@ STRICT_FLAGS = [
 
 STARTUP_TIMEOUT = 10.0
 EXIT_TIMEOUT = 10.0
-HTTP_TIMEOUT = 5.0
 
 
 def compile_command(output: Path) -> list[str]:
@@ -118,13 +116,8 @@ def read_line(process: subprocess.Popen[bytes], timeout: float) -> bytes:
 
 
 def get(port: int, path: str) -> tuple[int, str | None, bytes]:
-    connection = http.client.HTTPConnection("127.0.0.1", port, timeout=HTTP_TIMEOUT)
-    try:
-        connection.request("GET", path)
-        response = connection.getresponse()
-        return response.status, response.getheader("Content-Type"), response.read()
-    finally:
-        connection.close()
+    reply = request(port, "GET", path)
+    return reply.status, reply.header("Content-Type"), reply.body
 
 
 def stop(process: subprocess.Popen[bytes]) -> None:

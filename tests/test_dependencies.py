@@ -5,22 +5,15 @@ missing, one call per request, and generator clean-up after the response."""
 from __future__ import annotations
 
 import asyncio
-import json
 import threading
 from typing import Annotated, List, Optional
 
 import pytest
-from conftest import request
 
 from sufast import Cookie, Depends, Header, HTTPException, Path, Query, Request, RouteError
 
 
-def get(port: int, path: str, **headers: str):
-    reply = request(port, "GET", path, headers={k.replace("_", "-"): v for k, v in headers.items()})
-    return reply.status, json.loads(reply.body)
-
-
-def test_header_cookie_query_and_path_markers(app):
+def test_header_cookie_query_and_path_markers(app, client):
     @app.get("/items/{item_id}")
     def item(
         ident: int = Path(alias="item_id"),
@@ -36,23 +29,24 @@ def test_header_cookie_query_and_path_markers(app):
     def annotated(limit: Annotated[int, Query(alias="max")] = 5, x_id: Annotated[int, Header()] = 0):
         return {"limit": limit, "id": x_id}
 
-    port = app.start()
-    status, body = get(port, "/items/7?page-size=3", user_agent="probe", x_token="t", Cookie="session=abc")
-    assert (status, body) == (200, {"id": 7, "agent": "probe", "tags": [], "token": "t", "session": "abc", "size": 3})
-    assert get(port, "/annotated?max=2", x_id="9") == (200, {"limit": 2, "id": 9})
-    assert get(port, "/annotated") == (200, {"limit": 5, "id": 0})
+    reply = client.get("/items/7?page-size=3", headers={"User-Agent": "probe", "X-Token": "t"}, cookies={"session": "abc"})
+    assert (reply.status_code, reply.json()) == (200, {"id": 7, "agent": "probe", "tags": [], "token": "t", "session": "abc", "size": 3})
+    reply = client.get("/annotated?max=2", headers={"X-Id": "9"})
+    assert (reply.status_code, reply.json()) == (200, {"limit": 2, "id": 9})
+    reply = client.get("/annotated")
+    assert (reply.status_code, reply.json()) == (200, {"limit": 5, "id": 0})
 
     # Missing and unconvertible ones are a 422 naming each, all at once.
-    status, body = get(port, "/items/x?page-size=big")
-    assert status == 422
-    assert body["detail"] == [
+    reply = client.get("/items/x?page-size=big")
+    assert reply.status_code == 422
+    assert reply.json()["detail"] == [
         {"type": "int_parsing", "loc": ["path", "item_id"], "msg": "Input should be a valid integer, unable to parse string as an integer", "input": "x"},
         {"type": "missing", "loc": ["header", "user-agent"], "msg": "Field required", "input": None},
         {"type": "int_parsing", "loc": ["query", "page-size"], "msg": "Input should be a valid integer, unable to parse string as an integer", "input": "big"},
     ]
 
 
-def test_a_dependency_runs_once_per_request_unless_use_cache_is_false(app):
+def test_a_dependency_runs_once_per_request_unless_use_cache_is_false(app, client):
     calls: List[str] = []
 
     def counter(request: Request) -> int:
@@ -70,13 +64,12 @@ def test_a_dependency_runs_once_per_request_unless_use_cache_is_false(app):
     def fresh(a: int = Depends(counter, use_cache=False), b: int = Depends(counter, use_cache=False)):
         return {"a": a, "b": b}
 
-    port = app.start()
-    assert get(port, "/cached") == (200, {"pair": [1, 1], "again": 1})
-    assert get(port, "/cached") == (200, {"pair": [2, 2], "again": 2}), "cached per request, not across"
-    assert get(port, "/fresh") == (200, {"a": 3, "b": 4})
+    for path, expected in [("/cached", {"pair": [1, 1], "again": 1}), ("/cached", {"pair": [2, 2], "again": 2}), ("/fresh", {"a": 3, "b": 4})]:
+        reply = client.get(path)
+        assert (reply.status_code, reply.json()) == (200, expected), "cached per request, not across"
 
 
-def test_dependencies_take_the_parameters_handlers_take_and_can_refuse(app):
+def test_dependencies_take_the_parameters_handlers_take_and_can_refuse(app, client):
     def current_user(authorization: str = Header(), org: str = Path()) -> dict:
         if authorization != "Token good":
             raise HTTPException(401, "invalid token")
@@ -86,13 +79,15 @@ def test_dependencies_take_the_parameters_handlers_take_and_can_refuse(app):
     def me(user: dict = Depends(current_user)):
         return user
 
-    port = app.start()
-    assert get(port, "/orgs/acme/me", Authorization="Token good") == (200, {"name": "ann", "org": "acme"})
-    assert get(port, "/orgs/acme/me", Authorization="Token bad") == (401, {"detail": "invalid token"})
-    assert get(port, "/orgs/acme/me") == (422, {"detail": [{"type": "missing", "loc": ["header", "authorization"], "msg": "Field required", "input": None}]})
+    reply = client.get("/orgs/acme/me", headers={"Authorization": "Token good"})
+    assert (reply.status_code, reply.json()) == (200, {"name": "ann", "org": "acme"})
+    reply = client.get("/orgs/acme/me", headers={"Authorization": "Token bad"})
+    assert (reply.status_code, reply.json()) == (401, {"detail": "invalid token"})
+    reply = client.get("/orgs/acme/me")
+    assert (reply.status_code, reply.json()) == (422, {"detail": [{"type": "missing", "loc": ["header", "authorization"], "msg": "Field required", "input": None}]})
 
 
-def test_generator_clean_up_runs_after_the_response_is_sent_and_after_an_exception(app):
+def test_generator_clean_up_runs_after_the_response_is_sent_and_after_an_exception(app, client):
     events: List[str] = []
     release = threading.Event()
     cleaned = threading.Event()
@@ -117,21 +112,22 @@ def test_generator_clean_up_runs_after_the_response_is_sent_and_after_an_excepti
     def fails(conn: str = Depends(connection)):
         raise ValueError("boom")
 
-    port = app.start()
+    client.raise_server_exceptions = False  # the 500 is under test
     # The client has its answer while the clean-up still waits.
-    assert get(port, "/ok") == (200, {"conn": "conn"})
+    reply = client.get("/ok")
+    assert (reply.status_code, reply.json()) == (200, {"conn": "conn"})
     assert events == ["open"]
     release.set()
     assert cleaned.wait(5)
     assert events == ["open", "close"]
 
     cleaned.clear()
-    assert request(port, "GET", "/fails").status == 500
+    assert client.get("/fails").status_code == 500
     assert cleaned.wait(5)
     assert events[2:] == ["open", "saw boom", "close"]
 
 
-def test_async_dependencies_and_async_generators_in_an_async_handler(app):
+def test_async_dependencies_and_async_generators_in_an_async_handler(app, client):
     closed = threading.Event()
 
     async def settings() -> dict:
@@ -151,12 +147,12 @@ def test_async_dependencies_and_async_generators_in_an_async_handler(app):
     async def handler(conf: dict = Depends(settings), s: str = Depends(session), doubled: int = Depends(sync_part)):
         return {"conf": conf, "s": s, "doubled": doubled}
 
-    port = app.start()
-    assert get(port, "/async", x_id="21") == (200, {"conf": {"mode": "test"}, "s": "session", "doubled": 42})
+    reply = client.get("/async", headers={"X-Id": "21"})
+    assert (reply.status_code, reply.json()) == (200, {"conf": {"mode": "test"}, "s": "session", "doubled": 42})
     assert closed.wait(5)
 
 
-def test_dependency_mistakes_raise_at_registration(app):
+def test_dependency_mistakes_raise_at_registration(app, client):
     async def async_dep() -> int:
         return 1
 
@@ -182,5 +178,5 @@ def test_dependency_mistakes_raise_at_registration(app):
     app.get("/u/{user_id}")(via)
     with pytest.raises(TypeError, match="Depends\\(\\) takes a callable"):
         Depends("not callable")  # type: ignore[arg-type]
-    port = app.start()
-    assert get(port, "/u/5") == (200, 5)
+    reply = client.get("/u/5")
+    assert (reply.status_code, reply.json()) == (200, 5)

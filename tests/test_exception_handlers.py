@@ -4,11 +4,10 @@ a handler that fails itself."""
 
 from __future__ import annotations
 
-import json
-
-from conftest import request
+import pytest
 
 from sufast import App, HTTPException, JSONResponse, PlainTextResponse, Request, RequestValidationError
+from sufast.testclient import TestClient
 
 
 class NotFound(Exception):
@@ -70,30 +69,25 @@ def test_exception_handlers_by_class_status_and_for_validation(caplog):
     def divide(request: Request):
         return 1 / 0
 
-    try:
-        port = app.start()
-        reply = request(port, "GET", "/users/ann")
-        assert (reply.status, json.loads(reply.body)) == (404, {"errors": {"body": ["user ann"]}})
+    with TestClient(app, raise_server_exceptions=False) as client:
+        reply = client.get("/users/ann")
+        assert (reply.status_code, reply.json()) == (404, {"errors": {"body": ["user ann"]}})
         for path in ("/articles/hello", "/sync-article/hello"):
-            reply = request(port, "GET", path)
-            assert (reply.status, json.loads(reply.body)) == (404, {"article": "hello", "path": path}), path
-        reply = request(port, "GET", "/private")
-        assert (reply.status, reply.body, reply.header("WWW-Authenticate")) == (401, b"login first (no token)", "Token")
-        reply = request(port, "GET", "/teapot")
-        assert (reply.status, json.loads(reply.body)) == (418, {"detail": "short and stout"})
-        reply = request(port, "GET", "/page?n=ten")
-        assert (reply.status, json.loads(reply.body)) == (422, {"errors": {"body": ["Input should be a valid integer, unable to parse string as an integer"]}})
-        reply = request(port, "GET", "/divide")
-        assert (reply.status, json.loads(reply.body)) == (500, {"detail": "Internal Server Error"})
-        assert request(port, "GET", "/page?n=1").status == 200
-    finally:
-        app.stop(timeout=0)
+            reply = client.get(path)
+            assert (reply.status_code, reply.json()) == (404, {"article": "hello", "path": path}), path
+        reply = client.get("/private")
+        assert (reply.status_code, reply.content, reply.headers.get("WWW-Authenticate")) == (401, b"login first (no token)", "Token")
+        reply = client.get("/teapot")
+        assert (reply.status_code, reply.json()) == (418, {"detail": "short and stout"})
+        reply = client.get("/page?n=ten")
+        assert (reply.status_code, reply.json()) == (422, {"errors": {"body": ["Input should be a valid integer, unable to parse string as an integer"]}})
+        reply = client.get("/divide")
+        assert (reply.status_code, reply.json()) == (500, {"detail": "Internal Server Error"})
+        assert client.get("/page?n=1").status_code == 200
     assert "the exception handler for ZeroDivisionError raised RuntimeError; the client got a 500" in caplog.text
 
 
 def test_exception_handlers_given_to_the_app_and_bad_keys():
-    import pytest
-
     app = App(exception_handlers={KeyError: lambda request, exc: JSONResponse({"missing": exc.args[0]}, 400)})
 
     @app.get("/k")
@@ -104,12 +98,9 @@ def test_exception_handlers_given_to_the_app_and_bad_keys():
         app.exception_handler("404")
     with pytest.raises(ValueError, match="400 to 599"):
         app.exception_handler(200)
-    try:
-        port = app.start()
-        reply = request(port, "GET", "/k")
-        assert (reply.status, json.loads(reply.body)) == (400, {"missing": "gone"})
-    finally:
-        app.stop(timeout=0)
+    with TestClient(app) as client:
+        reply = client.get("/k")
+        assert (reply.status_code, reply.json()) == (400, {"missing": "gone"})
 
 
 def test_an_exception_handler_runs_once_even_when_it_returns_none():
@@ -132,13 +123,10 @@ def test_an_exception_handler_runs_once_even_when_it_returns_none():
     async def async_route(request: Request):
         raise Gone()
 
-    try:
-        port = app.start()
+    with TestClient(app) as client:
         for path in ("/sync", "/async"):
-            reply = request(port, "GET", path)
-            assert (reply.status, reply.body) == (500, b"null"), path
-    finally:
-        app.stop(timeout=0)
+            reply = client.get(path)
+            assert (reply.status_code, reply.content) == (500, b"null"), path
     assert calls == ["/sync", "/async"]
 
 
@@ -161,24 +149,21 @@ def test_a_404_or_405_handler_answers_requests_no_route_takes(caplog):
 
     app.get("/items")(lambda: ["stored"])
     app.get("/items/{n:int}")(lambda n: n)
-    try:
-        port = app.start()
-        reply = request(port, "GET", "/nowhere?x=1")
-        assert (reply.status, json.loads(reply.body)) == (404, {"errors": {"body": ["no /nowhere"]}})
+    with TestClient(app) as client:
+        reply = client.get("/nowhere?x=1")
+        assert (reply.status_code, reply.json()) == (404, {"errors": {"body": ["no /nowhere"]}})
         # A convertor that does not match is no route either.
-        reply = request(port, "GET", "/items/ten")
-        assert (reply.status, json.loads(reply.body)) == (404, {"errors": {"body": ["no /items/ten"]}})
-        reply = request(port, "HEAD", "/nowhere")
-        assert (reply.status, reply.body) == (404, b"")
-        reply = request(port, "DELETE", "/items")
-        assert (reply.status, json.loads(reply.body)) == (405, {"allowed": "GET, HEAD", "method": "DELETE"})
-        assert reply.header("Allow") == "GET, HEAD"
+        reply = client.get("/items/ten")
+        assert (reply.status_code, reply.json()) == (404, {"errors": {"body": ["no /items/ten"]}})
+        reply = client.head("/nowhere")
+        assert (reply.status_code, reply.content) == (404, b"")
+        reply = client.delete("/items")
+        assert (reply.status_code, reply.json()) == (405, {"allowed": "GET, HEAD", "method": "DELETE"})
+        assert reply.headers.get("Allow") == "GET, HEAD"
         # The stored route is untouched, the handler routes as before.
-        assert json.loads(request(port, "GET", "/items").body) == ["stored"]
-        assert request(port, "GET", "/items/3").body == b"3"
+        assert client.get("/items").json() == ["stored"]
+        assert client.get("/items/3").content == b"3"
         assert seen == ["/nowhere", "/items/ten", "/nowhere", "/items", "/items/3"]
-    finally:
-        app.stop(timeout=0)
 
 
 def test_without_a_404_handler_the_server_answers_unmatched_requests_itself():
@@ -194,17 +179,14 @@ def test_without_a_404_handler_the_server_answers_unmatched_requests_itself():
     app.exception_handler(Exception)(lambda request, exc: JSONResponse({"caught": True}, 500))
     app.exception_handler(500)(lambda request, exc: JSONResponse({"caught": True}, 500))
     app.get("/items")(lambda: [])
-    try:
-        port = app.start()
-        reply = request(port, "GET", "/nowhere")
-        assert (reply.status, json.loads(reply.body)) == (404, {"detail": "Not Found"})
-        reply = request(port, "POST", "/items")
-        assert (reply.status, json.loads(reply.body), reply.header("Allow")) == (405, {"detail": "Method Not Allowed"}, "GET, HEAD")
+    with TestClient(app) as client:
+        reply = client.get("/nowhere")
+        assert (reply.status_code, reply.json()) == (404, {"detail": "Not Found"})
+        reply = client.post("/items")
+        assert (reply.status_code, reply.json(), reply.headers.get("Allow")) == (405, {"detail": "Method Not Allowed"}, "GET, HEAD")
         assert seen == []
         # One for HTTPException covers both, also registered while serving.
         app.exception_handler(HTTPException)(lambda request, exc: PlainTextResponse(f"{exc.status_code} {exc.detail}", exc.status_code))
-        assert request(port, "GET", "/nowhere").body == b"404 Not Found"
-        assert request(port, "POST", "/items").body == b"405 Method Not Allowed"
+        assert client.get("/nowhere").content == b"404 Not Found"
+        assert client.post("/items").content == b"405 Method Not Allowed"
         assert seen == ["/nowhere", "/items"]
-    finally:
-        app.stop(timeout=0)

@@ -6,12 +6,11 @@ annotations must be real types, which is what the spec describes."""
 
 import http.client
 import json
-import socket
 import uuid
 from typing import List, Optional
 
 import pytest
-from conftest import Reply, request
+from conftest import Reply, raw, request
 
 from sufast import (
     HTMLResponse,
@@ -22,6 +21,7 @@ from sufast import (
     Request,
     Response,
 )
+from sufast.testclient import TestClient
 
 
 def send(port, method, path, headers=(), body=None):
@@ -42,57 +42,43 @@ def send(port, method, path, headers=(), body=None):
         conn.close()
 
 
-def raw(port, data):
-    """Writes ``data`` to a fresh socket and reads until the server closes."""
-    with socket.create_connection(("127.0.0.1", port), timeout=10) as sock:
-        sock.sendall(data)
-        chunks = []
-        while True:
-            chunk = sock.recv(65536)
-            if not chunk:
-                return b"".join(chunks)
-            chunks.append(chunk)
-
-
 def loads(reply):
-    assert reply.header("Content-Type") == "application/json", reply
-    return json.loads(reply.body)
+    assert reply.headers.get("Content-Type") == "application/json", reply
+    return reply.json()
 
 
 def error_items(reply, status=422):
-    assert reply.status == status, reply
+    assert reply.status_code == status, reply
     return loads(reply)["detail"]
 
 
 # Path parameters -------------------------------------------------------------
 
 
-def test_path_convertors_convert_and_a_mismatch_is_404(app):
+def test_path_convertors_convert_and_a_mismatch_is_404(app, client):
     app.get("/int/{id:int}")(lambda id: [id, type(id).__name__])
     app.get("/float/{v:float}")(lambda v: [v, type(v).__name__])
     app.get("/uuid/{u:uuid}")(lambda u: [str(u), type(u).__name__])
     app.get("/files/{rest:path}")(lambda rest: [rest])
     app.get("/plain/{x}")(lambda x: [x, type(x).__name__])
-    port = app.start()
     value = uuid.UUID("12345678-1234-5678-1234-567812345678")
 
-    assert loads(request(port, "GET", "/int/42")) == [42, "int"]
-    assert loads(request(port, "GET", "/float/1.5")) == [1.5, "float"]
-    assert loads(request(port, "GET", f"/uuid/{value}")) == [str(value), "UUID"]
-    assert loads(request(port, "GET", "/files/a/b/c.txt")) == ["a/b/c.txt"]
-    assert loads(request(port, "GET", "/plain/abc")) == ["abc", "str"]
+    assert loads(client.get("/int/42")) == [42, "int"]
+    assert loads(client.get("/float/1.5")) == [1.5, "float"]
+    assert loads(client.get(f"/uuid/{value}")) == [str(value), "UUID"]
+    assert loads(client.get("/files/a/b/c.txt")) == ["a/b/c.txt"]
+    assert loads(client.get("/plain/abc")) == ["abc", "str"]
     for path in ("/int/abc", "/int/4.2", "/float/abc", "/uuid/not-a-uuid"):
-        assert request(port, "GET", path).status == 404, path
+        assert client.get(path).status_code == 404, path
 
 
-def test_annotation_converts_an_untyped_path_param_or_422_names_it(app):
+def test_annotation_converts_an_untyped_path_param_or_422_names_it(app, client):
     def annotated(x: int):
         return [x, type(x).__name__]
 
     app.get("/ann/{x}")(annotated)
-    port = app.start()
-    assert loads(request(port, "GET", "/ann/7")) == [7, "int"]
-    [item] = error_items(request(port, "GET", "/ann/abc"))
+    assert loads(client.get("/ann/7")) == [7, "int"]
+    [item] = error_items(client.get("/ann/abc"))
     assert item["loc"] == ["path", "x"]
     assert item["input"] == "abc"
     assert isinstance(item["msg"], str) and item["msg"]
@@ -101,26 +87,24 @@ def test_annotation_converts_an_untyped_path_param_or_422_names_it(app):
 # Query parameters --------------------------------------------------------------
 
 
-def test_query_params_defaults_conversion_and_last_value_wins(app):
+def test_query_params_defaults_conversion_and_last_value_wins(app, client):
     def search(q: str = "all", limit: int = 10, ratio: float = 0.5, tag: Optional[str] = None):
         return {"q": q, "limit": limit, "ratio": ratio, "tag": tag}
 
     app.get("/search")(search)
-    port = app.start()
-    assert loads(request(port, "GET", "/search")) == {"q": "all", "limit": 10, "ratio": 0.5, "tag": None}
-    got = loads(request(port, "GET", "/search?q=a%20b&limit=3&ratio=0.25&tag=t"))
+    assert loads(client.get("/search")) == {"q": "all", "limit": 10, "ratio": 0.5, "tag": None}
+    got = loads(client.get("/search?q=a%20b&limit=3&ratio=0.25&tag=t"))
     assert got == {"q": "a b", "limit": 3, "ratio": 0.25, "tag": "t"}
-    assert loads(request(port, "GET", "/search?limit=1&limit=2"))["limit"] == 2
-    [item] = error_items(request(port, "GET", "/search?limit=ten"))
+    assert loads(client.get("/search?limit=1&limit=2"))["limit"] == 2
+    [item] = error_items(client.get("/search?limit=ten"))
     assert (item["loc"], item["input"]) == (["query", "limit"], "ten")
 
 
-def test_required_query_param_missing_is_422_in_fastapis_shape(app):
+def test_required_query_param_missing_is_422_in_fastapis_shape(app, client):
     app.get("/need")(lambda verbose: [verbose])
-    port = app.start()
-    [item] = error_items(request(port, "GET", "/need"))
+    [item] = error_items(client.get("/need"))
     assert item == {"type": "missing", "loc": ["query", "verbose"], "msg": "Field required", "input": None}
-    assert loads(request(port, "GET", "/need?verbose=x")) == ["x"]
+    assert loads(client.get("/need?verbose=x")) == ["x"]
 
 
 @pytest.mark.parametrize(
@@ -128,18 +112,17 @@ def test_required_query_param_missing_is_422_in_fastapis_shape(app):
     [("true", True), ("True", True), ("1", True), ("yes", True), ("ON", True),
      ("false", False), ("FALSE", False), ("0", False), ("no", False), ("off", False)],
 )
-def test_bool_query_param_parsing(app, raw_value, expected):
+def test_bool_query_param_parsing(app, client, raw_value, expected):
     def flag(verbose: bool):
         return [verbose, type(verbose).__name__]
 
     app.get("/flag")(flag)
-    port = app.start()
-    assert loads(request(port, "GET", f"/flag?verbose={raw_value}")) == [expected, "bool"]
-    [item] = error_items(request(port, "GET", "/flag?verbose=maybe"))
+    assert loads(client.get(f"/flag?verbose={raw_value}")) == [expected, "bool"]
+    [item] = error_items(client.get("/flag?verbose=maybe"))
     assert (item["loc"], item["input"]) == (["query", "verbose"], "maybe")
 
 
-def test_optional_and_list_query_params(app):
+def test_optional_and_list_query_params(app, client):
     def opt(n: Optional[int] = None):
         return {"n": n}
 
@@ -148,21 +131,20 @@ def test_optional_and_list_query_params(app):
 
     app.get("/opt")(opt)
     app.get("/many")(many)
-    port = app.start()
-    assert loads(request(port, "GET", "/opt")) == {"n": None}
-    assert loads(request(port, "GET", "/opt?n=3")) == {"n": 3}
-    assert loads(request(port, "GET", "/many?ids=1&ids=2&ids=3")) == {"ids": [1, 2, 3], "tags": []}
-    assert loads(request(port, "GET", "/many?tags=a&ids=5&tags=b")) == {"ids": [5], "tags": ["a", "b"]}
-    [item] = error_items(request(port, "GET", "/many?ids=1&ids=x"))
+    assert loads(client.get("/opt")) == {"n": None}
+    assert loads(client.get("/opt?n=3")) == {"n": 3}
+    assert loads(client.get("/many?ids=1&ids=2&ids=3")) == {"ids": [1, 2, 3], "tags": []}
+    assert loads(client.get("/many?tags=a&ids=5&tags=b")) == {"ids": [5], "tags": ["a", "b"]}
+    [item] = error_items(client.get("/many?ids=1&ids=x"))
     assert item["loc"][:2] == ["query", "ids"]
-    [item] = error_items(request(port, "GET", "/many"))
+    [item] = error_items(client.get("/many"))
     assert item["loc"] == ["query", "ids"]
 
 
 # The Request object ------------------------------------------------------------
 
 
-def test_request_method_url_path_and_query_params(app):
+def test_request_method_url_path_and_query_params(app, client):
     @app.put("/req/{id:int}/{name}")
     def inspect_request(request: Request):
         qp = request.query_params
@@ -173,11 +155,10 @@ def test_request_method_url_path_and_query_params(app):
             "in": ["y" in qp, "z" in qp], "keys": sorted(set(qp)), "multi": qp.multi_items(),
         }
 
-    port = app.start()
     target = "/req/7/caf%C3%A9%20x?x=1&x=2&y=a%20b"
-    got = loads(request(port, "PUT", target))
+    got = loads(client.put(target))
     assert got == {
-        "method": "PUT", "url": f"http://127.0.0.1:{port}{target}", "path": "/req/7/café x",
+        "method": "PUT", "url": f"http://testserver{target}", "path": "/req/7/café x",
         "path_params": {"id": 7, "name": "café x"}, "id_type": "int",
         "x": "2", "x_all": ["1", "2"], "z": "default",
         "in": [True, False], "keys": ["x", "y"], "multi": [["x", "1"], ["x", "2"], ["y", "a b"]],
@@ -199,22 +180,22 @@ def test_request_headers_cookies_and_client(app):
     port = app.start()
     sent = [("X-Tag", "one"), ("X-Other", "o"), ("X-Tag", "two"), ("Cookie", "session=abc; theme=dark")]
     reply, local_port = send(port, "GET", "/headers", sent)
-    assert loads(reply) == {
+    assert reply.header("Content-Type") == "application/json", reply
+    assert json.loads(reply.body) == {
         "first": "one", "upper": "one", "all": ["one", "two"], "missing": "dflt", "other": "o",
         "tags": [["x-tag", "one"], ["x-tag", "two"]], "lower": True,
         "cookies": {"session": "abc", "theme": "dark"}, "client": ["127.0.0.1", local_port],
     }
 
 
-def test_request_body_text_and_json(app):
+def test_request_body_text_and_json(app, client):
     @app.post("/body")
     def body(request: Request):
         return {"len": len(request.body()), "type": type(request.body()).__name__,
                 "text": request.text(), "json": request.json()}
 
-    port = app.start()
     payload = '{"name": "café"}'.encode("utf-8")
-    got = loads(request(port, "POST", "/body", payload, {"Content-Type": "application/json"}))
+    got = loads(client.post("/body", content=payload, headers={"Content-Type": "application/json"}))
     assert got == {"len": len(payload), "type": "bytes", "text": '{"name": "café"}', "json": {"name": "café"}}
 
 
@@ -228,7 +209,7 @@ ROUND_TRIP = {
 ROUND_TRIP_WIRE = json.dumps(ROUND_TRIP, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
 
 
-def test_json_types_survive_a_round_trip_byte_exact(app):
+def test_json_types_survive_a_round_trip_byte_exact(app, client):
     app.post("/echo")(lambda request: request.json())
 
     async def echo_async(request: Request):
@@ -236,48 +217,45 @@ def test_json_types_survive_a_round_trip_byte_exact(app):
 
     app.post("/echo-async")(echo_async)
     app.post("/types")(lambda request: {k: type(v).__name__ for k, v in request.json().items()})
-    port = app.start()
     for path in ("/echo", "/echo-async"):
-        reply = request(port, "POST", path, ROUND_TRIP_WIRE)
-        assert (reply.status, reply.body) == (200, ROUND_TRIP_WIRE), path
-    assert loads(request(port, "POST", "/types", ROUND_TRIP_WIRE)) == {
+        reply = client.post(path, content=ROUND_TRIP_WIRE)
+        assert (reply.status_code, reply.content) == (200, ROUND_TRIP_WIRE), path
+    assert loads(client.post("/types", content=ROUND_TRIP_WIRE)) == {
         "int": "int", "neg": "int", "big": "int", "float": "float", "whole": "float",
         "true": "bool", "false": "bool", "null": "NoneType", "nested": "dict",
         "unicode": "str", "escapes": "str",
     }
 
 
-def test_binary_and_one_megabyte_bodies_round_trip(app):
+def test_binary_and_one_megabyte_bodies_round_trip(app, client):
     def echo_param(body: bytes):
         return body
 
     app.post("/param")(echo_param)
     app.post("/request")(lambda request: Response(request.body(), media_type="application/octet-stream"))
-    port = app.start()
     every_byte = bytes(range(256))
     megabyte = bytes(range(256)) * 4096
     for path in ("/param", "/request"):
         for payload in (every_byte, megabyte):
-            reply = request(port, "POST", path, payload)
-            assert reply.status == 200
-            assert reply.header("Content-Type") == "application/octet-stream"
-            assert len(reply.body) == len(payload) and reply.body == payload, path
+            reply = client.post(path, content=payload)
+            assert reply.status_code == 200
+            assert reply.headers.get("Content-Type") == "application/octet-stream"
+            assert len(reply.content) == len(payload) and reply.content == payload, path
 
 
-def test_invalid_json_is_400_and_dict_param_gets_the_json_body(app):
+def test_invalid_json_is_400_and_dict_param_gets_the_json_body(app, client):
     app.post("/echo")(lambda request: request.json())
 
     def create(item: dict):
         return {"received": item}
 
     app.post("/items")(create)
-    port = app.start()
     for path in ("/echo", "/items"):
-        reply = request(port, "POST", path, b'{"unterminated": ')
-        assert reply.status == 400, path
+        reply = client.post(path, content=b'{"unterminated": ')
+        assert reply.status_code == 400, path
         assert isinstance(loads(reply)["detail"], str)
-    assert loads(request(port, "POST", "/items", b'{"a": [1, 2]}')) == {"received": {"a": [1, 2]}}
-    [item] = error_items(request(port, "POST", "/items", b"[1, 2]"))
+    assert loads(client.post("/items", content=b'{"a": [1, 2]}')) == {"received": {"a": [1, 2]}}
+    [item] = error_items(client.post("/items", content=b"[1, 2]"))
     assert item["loc"][0] == "body"
 
 
@@ -301,32 +279,29 @@ def test_invalid_json_is_400_and_dict_param_gets_the_json_body(app):
         (PlainTextResponse("plain", status_code=202), 202, "text/plain; charset=utf-8", b"plain"),
     ],
 )
-def test_return_values_of_a_dynamic_handler(app, value, status, content_type, wire):
+def test_return_values_of_a_dynamic_handler(app, client, value, status, content_type, wire):
     app.get("/v")(lambda request: value)
-    port = app.start()
-    reply = request(port, "GET", "/v")
-    assert (reply.status, reply.header("Content-Type"), reply.body) == (status, content_type, wire)
+    reply = client.get("/v")
+    assert (reply.status_code, reply.headers.get("Content-Type"), reply.content) == (status, content_type, wire)
 
 
 @pytest.mark.parametrize("given, expected", [(None, 307), (301, 301), (302, 302)])
-def test_redirect_response(app, given, expected):
+def test_redirect_response(app, client, given, expected):
     kwargs = {} if given is None else {"status_code": given}
     app.get("/old/{id:int}")(lambda id: RedirectResponse(f"/new/{id}", **kwargs))
-    port = app.start()
-    reply = request(port, "GET", "/old/5")
-    assert (reply.status, reply.header("Location"), reply.body) == (expected, "/new/5", b"")
+    reply = client.get("/old/5")
+    assert (reply.status_code, reply.headers.get("Location"), reply.content) == (expected, "/new/5", b"")
 
 
-def test_decorator_status_code_and_headers_apply_to_plain_values(app):
+def test_decorator_status_code_and_headers_apply_to_plain_values(app, client):
     app.post("/made/{id:int}", status_code=201, headers={"X-Route": "made"})(lambda id: {"id": id})
     app.get("/resp/{id:int}", status_code=201)(lambda id: PlainTextResponse("own"))
-    port = app.start()
-    reply = request(port, "POST", "/made/3")
-    assert (reply.status, reply.header("X-Route"), reply.body) == (201, "made", b'{"id":3}')
-    assert request(port, "GET", "/resp/1").status == 200
+    reply = client.post("/made/3")
+    assert (reply.status_code, reply.headers.get("X-Route"), reply.content) == (201, "made", b'{"id":3}')
+    assert client.get("/resp/1").status_code == 200
 
 
-def test_status_names_its_codes_and_serves_as_a_status_code(app):
+def test_status_names_its_codes_and_serves_as_a_status_code(app, client):
     from sufast import status
 
     names = [name for name in dir(status) if name.startswith("HTTP_")]
@@ -339,12 +314,11 @@ def test_status_names_its_codes_and_serves_as_a_status_code(app):
     def made(body: dict):
         return body
 
-    port = app.start()
-    assert request(port, "POST", "/made", body=b"{}").status == 201
+    assert client.post("/made", content=b"{}").status_code == 201
 
 
 @pytest.mark.parametrize("status", [204, 304])
-def test_a_status_with_no_body_sends_none_whatever_is_returned(app, status):
+def test_a_status_with_no_body_sends_none_whatever_is_returned(app, client, status):
     @app.delete("/items/{item_id:int}", status_code=status, headers={"X-Route": "gone"})
     def delete(item_id: int):
         return None
@@ -353,14 +327,13 @@ def test_a_status_with_no_body_sends_none_whatever_is_returned(app, status):
     def ping():
         return {"ignored": True}
 
-    port = app.start()
     for method, path in (("DELETE", "/items/1"), ("GET", "/ping")):
-        reply = request(port, method, path)
-        assert (reply.status, reply.body, reply.header("Content-Type")) == (status, b"", None), (method, path)
-    assert request(port, "DELETE", "/items/2").header("X-Route") == "gone"
+        reply = client.request(method, path)
+        assert (reply.status_code, reply.content, reply.headers.get("Content-Type")) == (status, b"", None), (method, path)
+    assert client.delete("/items/2").headers.get("X-Route") == "gone"
 
 
-def test_response_headers_change_in_place(app):
+def test_response_headers_change_in_place(app, client):
     def edited(request):
         response = JSONResponse({"ok": True}, headers={"X-Gone": "1", "X-Twice": "a"})
         response.headers["X-Set"] = "set"
@@ -372,12 +345,11 @@ def test_response_headers_change_in_place(app):
         return response
 
     app.get("/edited/{n:int}")(lambda n: edited(None))
-    port = app.start()
-    reply = request(port, "GET", "/edited/1")
-    assert reply.status == 200 and json.loads(reply.body) == {"ok": True}
-    assert reply.header("X-Set") == "set" and reply.header("X-Gone") is None
-    assert reply.headers_named("X-Twice") == ["a", "b"]
-    assert reply.header("Content-Type") == "application/json"
+    reply = client.get("/edited/1")
+    assert reply.status_code == 200 and reply.json() == {"ok": True}
+    assert reply.headers.get("X-Set") == "set" and reply.headers.get("X-Gone") is None
+    assert reply.headers.getlist("X-Twice") == ["a", "b"]
+    assert reply.headers.get("Content-Type") == "application/json"
 
 
 def test_response_headers_refuse_what_is_not_str():
@@ -389,7 +361,7 @@ def test_response_headers_refuse_what_is_not_str():
     assert response.headers.pop("x-missing", None) is None
 
 
-def test_several_set_cookie_headers(app):
+def test_several_set_cookie_headers(app, client):
     pairs = [("Set-Cookie", "x=1; Path=/"), ("Set-Cookie", "y=2; HttpOnly")]
     app.get("/listed/{n:int}")(lambda n: Response("ok", headers=pairs, media_type="text/plain"))
 
@@ -400,9 +372,8 @@ def test_several_set_cookie_headers(app):
         return response
 
     app.get("/set")(set_cookies)
-    port = app.start()
-    assert request(port, "GET", "/listed/1").headers_named("Set-Cookie") == ["x=1; Path=/", "y=2; HttpOnly"]
-    first, second = request(port, "GET", "/set").headers_named("Set-Cookie")
+    assert client.get("/listed/1").headers.getlist("Set-Cookie") == ["x=1; Path=/", "y=2; HttpOnly"]
+    first, second = client.get("/set").headers.getlist("Set-Cookie")
     assert first.startswith("a=1;") and "path=/" in first.lower() and "samesite=lax" in first.lower()
     assert "httponly" not in first.lower()
     assert second.startswith("b=2;")
@@ -413,34 +384,33 @@ def test_several_set_cookie_headers(app):
 # Errors ------------------------------------------------------------------------
 
 
-def test_http_exception_detail_headers_and_default_detail(app):
+def test_http_exception_detail_headers_and_default_detail(app, client):
     def item(id: int):
         if id == 0:
             raise HTTPException(404, detail="no item 0", headers={"X-Error": "missing"})
         raise HTTPException(403)
 
     app.get("/item/{id:int}")(item)
-    port = app.start()
-    reply = request(port, "GET", "/item/0")
-    assert (reply.status, loads(reply), reply.header("X-Error")) == (404, {"detail": "no item 0"}, "missing")
-    reply = request(port, "GET", "/item/1")
-    assert (reply.status, loads(reply)) == (403, {"detail": "Forbidden"})
+    reply = client.get("/item/0")
+    assert (reply.status_code, loads(reply), reply.headers.get("X-Error")) == (404, {"detail": "no item 0"}, "missing")
+    reply = client.get("/item/1")
+    assert (reply.status_code, loads(reply)) == (403, {"detail": "Forbidden"})
 
 
-def test_unhandled_exception_is_a_bare_500_logged_not_sent(app, capfd, caplog):
+def test_unhandled_exception_is_a_bare_500_logged_not_sent(app, client, capfd, caplog):
     def boom(id: int):
         raise ValueError(f"secret-token-{id}")
 
     app.get("/boom/{id:int}")(boom)
     app.get("/ok/{id:int}")(lambda id: {"ok": id})
-    port = app.start()
-    reply = request(port, "GET", "/boom/42")
-    assert reply.status == 500
+    client.raise_server_exceptions = False  # the 500 is under test
+    reply = client.get("/boom/42")
+    assert reply.status_code == 500
     assert loads(reply) == {"detail": "Internal Server Error"}
-    wire = reply.body + repr(reply.header_list).encode()
+    wire = reply.content + repr(reply.headers.items()).encode()
     for leak in (b"secret-token", b"ValueError", b"Traceback"):
         assert leak not in wire
-    assert loads(request(port, "GET", "/ok/1")) == {"ok": 1}
+    assert loads(client.get("/ok/1")) == {"ok": 1}
     logged = capfd.readouterr().err + caplog.text
     assert "Traceback" in logged and "ValueError: secret-token-42" in logged
 
@@ -458,16 +428,16 @@ def _bad_name(request):
     [_crlf_value, _bad_name, lambda request: object(), lambda request: {1, 2}, lambda request: float("nan")],
     ids=["crlf-value", "bad-name", "object", "set", "nan"],
 )
-def test_bad_results_are_500_and_the_server_keeps_serving(app, handler):
+def test_bad_results_are_500_and_the_server_keeps_serving(app, client, handler):
     app.get("/bad")(handler)
     app.get("/ok/{id:int}")(lambda id: {"ok": id})
-    port = app.start()
+    client.raise_server_exceptions = False  # the 500 is under test
     for attempt in range(2):
-        reply = request(port, "GET", "/bad")
-        assert reply.status == 500
+        reply = client.get("/bad")
+        assert reply.status_code == 500
         assert loads(reply) == {"detail": "Internal Server Error"}
-        assert reply.header("X-Injected") is None and reply.header("X-A") is None
-        assert loads(request(port, "GET", f"/ok/{attempt}")) == {"ok": attempt}
+        assert reply.headers.get("X-Injected") is None and reply.headers.get("X-A") is None
+        assert loads(client.get(f"/ok/{attempt}")) == {"ok": attempt}
 
 
 # HEAD, tiers -------------------------------------------------------------------
@@ -489,7 +459,7 @@ def test_head_on_a_dynamic_get_route_has_the_headers_and_no_body(app):
     assert headers["content-length"] == str(len(get.body))
 
 
-def test_dynamic_true_runs_per_request_a_plain_zero_arg_handler_once(app):
+def test_dynamic_true_runs_per_request_a_plain_zero_arg_handler_once(app, client):
     dynamic_calls, static_calls = [], []
 
     @app.get("/dynamic", dynamic=True)
@@ -502,10 +472,9 @@ def test_dynamic_true_runs_per_request_a_plain_zero_arg_handler_once(app):
         static_calls.append(1)
         return len(static_calls)
 
-    port = app.start()
-    counts = [int(request(port, "GET", "/dynamic").body) for _ in range(3)]
+    counts = [int(client.get("/dynamic").content) for _ in range(3)]
     assert counts[1:] == [counts[0] + 1, counts[0] + 2]
-    assert [request(port, "GET", "/static").body for _ in range(3)] == [b"1"] * 3
+    assert [client.get("/static").content for _ in range(3)] == [b"1"] * 3
     assert static_calls == [1]
 
 
@@ -525,10 +494,10 @@ def test_precompute_false_runs_every_handler_per_request(make_app):
         return {"count": len(items)}
 
     assert {r.tier for r in app.routes} == {"dynamic"}
-    port = app.start()
-    assert request(port, "GET", "/items").body == b"[]"
-    request(port, "POST", "/items", body=b'{"name": "pen"}')
-    assert request(port, "GET", "/items").body == b'[{"name":"pen"}]'
+    with TestClient(app) as client:
+        assert client.get("/items").content == b"[]"
+        client.post("/items", content=b'{"name": "pen"}')
+        assert client.get("/items").content == b'[{"name":"pen"}]'
     with pytest.raises(TypeError, match="precompute must be True or False"):
         make_app(precompute="no")
 

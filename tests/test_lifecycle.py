@@ -9,7 +9,7 @@ import subprocess
 import sys
 
 import pytest
-from conftest import ROOT, request
+from conftest import ROOT, connect, read_all, request
 
 import sufast
 from sufast import App, SufastError, _native
@@ -137,15 +137,13 @@ def test_requests_already_waiting_on_a_socket_are_served_when_it_starts(app):
 
     with socket.create_server(("127.0.0.1", 0)) as listener:
         port = listener.getsockname()[1]
-        clients = [socket.create_connection(("127.0.0.1", port), timeout=10) for _ in range(8)]
+        clients = [connect(port) for _ in range(8)]
         for n, client in enumerate(clients):
             client.sendall(f"GET /users/{n} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n".encode())
         app.start(fd=listener.fileno())
     for n, client in enumerate(clients):
         with client:
-            reply = b""
-            while chunk := client.recv(4096):
-                reply += chunk
+            reply = read_all(client)
         assert reply.startswith(b"HTTP/1.1 200 OK") and reply.endswith(f'{{"id":{n}}}'.encode()), reply
 
 

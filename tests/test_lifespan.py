@@ -5,13 +5,12 @@ after it stops; a failing start-up serves nothing."""
 from __future__ import annotations
 
 import contextlib
-import json
 from typing import List
 
 import pytest
-from conftest import request
 
 from sufast import App, Request, _native
+from sufast.testclient import TestClient
 
 
 def test_lifespan_and_hooks_run_around_serving_in_order():
@@ -33,12 +32,9 @@ def test_lifespan_and_hooks_run_around_serving_in_order():
     def users(request: Request):
         return {"users": request.app.state.db["users"], "greeting": request.app.state.greeting}
 
-    try:
-        port = app.start()
+    with TestClient(app) as client:
         assert events == ["startup", "async startup", "enter, serving on port 0"]
-        assert json.loads(request(port, "GET", "/users").body) == {"users": ["ann"], "greeting": "hello"}
-    finally:
-        app.stop(timeout=0)
+        assert client.get("/users").json() == {"users": ["ann"], "greeting": "hello"}
     assert events[3:] == ["exit, serving on port 0", "shutdown"]
 
 
@@ -53,11 +49,8 @@ def test_a_sync_lifespan_works_too():
 
     app = App(lifespan=lifespan)
     app.get("/")(lambda: "up")
-    try:
-        port = app.start()
-        assert request(port, "GET", "/").body == b"up"
-    finally:
-        app.stop(timeout=0)
+    with TestClient(app) as client:
+        assert client.get("/").content == b"up"
     assert events == ["enter", "exit"]
 
 
@@ -75,11 +68,8 @@ def test_a_start_up_that_raises_makes_start_raise_and_nothing_is_served(caplog):
         app.start()
     assert not app.running
     assert _native.bound_port() == 0, "nothing was bound"
-    try:
-        port = app.start()  # the cause went away: it starts
-        assert request(port, "GET", "/").body == b"up"
-    finally:
-        app.stop(timeout=0)
+    with TestClient(app) as client:  # the cause went away: it starts
+        assert client.get("/").content == b"up"
 
 
 def test_a_shut_down_that_raises_is_logged_and_the_stop_completes(caplog):

@@ -12,7 +12,7 @@ import time
 from typing import Any, List, Tuple
 
 import pytest
-from conftest import request
+from conftest import connect, raw, read_all, request
 
 from sufast import Request
 
@@ -29,10 +29,6 @@ def served(make_app, **limits):
         return {"size": len(body)}
 
     return app
-
-
-def connect(port: int) -> socket.socket:
-    return socket.create_connection(("127.0.0.1", port), timeout=10)
 
 
 def closed_within(sock: socket.socket, seconds: float) -> bool:
@@ -119,21 +115,10 @@ def test_a_kept_alive_connection_in_use_stays_open(make_app):
             time.sleep(0.2)  # the client's pace, not synchronisation
 
 
-def refusal(port: int, raw: bytes) -> Tuple[bytes, Any]:
-    """Sends ``raw`` on a new connection and reads until the server closes
+def refusal(port: int, data: bytes) -> Tuple[bytes, Any]:
+    """Sends ``data`` on a new connection and reads until the server closes
     it: the reply's head and its body parsed as JSON."""
-    with connect(port) as sock:
-        try:
-            sock.sendall(raw)
-        except (BrokenPipeError, ConnectionResetError):
-            pass  # refused before all of it was sent; the reply is there
-        data = b""
-        while True:
-            chunk = sock.recv(65536)
-            if not chunk:
-                break
-            data += chunk
-    head, _, body = data.partition(b"\r\n\r\n")
+    head, _, body = raw(port, data).partition(b"\r\n\r\n")
     return head, json.loads(body)
 
 
@@ -154,10 +139,10 @@ def test_max_header_size_is_the_limit_a_head_is_held_to(make_app):
     assert request(port, "GET", "/", headers={"X-Fits": "a" * 4000}).status == 200
 
 
-@pytest.mark.parametrize("raw", [b"NOT HTTP AT ALL\r\n\r\n", b"GET / HTTP/9.9\r\nHost: x\r\n\r\n", b"GET / HTTP/1.1\r\nBad Header\r\n\r\n"])
-def test_a_head_that_does_not_parse_gets_400_with_a_detail(make_app, raw):
+@pytest.mark.parametrize("malformed", [b"NOT HTTP AT ALL\r\n\r\n", b"GET / HTTP/9.9\r\nHost: x\r\n\r\n", b"GET / HTTP/1.1\r\nBad Header\r\n\r\n"])
+def test_a_head_that_does_not_parse_gets_400_with_a_detail(make_app, malformed):
     port = served(make_app).start()
-    head, body = refusal(port, raw)
+    head, body = refusal(port, malformed)
     assert head.startswith(b"HTTP/1.1 400"), head
     assert body == {"detail": "Bad Request: the request line or headers are malformed"}
     assert request(port, "GET", "/").status == 200
@@ -231,13 +216,7 @@ def test_at_max_connections_50_of_100_clients_are_served_and_the_rest_wait(make_
         statuses = []
         for sock in clients:
             sock.settimeout(10)
-            reply = b""
-            while True:
-                chunk = sock.recv(65536)
-                if not chunk:
-                    break
-                reply += chunk
-            statuses.append(reply[9:12])
+            statuses.append(read_all(sock)[9:12])
         # The other 50 waited and were served as connections closed.
         assert statuses == [b"200"] * 100, statuses
     finally:

@@ -6,14 +6,13 @@ mistakes refused at registration."""
 from __future__ import annotations
 
 import asyncio
-import json
 import threading
 import time
 
 import pytest
-from conftest import request
 
 from sufast import App, BackgroundTasks, Depends, HTTPException, JSONResponse, PlainTextResponse, Request, Response, SufastError
+from sufast.testclient import TestClient
 
 
 def trail(name):
@@ -70,22 +69,19 @@ def test_the_first_declared_runs_first_around_sync_and_async_handlers(kinds):
         await asyncio.sleep(0)
         return {"n": n, "trail": request.state.trail, "thread": threading.current_thread().name}
 
-    port = app.start()
-    try:
+    with TestClient(app) as client:
         for kind in ("sync", "async"):
-            reply = request(port, "GET", f"/{kind}/7")
-            body = json.loads(reply.body)
-            assert reply.status == 200, reply
+            reply = client.get(f"/{kind}/7")
+            body = reply.json()
+            assert reply.status_code == 200, reply
             assert body["n"] == 7 and body["trail"] == list(kinds), body
             # Inner first on the way out.
-            assert reply.headers_named("X-Out") == [kinds[1], kinds[0]]
+            assert reply.headers.getlist("X-Out") == [kinds[1], kinds[0]]
             # An async handler always runs on the app's loop.
             assert (body["thread"] == "sufast-asyncio") == (kind == "async"), body
-    finally:
-        app.stop(timeout=0)
 
 
-def test_a_middleware_may_answer_itself_replace_or_edit_the_response(app):
+def test_a_middleware_may_answer_itself_replace_or_edit_the_response(app, client):
     called = []
 
     @app.middleware("http")
@@ -104,19 +100,18 @@ def test_a_middleware_may_answer_itself_replace_or_edit_the_response(app):
         called.append(n)
         return {"n": n}
 
-    port = app.start()
-    reply = request(port, "GET", "/items/1", headers={"X-Block": "1"})
-    assert (reply.status, json.loads(reply.body)) == (403, {"detail": "blocked"})
+    reply = client.get("/items/1", headers={"X-Block": "1"})
+    assert (reply.status_code, reply.json()) == (403, {"detail": "blocked"})
     assert called == []
-    reply = request(port, "GET", "/items/2")
-    assert (reply.status, json.loads(reply.body), reply.header("X-Seen")) == (201, {"n": 2}, "yes")
-    assert reply.header("Content-Type") == "application/json"
-    reply = request(port, "GET", "/items/3?replace=1")
-    assert (reply.status, reply.body, reply.header("X-Seen")) == (202, b"replaced 200", None)
+    reply = client.get("/items/2")
+    assert (reply.status_code, reply.json(), reply.headers.get("X-Seen")) == (201, {"n": 2}, "yes")
+    assert reply.headers.get("Content-Type") == "application/json"
+    reply = client.get("/items/3?replace=1")
+    assert (reply.status_code, reply.content, reply.headers.get("X-Seen")) == (202, b"replaced 200", None)
     assert called == [2, 3]
 
 
-def test_a_response_the_handler_returns_again_is_not_changed_for_the_next_request(app):
+def test_a_response_the_handler_returns_again_is_not_changed_for_the_next_request(app, client):
     shared = PlainTextResponse("same")
 
     @app.middleware("http")
@@ -126,13 +121,12 @@ def test_a_response_the_handler_returns_again_is_not_changed_for_the_next_reques
         return response
 
     app.get("/shared/{n:int}")(lambda n: shared)
-    port = app.start()
     for n in range(3):
-        assert request(port, "GET", f"/shared/{n}").headers_named("X-Stamp") == ["1"]
+        assert client.get(f"/shared/{n}").headers.getlist("X-Stamp") == ["1"]
     assert "x-stamp" not in shared.headers
 
 
-def test_static_and_cached_routes_are_served_without_middleware_unless_dynamic(app):
+def test_static_and_cached_routes_are_served_without_middleware_unless_dynamic(app, client):
     seen = []
 
     @app.middleware("http")
@@ -145,11 +139,10 @@ def test_static_and_cached_routes_are_served_without_middleware_unless_dynamic(a
     app.get("/static")(lambda: "stored")
     app.get("/cached", cache_ttl=60)(lambda request: "kept")
     app.get("/forced", dynamic=True)(lambda: "each time")
-    port = app.start()
     for path in ("/static", "/cached", "/static", "/cached"):
-        reply = request(port, "GET", path)
-        assert reply.status == 200 and reply.header("X-Middleware") is None, path
-    assert request(port, "GET", "/forced").header("X-Middleware") == "1"
+        reply = client.get(path)
+        assert reply.status_code == 200 and reply.headers.get("X-Middleware") is None, path
+    assert client.get("/forced").headers.get("X-Middleware") == "1"
     assert seen == ["/forced"]
     summary = app._route_summary()
     assert "/forced  dynamic + middleware" in summary
@@ -157,7 +150,7 @@ def test_static_and_cached_routes_are_served_without_middleware_unless_dynamic(a
     assert "middleware: count, around the dynamic routes; 2 static or cached routes are served without it" in summary
 
 
-def test_exceptions_pass_through_middleware_as_starlette_does(app, caplog):
+def test_exceptions_pass_through_middleware_as_starlette_does(app, client, caplog):
     class Unhandled(Exception):
         pass
 
@@ -195,40 +188,40 @@ def test_exceptions_pass_through_middleware_as_starlette_does(app, caplog):
             raise Unhandled("boom")
         return "ok"
 
-    port = app.start()
-    reply = request(port, "GET", "/http")
+    client.raise_server_exceptions = False  # the 500s are under test
+    reply = client.get("/http")
     # The HTTPException's response passes through the middleware.
-    assert (reply.status, json.loads(reply.body), reply.header("X-Status-Seen")) == (404, {"detail": "no such thing"}, "404")
-    reply = request(port, "GET", "/handled")
-    assert (reply.status, json.loads(reply.body), reply.header("X-Status-Seen")) == (409, {"handled": "by handler"}, "409")
-    reply = request(port, "GET", "/unhandled?catch=1")
-    assert (reply.status, reply.body) == (503, b"caught")
-    reply = request(port, "GET", "/unhandled")
-    assert (reply.status, json.loads(reply.body)) == (500, {"detail": "Internal Server Error"})
+    assert (reply.status_code, reply.json(), reply.headers.get("X-Status-Seen")) == (404, {"detail": "no such thing"}, "404")
+    reply = client.get("/handled")
+    assert (reply.status_code, reply.json(), reply.headers.get("X-Status-Seen")) == (409, {"handled": "by handler"}, "409")
+    reply = client.get("/unhandled?catch=1")
+    assert (reply.status_code, reply.content) == (503, b"caught")
+    reply = client.get("/unhandled")
+    assert (reply.status_code, reply.json()) == (500, {"detail": "Internal Server Error"})
     assert "route GET /{what}: handler raised Unhandled; the client got a 500" in caplog.text
-    reply = request(port, "GET", "/mw-http")
-    assert (reply.status, json.loads(reply.body)) == (401, {"detail": "login first"})
-    reply = request(port, "GET", "/mw-handled")
-    assert (reply.status, json.loads(reply.body)) == (409, {"handled": "by middleware"})
-    reply = request(port, "GET", "/mw-bug")
-    assert (reply.status, json.loads(reply.body)) == (500, {"detail": "Internal Server Error"})
+    reply = client.get("/mw-http")
+    assert (reply.status_code, reply.json()) == (401, {"detail": "login first"})
+    reply = client.get("/mw-handled")
+    assert (reply.status_code, reply.json()) == (409, {"handled": "by middleware"})
+    reply = client.get("/mw-bug")
+    assert (reply.status_code, reply.json()) == (500, {"detail": "Internal Server Error"})
     assert "route GET /{what}: middleware raised RuntimeError; the client got a 500" in caplog.text
-    assert request(port, "GET", "/fine").status == 200
+    assert client.get("/fine").status_code == 200
 
 
-def test_a_middleware_that_returns_no_response_gets_its_client_a_500(app, caplog):
+def test_a_middleware_that_returns_no_response_gets_its_client_a_500(app, client, caplog):
     @app.middleware("http")
     def forgetful(request, call_next):
         call_next(request)
 
     app.get("/x/{n:int}")(lambda n: n)
-    port = app.start()
-    reply = request(port, "GET", "/x/1")
-    assert (reply.status, json.loads(reply.body)) == (500, {"detail": "Internal Server Error"})
+    client.raise_server_exceptions = False  # the 500 is under test
+    reply = client.get("/x/1")
+    assert (reply.status_code, reply.json()) == (500, {"detail": "Internal Server Error"})
     assert "route GET /x/{n:int}: middleware forgetful returned NoneType, not a Response; the client got a 500" in caplog.text
 
 
-def test_async_middleware_that_waits_around_a_sync_handler(app):
+def test_async_middleware_that_waits_around_a_sync_handler(app, client):
     @app.middleware("http")
     async def slow(request, call_next):
         await asyncio.sleep(0.01)
@@ -243,13 +236,12 @@ def test_async_middleware_that_waits_around_a_sync_handler(app):
         # The handler reads the body its own way, and may run a loop.
         return {"n": n, "body": request.body().decode(), "ran": asyncio.run(asyncio.sleep(0, "loop"))}
 
-    port = app.start()
-    reply = request(port, "POST", "/echo/5", body=b"hello")
-    assert (reply.status, json.loads(reply.body)) == (200, {"n": 5, "body": "hello", "ran": "loop"})
-    assert reply.header("X-Body-Length") == "5"
+    reply = client.post("/echo/5", content=b"hello")
+    assert (reply.status_code, reply.json()) == (200, {"n": 5, "body": "hello", "ran": "loop"})
+    assert reply.headers.get("X-Body-Length") == "5"
 
 
-def test_dependencies_and_background_tasks_still_run_after_the_response(app):
+def test_dependencies_and_background_tasks_still_run_after_the_response(app, client):
     events = []
     done = threading.Event()
 
@@ -278,18 +270,17 @@ def test_dependencies_and_background_tasks_still_run_after_the_response(app):
         tasks.add_task(events.append, "atask")
         return conn
 
-    port = app.start()
-    assert request(port, "GET", "/async/1").body == b"aconn"
+    assert client.get("/async/1").content == b"aconn"
     assert done.wait(5)
     assert events == ["aopen", "atask", "aclose"]
     events.clear()
     done.clear()
 
-    assert request(port, "GET", "/sync/1").body == b"conn"
+    assert client.get("/sync/1").content == b"conn"
     assert wait_for(lambda: events == ["open", "task", "close"]), events
 
 
-def test_middleware_registered_after_the_routes_covers_them(app):
+def test_middleware_registered_after_the_routes_covers_them(app, client):
     app.get("/early/{n:int}")(lambda n: n)
 
     @app.middleware("http")
@@ -298,8 +289,7 @@ def test_middleware_registered_after_the_routes_covers_them(app):
         response.headers["X-Late"] = "1"
         return response
 
-    port = app.start()
-    assert request(port, "GET", "/early/1").header("X-Late") == "1"
+    assert client.get("/early/1").headers.get("X-Late") == "1"
 
 
 def test_middleware_mistakes_are_refused_when_registered(app):
@@ -319,7 +309,7 @@ def test_middleware_mistakes_are_refused_when_registered(app):
         app.middleware("http")(lambda request, call_next: call_next(request))
 
 
-def test_a_middleware_sees_what_a_response_object_holds(app):
+def test_a_middleware_sees_what_a_response_object_holds(app, client):
     @app.middleware("http")
     async def inspect_response(request, call_next):
         response = await call_next(request)
@@ -330,12 +320,11 @@ def test_a_middleware_sees_what_a_response_object_holds(app):
 
     app.get("/json/{n:int}")(lambda n: {"n": n})
     app.get("/text/{n:int}")(lambda n: f"n={n}")
-    port = app.start()
-    reply = request(port, "GET", "/json/1")
-    assert (reply.header("X-Type"), reply.header("X-Body"), reply.header("Content-Type")) == ("JSONResponse", '{"n":1}', "application/json")
-    reply = request(port, "GET", "/text/2")
-    assert (reply.header("X-Type"), reply.header("X-Body")) == ("PlainTextResponse", "n=2")
-    assert reply.header("Content-Type") == "text/plain; charset=utf-8"
+    reply = client.get("/json/1")
+    assert (reply.headers.get("X-Type"), reply.headers.get("X-Body"), reply.headers.get("Content-Type")) == ("JSONResponse", '{"n":1}', "application/json")
+    reply = client.get("/text/2")
+    assert (reply.headers.get("X-Type"), reply.headers.get("X-Body")) == ("PlainTextResponse", "n=2")
+    assert reply.headers.get("Content-Type") == "text/plain; charset=utf-8"
 
 
 def test_plain_def_code_after_an_async_middleware_may_run_a_loop_of_its_own(make_app):
@@ -364,8 +353,8 @@ def test_plain_def_code_after_an_async_middleware_may_run_a_loop_of_its_own(make
 
     # A cached route's handler runs without middleware, on the same thread.
     app.get("/cached", cache_ttl=60)(lambda request: asyncio.run(asyncio.sleep(0, "cached")))
-    port = app.start()
-    assert request(port, "GET", "/through/1").body == b"1"
-    assert request(port, "GET", "/cached").body == b"cached"
-    assert request(port, "GET", "/through/2").body == b"2"
-    assert wait_for(lambda: ran == [1, "sync task", 2, "sync task"]), ran
+    with TestClient(app) as client:
+        assert client.get("/through/1").content == b"1"
+        assert client.get("/cached").content == b"cached"
+        assert client.get("/through/2").content == b"2"
+        assert wait_for(lambda: ran == [1, "sync task", 2, "sync task"]), ran

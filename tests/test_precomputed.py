@@ -27,34 +27,31 @@ from sufast import HTMLResponse, JSONResponse, PlainTextResponse, Request, Respo
         ({"nested": {"a": [{"b": {}}]}}, b'{"nested":{"a":[{"b":{}}]}}'),
     ],
 )
-def test_values_are_served_as_compact_utf8_json_byte_exact(app, value, wire):
+def test_values_are_served_as_compact_utf8_json_byte_exact(app, client, value, wire):
     app.get("/")(lambda: value)
-    port = app.start()
-    reply = request(port, "GET", "/")
-    assert reply.status == 200
-    assert reply.header("Content-Type") == "application/json"
-    assert reply.body == wire
-    assert json.loads(reply.body) == value
+    reply = client.get("/")
+    assert reply.status_code == 200
+    assert reply.headers.get("Content-Type") == "application/json"
+    assert reply.content == wire
+    assert reply.json() == value
 
 
-def test_str_is_utf8_plain_text(app):
+def test_str_is_utf8_plain_text(app, client):
     app.get("/")(lambda: "héllo ✓")
-    port = app.start()
-    reply = request(port, "GET", "/")
-    assert reply.header("Content-Type") == "text/plain; charset=utf-8"
-    assert reply.body == "héllo ✓".encode("utf-8")
+    reply = client.get("/")
+    assert reply.headers.get("Content-Type") == "text/plain; charset=utf-8"
+    assert reply.content == "héllo ✓".encode("utf-8")
 
 
-def test_bytes_are_octet_stream_byte_exact(app):
+def test_bytes_are_octet_stream_byte_exact(app, client):
     payload = bytes(range(256))
     app.get("/blob")(lambda: payload)
-    port = app.start()
-    reply = request(port, "GET", "/blob")
-    assert reply.header("Content-Type") == "application/octet-stream"
-    assert reply.body == payload
+    reply = client.get("/blob")
+    assert reply.headers.get("Content-Type") == "application/octet-stream"
+    assert reply.content == payload
 
 
-def test_response_classes_set_status_type_and_headers(app):
+def test_response_classes_set_status_type_and_headers(app, client):
     app.get("/html")(lambda: HTMLResponse("<b>é</b>", status_code=201))
     app.get("/text")(lambda: PlainTextResponse("plain"))
     app.get("/json")(lambda: JSONResponse({"a": 1}, status_code=202, headers={"X-Kind": "json"}))
@@ -63,25 +60,24 @@ def test_response_classes_set_status_type_and_headers(app):
     app.get("/empty")(lambda: Response(status_code=204))
     cookies = [("Set-Cookie", "a=1; Path=/"), ("Set-Cookie", "b=2; HttpOnly")]
     app.get("/cookies")(lambda: Response("ok", headers=cookies, media_type="text/plain"))
-    port = app.start()
 
-    reply = request(port, "GET", "/html")
-    assert (reply.status, reply.header("Content-Type")) == (201, "text/html; charset=utf-8")
-    assert reply.body == "<b>é</b>".encode("utf-8")
-    assert request(port, "GET", "/text").header("Content-Type") == "text/plain; charset=utf-8"
-    reply = request(port, "GET", "/json")
-    assert (reply.status, reply.body, reply.header("X-Kind")) == (202, b'{"a":1}', "json")
-    reply = request(port, "GET", "/raw")
-    assert (reply.header("Content-Type"), reply.body) == ("image/png", b"\x00\xff")
-    reply = request(port, "GET", "/bare")
-    assert reply.header("Content-Type") is None
-    assert reply.body == b"no type"
-    reply = request(port, "GET", "/empty")
-    assert (reply.status, reply.body) == (204, b"")
-    assert request(port, "GET", "/cookies").headers_named("Set-Cookie") == ["a=1; Path=/", "b=2; HttpOnly"]
+    reply = client.get("/html")
+    assert (reply.status_code, reply.headers.get("Content-Type")) == (201, "text/html; charset=utf-8")
+    assert reply.content == "<b>é</b>".encode("utf-8")
+    assert client.get("/text").headers.get("Content-Type") == "text/plain; charset=utf-8"
+    reply = client.get("/json")
+    assert (reply.status_code, reply.content, reply.headers.get("X-Kind")) == (202, b'{"a":1}', "json")
+    reply = client.get("/raw")
+    assert (reply.headers.get("Content-Type"), reply.content) == ("image/png", b"\x00\xff")
+    reply = client.get("/bare")
+    assert reply.headers.get("Content-Type") is None
+    assert reply.content == b"no type"
+    reply = client.get("/empty")
+    assert (reply.status_code, reply.content) == (204, b"")
+    assert client.get("/cookies").headers.getlist("Set-Cookie") == ["a=1; Path=/", "b=2; HttpOnly"]
 
 
-def test_decorator_status_and_headers_apply(app):
+def test_decorator_status_and_headers_apply(app, client):
     @app.post("/items", status_code=201, headers={"Location": "/items/1"})
     def create():
         return {"id": 1}
@@ -90,36 +86,33 @@ def test_decorator_status_and_headers_apply(app):
     def override():
         return Response("r", headers={"X-A": "response"})
 
-    port = app.start()
-    reply = request(port, "POST", "/items")
-    assert (reply.status, reply.header("Location"), reply.body) == (201, "/items/1", b'{"id":1}')
-    reply = request(port, "GET", "/override")
-    assert reply.headers_named("X-A") == ["response"]
-    assert reply.header("X-B") == "route"
+    reply = client.post("/items")
+    assert (reply.status_code, reply.headers.get("Location"), reply.content) == (201, "/items/1", b'{"id":1}')
+    reply = client.get("/override")
+    assert reply.headers.getlist("X-A") == ["response"]
+    assert reply.headers.get("X-B") == "route"
 
 
-def test_a_shared_response_does_not_carry_one_routes_headers_to_another(app):
+def test_a_shared_response_does_not_carry_one_routes_headers_to_another(app, client):
     shared = PlainTextResponse("same")
     app.get("/a", headers={"X-Route": "a"})(lambda: shared)
     app.get("/b")(lambda: shared)
-    port = app.start()
-    assert request(port, "GET", "/a").header("X-Route") == "a"
-    assert request(port, "GET", "/b").header("X-Route") is None
+    assert client.get("/a").headers.get("X-Route") == "a"
+    assert client.get("/b").headers.get("X-Route") is None
     assert shared.headers.items() == [("content-type", "text/plain; charset=utf-8")]
 
 
-def test_every_method_decorator_registers_its_method(app):
+def test_every_method_decorator_registers_its_method(app, client):
     def returning(value):
         return lambda: value
 
     for method in ("get", "post", "put", "patch", "delete"):
         getattr(app, method)("/m")(returning(method))
-    port = app.start()
     for method in ("GET", "POST", "PUT", "PATCH", "DELETE"):
-        assert request(port, method, "/m").body == method.lower().encode()
+        assert client.request(method, "/m").content == method.lower().encode()
 
 
-def test_handler_runs_once_at_registration(app):
+def test_handler_runs_once_at_registration(app, client):
     calls = []
 
     @app.get("/once")
@@ -128,18 +121,17 @@ def test_handler_runs_once_at_registration(app):
         return {"calls": len(calls)}
 
     assert calls == [1]
-    port = app.start()
     for _ in range(3):
-        assert request(port, "GET", "/once").body == b'{"calls":1}'
+        assert client.get("/once").content == b'{"calls":1}'
     assert calls == [1]
 
 
-def test_async_handler_is_awaited_once(app):
+def test_async_handler_is_awaited_once(app, client):
     @app.get("/async")
     async def hello():
         return {"async": True}
 
-    assert request(app.start(), "GET", "/async").body == b'{"async":true}'
+    assert client.get("/async").content == b'{"async":true}'
 
 
 def test_unserializable_result_is_a_type_error_naming_the_route(app):
@@ -150,19 +142,18 @@ def test_unserializable_result_is_a_type_error_naming_the_route(app):
     assert app.routes == []
 
 
-def test_handler_that_raises_serves_500_and_warns(app):
+def test_handler_that_raises_serves_500_and_warns(app, client):
     with pytest.warns(RouteWarning, match=r"route GET /boom: handler raised ValueError: no config"):
 
         @app.get("/boom")
         def boom():
             raise ValueError("no config")
 
-    port = app.start()
-    reply = request(port, "GET", "/boom")
-    assert reply.status == 500
-    assert reply.header("Content-Type") == "application/json"
+    reply = client.get("/boom")
+    assert reply.status_code == 500
+    assert reply.headers.get("Content-Type") == "application/json"
     # The reason went to the RouteWarning; the body is a per-request 500's.
-    assert reply.body == b'{"detail":"Internal Server Error"}'
+    assert reply.content == b'{"detail":"Internal Server Error"}'
 
 
 
@@ -208,16 +199,15 @@ def test_bad_routes_fail_at_registration_with_the_library_message(app, path, hea
     assert ran == [], "the handler must not run for a route that cannot be served"
 
 
-def test_headers_may_be_any_mapping_or_pairs_of_str(app):
+def test_headers_may_be_any_mapping_or_pairs_of_str(app, client):
     from types import MappingProxyType
 
     app.get("/m", headers=MappingProxyType({"X-A": "1"}))(lambda: 1)
     app.get("/p", headers=[("X-B", "1"), ("X-B", "2")])(lambda: 1)
     with pytest.raises(TypeError, match="header names and values must be str"):
         app.get("/n", headers={"X-C": 3})(lambda: 1)
-    port = app.start()
-    assert request(port, "GET", "/m").header("X-A") == "1"
-    assert request(port, "GET", "/p").headers_named("X-B") == ["1", "2"]
+    assert client.get("/m").headers.get("X-A") == "1"
+    assert client.get("/p").headers.getlist("X-B") == ["1", "2"]
 
 
 def test_bad_header_in_returned_response_fails_at_registration(app):
@@ -248,7 +238,7 @@ def test_path_parameters_written_as_other_frameworks_do_are_refused(app, path, f
     assert app.routes == []
 
 
-def test_a_path_parameter_the_handler_does_not_take_is_refused(app):
+def test_a_path_parameter_the_handler_does_not_take_is_refused(app, client):
     def show(user_id: int):
         return {"id": user_id}
 
@@ -259,8 +249,7 @@ def test_a_path_parameter_the_handler_does_not_take_is_refused(app):
     def raw(request: Request):
         return request.path_params
 
-    port = app.start()
-    assert request(port, "GET", "/r/7").body == b'{"id":7}'
+    assert client.get("/r/7").content == b'{"id":7}'
 
 
 def test_duplicate_registration_is_refused_naming_both_handlers(app):
@@ -300,25 +289,24 @@ def test_routes_added_while_running_are_served_at_once(app):
     assert app.port == port
 
 
-def test_conflicting_route_added_while_running_is_refused_and_old_table_kept(app):
+def test_conflicting_route_added_while_running_is_refused_and_old_table_kept(app, client):
     app.get("/files/{name}", dynamic=True)(lambda name: "file")
-    port = app.start()
+    client.start()
     with pytest.raises(RouteError, match=r"conflicts with"):
         app.get("/files/{rest:path}")(lambda rest: "rest")
     assert [r.path for r in app.routes] == ["/files/{name}"]
-    assert request(port, "GET", "/files/x").body == b"file"
+    assert client.get("/files/x").content == b"file"
 
 
-def test_not_found_method_not_allowed_and_head(app):
+def test_not_found_method_not_allowed_and_head(app, client):
     app.get("/only-get")(lambda: {"k": "v"})
-    port = app.start()
-    reply = request(port, "GET", "/missing")
-    assert (reply.status, reply.body) == (404, b'{"detail": "Not Found"}')
-    assert reply.header("Content-Type") == "application/json"
-    reply = request(port, "DELETE", "/only-get")
-    assert (reply.status, reply.header("Allow")) == (405, "GET, HEAD")
-    reply = request(port, "HEAD", "/only-get")
-    assert (reply.status, reply.body, reply.header("Content-Length")) == (200, b"", "9")
+    reply = client.get("/missing")
+    assert (reply.status_code, reply.content) == (404, b'{"detail": "Not Found"}')
+    assert reply.headers.get("Content-Type") == "application/json"
+    reply = client.delete("/only-get")
+    assert (reply.status_code, reply.headers.get("Allow")) == (405, "GET, HEAD")
+    reply = client.head("/only-get")
+    assert (reply.status_code, reply.content, reply.headers.get("Content-Length")) == (200, b"", "9")
 
 
 def test_sufast_is_the_seed_name_for_app():
@@ -337,7 +325,7 @@ def listed_items():
     return ITEMS
 
 
-def test_a_handler_that_reads_changing_state_is_named_at_registration(app):
+def test_a_handler_that_reads_changing_state_is_named_at_registration(app, client):
     import random
     import time
 
@@ -370,12 +358,12 @@ def test_a_handler_that_reads_changing_state_is_named_at_registration(app):
         # The fixes the warning names.
         app.get("/live", dynamic=True)(lambda: ITEMS)
         app.get("/recent", cache_ttl=60)(lambda: ITEMS)
-    port = app.start()
+    client.start()
     ITEMS.append("new")
     try:
-        assert request(port, "GET", "/items").body == b"[]"
-        assert request(port, "GET", "/frozen").body == b"[]"
-        assert request(port, "GET", "/live").body == b'["new"]'
+        assert client.get("/items").content == b"[]"
+        assert client.get("/frozen").content == b"[]"
+        assert client.get("/live").content == b'["new"]'
     finally:
         ITEMS.clear()
 

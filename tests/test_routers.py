@@ -3,13 +3,12 @@ the app, the router and the route, in that order."""
 
 from __future__ import annotations
 
-import json
 from typing import List
 
 import pytest
-from conftest import request
 
 from sufast import App, Depends, Header, HTTPException, Router, RouteError
+from sufast.testclient import TestClient
 
 
 def test_nested_routers_with_prefixes_tags_and_dependencies_in_order():
@@ -53,19 +52,15 @@ def test_nested_routers_with_prefixes_tags_and_dependencies_in_order():
     assert tags["/api/articles/{slug}/comments/{cid:int}"] == ["articles", "comments"]
     # Dependencies make the zero-argument list_articles a per-request route.
     assert {r.tier for r in app.routes} == {"dynamic"}
-    try:
-        port = app.start()
-        reply = request(port, "GET", "/api/articles/hello", headers={"X-Key": "k"})
-        assert json.loads(reply.body) == {"slug": "hello", "order": ["app", "include", "router", "route"]}
-        assert json.loads(request(port, "GET", "/api/articles", headers={"X-Key": "k"}).body) == ["a", "b"]
-        reply = request(port, "GET", "/api/articles/hello/comments/3", headers={"X-Key": "k"})
-        assert json.loads(reply.body) == {"slug": "hello", "cid": 3}
-        denied = request(port, "GET", "/api/articles/hello/comments/3", headers={"X-Key": "no"})
-        assert (denied.status, json.loads(denied.body)) == (403, {"detail": "bad key"})
-        missing = request(port, "GET", "/api/articles")
-        assert (missing.status, json.loads(missing.body)["detail"][0]["loc"]) == (422, ["header", "x-key"])
-    finally:
-        app.stop(timeout=0)
+    key = {"X-Key": "k"}
+    with TestClient(app) as client:
+        assert client.get("/api/articles/hello", headers=key).json() == {"slug": "hello", "order": ["app", "include", "router", "route"]}
+        assert client.get("/api/articles", headers=key).json() == ["a", "b"]
+        assert client.get("/api/articles/hello/comments/3", headers=key).json() == {"slug": "hello", "cid": 3}
+        denied = client.get("/api/articles/hello/comments/3", headers={"X-Key": "no"})
+        assert (denied.status_code, denied.json()) == (403, {"detail": "bad key"})
+        missing = client.get("/api/articles")
+        assert (missing.status_code, missing.json()["detail"][0]["loc"]) == (422, ["header", "x-key"])
 
 
 def test_router_mistakes_raise():
