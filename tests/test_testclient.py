@@ -122,6 +122,28 @@ def test_a_server_exception_is_raised_in_the_test_unless_asked_not_to():
         assert (response.status_code, response.json()) == (500, {"detail": "Internal Server Error"})
 
 
+def test_a_response_that_cannot_be_sent_is_raised_in_the_test_too():
+    app = App()
+    app.get("/object")(lambda request: object())
+    app.get("/crlf")(lambda request: Response("x", headers={"X-A": "a\r\nX-B: 1"}))
+
+    @app.middleware("http")
+    def forgetful(request, call_next):
+        response = call_next(request)
+        return None if request.path == "/none" else response
+
+    app.get("/none")(lambda request: 1)
+    with TestClient(app) as client:
+        with pytest.raises(TypeError, match="cannot be serialized to JSON"):
+            client.get("/object")
+        with pytest.raises(ValueError, match="CR, LF"):
+            client.get("/crlf")
+        with pytest.raises(TypeError, match="middleware forgetful returned NoneType"):
+            client.get("/none")
+    with TestClient(app, raise_server_exceptions=False) as client:
+        assert [client.get(p).status_code for p in ("/object", "/crlf", "/none")] == [500, 500, 500]
+
+
 def test_clients_one_after_another_and_one_app_at_a_time():
     for n in range(3):
         with TestClient(make_app()) as client:

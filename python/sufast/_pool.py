@@ -18,7 +18,7 @@ import threading
 import time
 from typing import Any, Callable, Dict, List, Mapping, Optional, Set, Tuple
 
-from . import _native
+from . import _native, handlers
 from .handlers import INTERNAL_ERROR, Endpoint
 from .requests import Request, decode_records
 
@@ -297,4 +297,5 @@ class HandlerPool:
         refused = self._respond(request.id, data)
         if refused is not None:
             logger.error("%s %s: route %s: %s", request.method, request.path, endpoint.name, refused)
+            handlers._observe(ValueError(f"route {endpoint.name}: {refused}"))
 

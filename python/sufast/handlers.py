@@ -387,6 +387,7 @@ class Endpoint:
                 self._middleware[0].name,
                 type(response).__name__,
             )
+            _observe(TypeError(f"middleware {self._middleware[0].name} returned {type(response).__name__}, not a Response"))
             return INTERNAL_ERROR
         try:
             return encode_response(response)
@@ -543,6 +544,7 @@ class Endpoint:
             return INTERNAL_ERROR
 
     def _unsendable(self, exc: BaseException, request: Request, who: str = "handler") -> None:
+        _observe(exc)
         logger.error(
             "%s %s: route %s: the %s returned a value that cannot be sent (%s: %s); the client got a 500",
             request.method,
