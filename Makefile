@@ -6,7 +6,7 @@ CORE := rust-core
 MANIFEST := --manifest-path $(CORE)/Cargo.toml
 TEST_VENV := .venv-test
 EXTRAS_VENV := .venv-test-extras
-EXTRAS_TESTS := tests/test_models.py tests/test_optional_models.py tests/test_testclient.py
+EXTRAS_TESTS := tests/test_models.py tests/test_optional_models.py tests/test_testclient.py tests/test_openapi_models.py
 PORT ?= 8000
 BENCH_ENV := $(if $(BASELINE),BENCH_BASELINE=$(CURDIR)/.bench-baseline)
 

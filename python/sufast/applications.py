@@ -26,6 +26,7 @@ from .handlers import Endpoint, ExceptionHandlers
 from .middleware import HTTPMiddleware, names
 from .params import Depends, check_path_parameters, check_path_style
 from .models import DEFAULT_RESPONSE_MODEL, resolve_response_model
+from .openapi import get_openapi, openapi_routes, operation_info
 from .purity import stale_reasons
 from .requests import Request
 from .routing import Decorators, Handler, Route, Router, check_prefix, describe, parameters, precompute, route_entry_table, route_table, route_table_of
@@ -77,6 +78,12 @@ class App(Decorators):
         on_startup: Optional[Sequence[Callable[[], Any]]] = None,
         on_shutdown: Optional[Sequence[Callable[[], Any]]] = None,
         middleware: Optional[Sequence[Callable[..., Any]]] = None,
+        title: str = "sufast",
+        version: str = "0.1.0",
+        description: str = "",
+        openapi_url: Optional[str] = "/openapi.json",
+        docs_url: Optional[str] = "/docs",
+        redoc_url: Optional[str] = "/redoc",
     ) -> None:
         """``threads`` Python threads run sync handlers (and hand ``async
         def`` ones to the app's event loop); when every one of them has
@@ -115,7 +122,28 @@ class App(Decorators):
         fields and files, or a field (not a file) over ``max_part_size``
         bytes, gets 413; an uploaded file over ``upload_spool_size`` bytes
         is written to a temporary file as it arrives, not kept in memory.
+
+        ``title``, ``version`` and ``description`` head the OpenAPI
+        document (``app.openapi()``), which the server sends from
+        ``openapi_url``, with Swagger UI at ``docs_url`` and ReDoc at
+        ``redoc_url``: stored routes made when the app starts.
+        ``openapi_url=None`` turns all three off, ``docs_url=None`` or
+        ``redoc_url=None`` one page.
         """
+        for what, url in (("openapi_url", openapi_url), ("docs_url", docs_url), ("redoc_url", redoc_url)):
+            if url is not None and (not isinstance(url, str) or not url.startswith("/")):
+                raise ValueError(f"{what} must be a path starting with '/', or None, got {url!r}")
+        self.title = title
+        self.version = version
+        self.description = description
+        self.openapi_version = "3.1.0"
+        self.openapi_url = openapi_url
+        self.docs_url = docs_url
+        self.redoc_url = redoc_url
+        #: The document ``openapi()`` built, kept from then on.
+        self.openapi_schema: Optional[Dict[str, Any]] = None
+        # The stored routes of the document and its pages, made at start.
+        self._openapi_routes: List[Route] = []
         _check_count("threads", threads)
         _check_count("max_threads", max_threads)
         if max_threads < threads:
@@ -253,6 +281,12 @@ class App(Decorators):
         tags: Optional[Sequence[str]] = None,
         dependencies: Optional[Sequence[Depends]] = None,
         response_model: Any = DEFAULT_RESPONSE_MODEL,
+        summary: Optional[str] = None,
+        description: Optional[str] = None,
+        responses: Optional[Mapping[Union[int, str], Mapping[str, Any]]] = None,
+        operation_id: Optional[str] = None,
+        include_in_schema: bool = True,
+        deprecated: Optional[bool] = None,
         _stacklevel: int = 2,
     ) -> Route:
         """Registers ``endpoint`` for ``method`` requests to ``path``.
@@ -279,15 +313,28 @@ class App(Decorators):
         returns and sends only the model's fields; a value that does not
         match is logged and answered with a 500. If the server is running, it serves the new route
         at once.
+
+        For the OpenAPI document, as in FastAPI: ``summary`` (default: the
+        docstring's first line, else the handler's name) and
+        ``description`` (default: the rest of the docstring) of the
+        operation, ``responses`` (``{404: {"description": ..., "model":
+        Model}}``) beside the ``status_code`` one, ``operation_id``,
+        ``deprecated``; ``include_in_schema=False`` leaves the route out.
         """
         name = f"{method} {path}"
         try:
             extra = self._dependencies + _depends_list(f"route {name}", dependencies)
             output = resolve_response_model(endpoint, response_model, f"route {name}: response_model")
+            info = operation_info(
+                status_code=status_code, response_model=response_model, dependencies=extra, summary=summary, description=description,
+                responses=responses, operation_id=operation_id, include_in_schema=include_in_schema, deprecated=deprecated,
+            )  # fmt: skip
             route = self._register(
                 name, method, path, endpoint, status_code, headers, dynamic, cache_ttl, cache_max_entries, stale_ttl, _stacklevel + 1, extra, output
             )
             route.tags = [str(tag) for tag in tags or []]
+            for key, value in info.items():
+                setattr(route, key, value)
         except RouteError:
             raise
         except (TypeError, ValueError, SufastError) as exc:
@@ -391,6 +438,15 @@ class App(Decorators):
         with self._lock:
             return list(self._routes.values())
 
+    def openapi(self) -> Dict[str, Any]:
+        """The app's OpenAPI 3.1 document, built from its routes the first
+        time and kept (``openapi_schema``) from then on, as FastAPI does."""
+        if self.openapi_schema is None:
+            self.openapi_schema = get_openapi(
+                title=self.title, version=self.version, openapi_version=self.openapi_version, description=self.description, routes=self.routes
+            )
+        return self.openapi_schema
+
     # Serving ----------------------------------------------------------------
 
     @property
@@ -406,7 +462,9 @@ class App(Decorators):
     def _ship(self) -> None:
         app_wide = {**self._serving_app_wide, **self._fallback_handlers()}
         routes = self.routes
-        _native.set_routes(route_table(routes, app_wide))
+        # The document's routes first: a route of the app's own at one of
+        # their paths replaces it.
+        _native.set_routes(route_table([*self._openapi_routes, *routes], app_wide))
         _requests.form_handlers = frozenset(r.handler_id for r in routes if r.form)
 
     def _fallback_handlers(self) -> Dict[str, int]:
@@ -483,8 +541,10 @@ class App(Decorators):
                 _native.set_limits(self._max_pending, self._max_body_size)
                 for name, value in {**options, **self._limits}.items():
                     _native.set_option(name, value)
-                self._ship()
                 try:
+                    if self.openapi_url is not None:  # after the start-up code, which may add routes
+                        self._openapi_routes = openapi_routes(self.openapi, self.title, self.openapi_url, self.docs_url, self.redoc_url)
+                    self._ship()
                     bound = _native.start(port, production, host) if fd is None else _native.start_fd(fd, production)
                 except BaseException:
                     self._pool.stop(timeout=0, before_loop_stops=self._exit_lifespan)

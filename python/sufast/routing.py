@@ -176,6 +176,19 @@ class Route:
         self.stale_ttl = stale_ttl
         #: Labels for OpenAPI, from the route and its routers.
         self.tags: List[str] = []
+        # What its OpenAPI operation says (App.add_route's keywords; see
+        # sufast.openapi.operation_info).
+        self.status_code = 200
+        #: As given to ``add_route`` (by default, the return annotation).
+        self.response_model: Any = None
+        #: The ``Depends`` of the App, routers and route, run before the handler's.
+        self.dependencies: List[Any] = []
+        self.summary: Optional[str] = None
+        self.description: Optional[str] = None
+        self.responses: Dict[Any, Dict[str, Any]] = {}
+        self.operation_id: Optional[str] = None
+        self.include_in_schema = True
+        self.deprecated: Optional[bool] = None
         #: Whether its handler reads a form: the server parses form bodies
         #: for it as they arrive (per-request tiers only).
         self.form = False
