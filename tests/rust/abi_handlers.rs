@@ -404,3 +404,61 @@ fn a_large_body_is_held_back_and_taken_once() {
         "after the answer",
     );
 }
+
+#[test]
+fn parse_form_fills_a_buffer_or_says_how_long_one_must_be() {
+    let _guard = serial();
+    let content_type = b"application/x-www-form-urlencoded";
+    let body = b"a=1&b=x+y";
+    let mut status = 0u16;
+    // SAFETY: every pointer is to a live buffer of the given length.
+    let needed = unsafe {
+        sufast::sufast_parse_form(
+            content_type.as_ptr(),
+            content_type.len(),
+            body.as_ptr(),
+            body.len(),
+            std::ptr::null_mut(),
+            0,
+            &mut status,
+        )
+    };
+    // The count, then per part a kind byte, four lengths and the bytes.
+    assert_eq!(needed, 4 + (17 + 1 + 1) + (17 + 1 + 3));
+    let mut buf = vec![0u8; needed];
+    // SAFETY: as above.
+    let written = unsafe {
+        sufast::sufast_parse_form(
+            content_type.as_ptr(),
+            content_type.len(),
+            body.as_ptr(),
+            body.len(),
+            buf.as_mut_ptr(),
+            buf.len(),
+            &mut status,
+        )
+    };
+    assert_eq!((written, u32_at(&buf, 0)), (needed, 2));
+    assert_eq!(&buf[needed - 3..], b"x y");
+
+    let multipart = b"multipart/form-data; boundary=b";
+    let broken = b"--b\r\nno end";
+    // SAFETY: as above.
+    let refused = unsafe {
+        sufast::sufast_parse_form(
+            multipart.as_ptr(),
+            multipart.len(),
+            broken.as_ptr(),
+            broken.len(),
+            buf.as_mut_ptr(),
+            buf.len(),
+            &mut status,
+        )
+    };
+    assert_eq!((refused, status), (0, 400));
+    assert_failed(
+        SufastErrorCode::InvalidArgument,
+        &["malformed"],
+        "a broken multipart body",
+    );
+}

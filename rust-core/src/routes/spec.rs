@@ -528,6 +528,14 @@ mod tests {
         .routes;
         let actions: Vec<String> = specs.iter().map(|s| format!("{:?}", s.action)).collect();
         assert_eq!(actions[0], "Dynamic { handler: 7, form: false }");
+        let form =
+            parse_table(br#"{"POST": {"/f": {"kind": "dynamic", "handler": 3, "form": true}}}"#)
+                .unwrap()
+                .routes;
+        assert_eq!(
+            format!("{:?}", form[0].action),
+            "Dynamic { handler: 3, form: true }"
+        );
         assert_eq!(
             actions[1],
             "Cached { handler: 8, ttl: 250ms, stale: 500ms, max_entries: 1024 }"
@@ -676,6 +684,16 @@ mod tests {
             (
                 r#"{"GET": {"/": {"kind": "dynamic", "handler": 1, "ttl_ms": 5}}}"#,
                 "unknown field \"ttl_ms\"",
+                SufastErrorCode::InvalidRoutes,
+            ),
+            (
+                r#"{"GET": {"/": {"kind": "dynamic", "handler": 1, "form": 1}}}"#,
+                "form must be true or false",
+                SufastErrorCode::InvalidRoutes,
+            ),
+            (
+                r#"{"GET": {"/": {"kind": "cached", "handler": 1, "ttl_ms": 5, "form": true}}}"#,
+                "unknown field \"form\"",
                 SufastErrorCode::InvalidRoutes,
             ),
             (
