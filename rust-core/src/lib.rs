@@ -18,6 +18,7 @@
 //!   keep-alive), kept by wrapping its socket.
 //! - [`log`]: the event log and the access log, on stderr.
 //! - [`tiers`]: how static, dynamic and cached routes answer.
+//! - [`files`]: how files routes answer: a directory served by Rust.
 //! - [`dispatch`]: the queue of requests for handlers outside Rust.
 //! - [`wire`]: the byte layouts they cross in (request record, response),
 //!   with a layout version.
@@ -40,6 +41,7 @@ pub mod deadlines;
 pub mod dispatch;
 pub mod error;
 pub mod ffi;
+pub mod files;
 pub mod forms;
 pub mod instance;
 pub mod limits;

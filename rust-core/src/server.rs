@@ -18,6 +18,7 @@ use tokio::sync::oneshot;
 
 use crate::cache::Cache;
 use crate::error::{Error, SufastErrorCode};
+use crate::files::{self, Files, Part};
 use crate::instance::instance;
 use crate::limits::Limits;
 use crate::log::{self, SufastAccessLog, SufastLogLevel};
@@ -95,11 +96,12 @@ pub async fn handle(settings: Settings, peer: Option<SocketAddr>, request: Reque
                         Err(response)
                     }
                     Answer::Handler(handler, form, params, cache, client) => Ok((
-                        handler,
-                        form,
-                        params,
-                        cache,
-                        client,
+                        Later::Handler(handler, form, params, cache, client),
+                        Arc::clone(app),
+                        origin,
+                    )),
+                    Answer::Files(directory, part, params) => Ok((
+                        Later::Files(directory, part, params),
                         Arc::clone(app),
                         origin,
                     )),
@@ -109,10 +111,17 @@ pub async fn handle(settings: Settings, peer: Option<SocketAddr>, request: Reque
     };
     let response = match call {
         Err(response) => response,
-        Ok((handler, form, params, cache, client, app, origin)) => {
-            let mut response = match cache {
-                None => tiers::dynamic(handler, form, params, client, request).await,
-                Some(cache) => tiers::cached(handler, params, cache, client, request).await,
+        Ok((later, app, origin)) => {
+            let mut response = match later {
+                Later::Handler(handler, form, params, None, client) => {
+                    tiers::dynamic(handler, form, params, client, request).await
+                }
+                Later::Handler(handler, _, params, Some(cache), client) => {
+                    tiers::cached(handler, params, cache, client, request).await
+                }
+                Later::Files(directory, part, params) => {
+                    files::serve(directory, part, params, request).await
+                }
             };
             app.finish(response.headers_mut(), origin);
             response
@@ -138,6 +147,15 @@ enum Answer {
     /// Ask a handler: its id, whether it reads a form, the parameter
     /// values, the route's cache, the client.
     Handler(u32, bool, Vec<String>, Option<Arc<Cache>>, Client),
+    /// Send from a directory: which part of its route matched, the raw
+    /// parameter values.
+    Files(Arc<Files>, Part, Vec<String>),
+}
+
+/// What answers once the table is let go.
+enum Later {
+    Handler(u32, bool, Vec<String>, Option<Arc<Cache>>, Client),
+    Files(Arc<Files>, Part, Vec<String>),
 }
 
 fn answer(routes: &RouteTable, request: &Request, client: Client) -> Answer {
@@ -150,6 +168,7 @@ fn answer(routes: &RouteTable, request: &Request, client: Client) -> Answer {
             Serve::Cached { handler, cache } => {
                 Answer::Handler(*handler, false, params, Some(cache.clone()), client)
             }
+            Serve::Files { files, part } => Answer::Files(Arc::clone(files), *part, params),
         },
         Lookup::NotFound => match routes.app_wide().not_found_handler() {
             Some(handler) => Answer::Handler(handler, false, Vec::new(), None, client),

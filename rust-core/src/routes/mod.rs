@@ -1,5 +1,6 @@
 //! The route table: built from validated specs, matched per request by a
-//! radix router (`matchit`, the router axum itself uses). Pure: no I/O.
+//! radix router (`matchit`, the router axum itself uses). Pure: no I/O but
+//! a files route's check that its directory exists, when it is parsed.
 
 pub mod app_wide;
 pub mod cors;
@@ -15,6 +16,7 @@ use axum::http::{HeaderValue, Method};
 
 use crate::cache::Cache;
 use crate::error::Error;
+use crate::files::{Files, Part};
 use app_wide::AppWide;
 use pattern::Param;
 pub use spec::{Action, RouteSpec, StaticResponse};
@@ -28,6 +30,8 @@ pub enum Serve {
     Dynamic { handler: u32, form: bool },
     /// By the handler, through the route's cache.
     Cached { handler: u32, cache: Arc<Cache> },
+    /// From a directory; `part`: which of the route's entries matched.
+    Files { files: Arc<Files>, part: Part },
 }
 
 /// One route as served: its parameters (for convertor checks) and how it
@@ -52,6 +56,10 @@ impl Route {
                 handler,
                 cache: Arc::new(Cache::new(ttl, stale, max_entries)),
             },
+            Action::Files { directory, html } => Serve::Files {
+                files: Arc::new(Files::new(directory, html)),
+                part: Part::Inside,
+            },
         };
         Route { params, serve }
     }
@@ -67,7 +75,9 @@ struct PathEntry {
 #[derive(Debug)]
 pub enum Lookup<'a> {
     /// The route, with the percent-decoded parameter values when the route
-    /// has a handler to give them to (static routes get none).
+    /// has a handler to give them to (static routes get none); a files
+    /// route gets its value as matched, `%2F` and `%25` still escaped, to
+    /// refuse an escaped slash.
     Found(&'a Route, Vec<String>),
     NotFound,
     /// The path exists under other methods; the value is the `Allow` header.
@@ -123,6 +133,8 @@ impl RouteTable {
         let mut table = RouteTable::default();
         // router key -> (entry index, the pattern that created it)
         let mut by_key: HashMap<String, (usize, String)> = HashMap::new();
+        // html files routes, which also answer their directory's own path.
+        let mut roots = Vec::new();
         for spec in specs {
             let name = spec.name();
             let index = match by_key.get(&spec.pattern.router_key) {
@@ -151,16 +163,65 @@ impl RouteTable {
                     index
                 }
             };
-            table.entries[index]
-                .routes
-                .push((spec.method, Route::new(spec.pattern.params, spec.action)));
+            let route = Route::new(spec.pattern.params, spec.action);
+            if let Serve::Files { files, .. } = &route.serve {
+                if files.html() {
+                    roots.push((spec.pattern.router_key.clone(), Arc::clone(files), name));
+                }
+            }
+            table.entries[index].routes.push((spec.method, route));
             table.len += 1;
+        }
+        for (key, files, name) in roots {
+            table.add_root(&mut by_key, &key, files, &name)?;
         }
         table.by_key = by_key
             .into_iter()
             .map(|(key, (index, _))| (key, index))
             .collect();
         Ok(table)
+    }
+
+    /// An html files route at `/static/{*p0}` (its router key) also
+    /// answers GET `/static/` (the directory) and `/static` (a redirect to
+    /// it), unless other GET routes have those paths.
+    fn add_root(
+        &mut self,
+        by_key: &mut HashMap<String, (usize, String)>,
+        key: &str,
+        files: Arc<Files>,
+        name: &str,
+    ) -> Result<(), Error> {
+        let root = key.rfind('/').map_or("/", |slash| &key[..=slash]);
+        let bare = root.trim_end_matches('/');
+        let parts = [(root, Part::Root), (bare, Part::Bare)];
+        for (path, part) in parts.into_iter().filter(|(path, _)| !path.is_empty()) {
+            let index = match by_key.get(path) {
+                Some((index, _)) => *index,
+                None => {
+                    let index = self.entries.len();
+                    self.router
+                        .insert(path, index)
+                        .map_err(|e| conflict(name, e, by_key))?;
+                    self.entries.push(PathEntry::default());
+                    by_key.insert(path.to_owned(), (index, path.to_owned()));
+                    index
+                }
+            };
+            let routes = &mut self.entries[index].routes;
+            if routes.iter().all(|(method, _)| *method != Method::GET) {
+                let files = Arc::clone(&files);
+                let serve = Serve::Files { files, part };
+                routes.push((
+                    Method::GET,
+                    Route {
+                        params: Vec::new(),
+                        serve,
+                    },
+                ));
+            }
+        }
+        Ok(())
     }
 
     /// Forgets every cached route's stored responses.
@@ -240,6 +301,11 @@ impl RouteTable {
         let found = |route: &'a Route| {
             let values = match route.serve {
                 Serve::Static(_) => Vec::new(),
+                Serve::Files { .. } => matched
+                    .params
+                    .iter()
+                    .map(|(_, raw)| (*raw).to_owned())
+                    .collect(),
                 _ => matched
                     .params
                     .iter()
@@ -383,6 +449,79 @@ mod tests {
             other => panic!("{other:?}"),
         }
         assert!(matches!(t.lookup(&Method::GET, "/s/1"), Lookup::Found(_, v) if v.is_empty()));
+    }
+
+    fn files_table(routes: &str) -> (tempfile::TempDir, RouteTable) {
+        let dir = tempfile::tempdir().unwrap();
+        let json = routes.replace("DIR", dir.path().to_str().unwrap());
+        (dir, table(&json))
+    }
+
+    fn files_part(t: &RouteTable, method: Method, path: &str) -> Option<(Part, Vec<String>)> {
+        match t.lookup(&method, path) {
+            Lookup::Found(
+                Route {
+                    serve: Serve::Files { part, .. },
+                    ..
+                },
+                values,
+            ) => Some((*part, values)),
+            _ => None,
+        }
+    }
+
+    #[test]
+    fn files_routes_get_raw_values_and_html_ones_their_directory_too() {
+        let (_dir, t) = files_table(
+            r#"{"GET": {"/static/{path:path}": {"kind": "files", "directory": "DIR", "html": true},
+                        "/plain/{path:path}": {"kind": "files", "directory": "DIR"},
+                        "/static/api": "api"}}"#,
+        );
+        assert_eq!(t.len(), 3);
+        let (part, values) = files_part(&t, Method::GET, "/static/a%2fb/%2e%2e").unwrap();
+        assert_eq!(part, Part::Inside);
+        assert_eq!(values, ["a%2Fb/.."]);
+        assert_eq!(
+            files_part(&t, Method::HEAD, "/static/"),
+            Some((Part::Root, vec![]))
+        );
+        assert_eq!(
+            files_part(&t, Method::GET, "/static"),
+            Some((Part::Bare, vec![]))
+        );
+        // Exact routes still win; a files route takes GET and HEAD only.
+        assert_eq!(body(&t, Method::GET, "/static/api"), "api");
+        match t.lookup(&Method::POST, "/static/x") {
+            Lookup::MethodNotAllowed(allow) => assert_eq!(allow, "GET, HEAD"),
+            other => panic!("{other:?}"),
+        }
+        // Without html, the directory's own paths are not routes.
+        assert!(files_part(&t, Method::GET, "/plain/x").is_some());
+        assert!(matches!(
+            t.lookup(&Method::GET, "/plain/"),
+            Lookup::NotFound
+        ));
+        assert!(matches!(t.lookup(&Method::GET, "/plain"), Lookup::NotFound));
+    }
+
+    #[test]
+    fn a_route_of_its_own_at_an_html_directory_path_wins() {
+        let (_dir, t) = files_table(
+            r#"{"GET": {"/s/{path:path}": {"kind": "files", "directory": "DIR", "html": true},
+                        "/s/": "own"},
+                "POST": {"/s": "posted"}}"#,
+        );
+        assert_eq!(body(&t, Method::GET, "/s/"), "own");
+        assert_eq!(
+            files_part(&t, Method::GET, "/s"),
+            Some((Part::Bare, vec![]))
+        );
+        assert_eq!(body(&t, Method::POST, "/s"), "posted");
+        // At the root, the directory is "/" itself.
+        let (_dir, t) = files_table(
+            r#"{"GET": {"/{path:path}": {"kind": "files", "directory": "DIR", "html": true}}}"#,
+        );
+        assert_eq!(files_part(&t, Method::GET, "/"), Some((Part::Root, vec![])));
     }
 
     #[test]

@@ -14,9 +14,14 @@
 //! `"form": true` marks a handler that reads a form: a form body is parsed
 //! before it is asked, and it gets a form record ([`crate::forms`]).
 //!
+//! `{"kind": "files", "directory": "/abs/dir", "html": true}`, a GET route
+//! whose path ends with a `{name:path}` segment, serves a directory
+//! ([`crate::files`]).
+//!
 //! Beside the methods, the key `"@app"` holds the app-wide section
 //! ([`super::app_wide`]).
 
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use axum::body::Bytes;
@@ -89,6 +94,9 @@ pub enum Action {
         stale: Duration,
         max_entries: usize,
     },
+    /// Serve the files of `directory` (canonical), under the route's last
+    /// parameter; `html`: as Starlette's `StaticFiles(html=True)`.
+    Files { directory: PathBuf, html: bool },
 }
 
 /// One validated route from the table.
@@ -160,6 +168,7 @@ pub fn parse_table(bytes: &[u8]) -> Result<TableSpec, Error> {
             let pattern = pattern::parse(&path)
                 .map_err(|why| Error::routes(format!("route {name}: path {why}")))?;
             let action = parse_action(&route)
+                .and_then(|action| fits(&method, &pattern, action))
                 .map_err(|why| Error::routes(format!("route {name}: {why}")))?;
             specs.push(RouteSpec {
                 method: method.clone(),
@@ -172,6 +181,34 @@ pub fn parse_table(bytes: &[u8]) -> Result<TableSpec, Error> {
         routes: specs,
         app: app.unwrap_or_default(),
     })
+}
+
+/// Checks what a route's kind asks of its method and path.
+fn fits(method: &Method, pattern: &Pattern, action: Action) -> Result<Action, String> {
+    if let Action::Files { .. } = action {
+        if *method != Method::GET {
+            return Err(format!(
+                "a files route is a GET route (HEAD is answered with it), not {method}"
+            ));
+        }
+        let last_only = match pattern.params.as_slice() {
+            [param] => {
+                param.convertor == pattern::Convertor::Path
+                    && pattern
+                        .source
+                        .ends_with(&format!("/{{{}:path}}", param.name))
+            }
+            _ => false,
+        };
+        if !last_only {
+            return Err(format!(
+                "a files route's path must end with a {{name:path}} segment, its only parameter \
+                 (\"/static/{{path:path}}\"), got {:?}",
+                pattern.source
+            ));
+        }
+    }
+    Ok(action)
 }
 
 pub(super) fn parse_method(name: &str) -> Result<Method, Error> {
@@ -206,6 +243,7 @@ fn parse_action(route: &Json) -> Result<Action, String> {
             Some((_, Json::String(kind))) if kind == "static" => {
                 parse_rich(fields).map(Action::Static)
             }
+            Some((_, Json::String(kind))) if kind == "files" => parse_files(fields),
             Some((_, kind)) => parse_handler(kind, fields),
         },
         other => Err(format!(
@@ -298,6 +336,53 @@ fn parse_rich(fields: &[(String, Json)]) -> Result<StaticResponse, String> {
     })
 }
 
+/// A directory served by the server: `{"kind": "files", "directory":
+/// "/abs/dir", "html": false}`. The directory must exist now.
+fn parse_files(fields: &[(String, Json)]) -> Result<Action, String> {
+    let mut directory = None;
+    let mut html = false;
+    for (field, value) in fields {
+        match (field.as_str(), value) {
+            ("kind", _) => {}
+            ("directory", Json::String(path)) => directory = Some(path.as_str()),
+            ("directory", other) => {
+                return Err(format!(
+                    "directory must be a string (an absolute path), got {}",
+                    other.kind()
+                ))
+            }
+            ("html", Json::Bool(on)) => html = *on,
+            ("html", other) => {
+                return Err(format!(
+                    "html must be true or false, got {}",
+                    describe(other)
+                ))
+            }
+            (f, _) if RESPONSE_FIELDS.contains(&f) => {
+                return Err(format!(
+                    "field {f:?} is not allowed on a route of kind \"files\": the files make the response"
+                ))
+            }
+            (f, _) => {
+                return Err(format!(
+                    "unknown field {f:?} for kind \"files\"; expected directory, html"
+                ))
+            }
+        }
+    }
+    let given = directory.ok_or("kind \"files\" needs a directory")?;
+    let path = Path::new(given);
+    if !path.is_absolute() {
+        return Err(format!("directory {given:?} must be an absolute path"));
+    }
+    let directory = std::fs::canonicalize(path)
+        .map_err(|why| format!("directory {given:?} cannot be served: {why}"))?;
+    if !directory.is_dir() {
+        return Err(format!("directory {given:?} is not a directory"));
+    }
+    Ok(Action::Files { directory, html })
+}
+
 /// A route served by a handler: `{"kind": "dynamic", "handler": 1}` or
 /// `{"kind": "cached", "handler": 1, "ttl_ms": 5000, "max_entries": 100}`.
 fn parse_handler(kind: &Json, fields: &[(String, Json)]) -> Result<Action, String> {
@@ -306,7 +391,7 @@ fn parse_handler(kind: &Json, fields: &[(String, Json)]) -> Result<Action, Strin
         Json::String(k) if k == "cached" => true,
         other => {
             return Err(format!(
-                "kind must be \"static\", \"dynamic\" or \"cached\", got {}",
+                "kind must be \"static\", \"dynamic\", \"cached\" or \"files\", got {}",
                 describe(other)
             ))
         }
@@ -545,6 +630,110 @@ mod tests {
             "Cached { handler: 9, ttl: 1ms, stale: 2ms, max_entries: 3 }"
         );
         assert!(matches!(&specs[3].action, Action::Static(r) if r.body == "x"));
+    }
+
+    #[test]
+    fn files_routes_name_an_existing_directory_under_a_path_parameter() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("a.txt");
+        std::fs::write(&file, "a").unwrap();
+        let given = dir.path().to_str().unwrap();
+        let table = |route: &str, entry: serde_json::Value| {
+            serde_json::json!({"GET": {route: entry}}).to_string()
+        };
+        let entry = serde_json::json!({"kind": "files", "directory": given, "html": true});
+        let specs = parse_table(table("/static/{path:path}", entry).as_bytes())
+            .unwrap()
+            .routes;
+        match &specs[0].action {
+            Action::Files { directory, html } => {
+                assert_eq!(*directory, dir.path().canonicalize().unwrap());
+                assert!(*html);
+            }
+            other => panic!("{other:?}"),
+        }
+        let plain = serde_json::json!({"kind": "files", "directory": given});
+        let specs = parse_table(table("/{rest:path}", plain.clone()).as_bytes())
+            .unwrap()
+            .routes;
+        assert!(matches!(specs[0].action, Action::Files { html: false, .. }));
+
+        let cases = [
+            (
+                table("/s/{p:path}", serde_json::json!({"kind": "files"})),
+                "needs a directory".to_owned(),
+            ),
+            (
+                table(
+                    "/s/{p:path}",
+                    serde_json::json!({"kind": "files", "directory": "static"}),
+                ),
+                r#"route GET /s/{p:path}: directory "static" must be an absolute path"#.to_owned(),
+            ),
+            (
+                table(
+                    "/s/{p:path}",
+                    serde_json::json!({"kind": "files", "directory": "/no/such/sufast/dir"}),
+                ),
+                r#"directory "/no/such/sufast/dir" cannot be served"#.to_owned(),
+            ),
+            (
+                table(
+                    "/s/{p:path}",
+                    serde_json::json!({"kind": "files", "directory": file}),
+                ),
+                "is not a directory".to_owned(),
+            ),
+            (
+                table(
+                    "/s/{p:path}",
+                    serde_json::json!({"kind": "files", "directory": 1}),
+                ),
+                "directory must be a string".to_owned(),
+            ),
+            (
+                table(
+                    "/s/{p:path}",
+                    serde_json::json!({"kind": "files", "directory": given, "html": 1}),
+                ),
+                "html must be true or false".to_owned(),
+            ),
+            (
+                table(
+                    "/s/{p:path}",
+                    serde_json::json!({"kind": "files", "directory": given, "body": "x"}),
+                ),
+                "the files make the response".to_owned(),
+            ),
+            (
+                table(
+                    "/s/{p:path}",
+                    serde_json::json!({"kind": "files", "directory": given, "handler": 1}),
+                ),
+                "unknown field \"handler\" for kind \"files\"".to_owned(),
+            ),
+            (
+                table("/s", plain.clone()),
+                "must end with a {name:path} segment".to_owned(),
+            ),
+            (
+                table("/s/{p}", plain.clone()),
+                "must end with a {name:path} segment".to_owned(),
+            ),
+            (
+                table("/u/{id}/{p:path}", plain.clone()),
+                "its only parameter".to_owned(),
+            ),
+            (
+                serde_json::json!({"POST": {"/s/{p:path}": plain}}).to_string(),
+                "route POST /s/{p:path}: a files route is a GET route".to_owned(),
+            ),
+        ];
+        for (json, needle) in cases {
+            let err = error(&json);
+            assert!(err.message.contains(&needle), "{json}: {}", err.message);
+            assert_eq!(err.code, SufastErrorCode::InvalidRoutes, "{json}");
+        }
     }
 
     #[test]

@@ -1,0 +1,737 @@
+//! The files tier: a directory served by Rust, no Python per request.
+//!
+//! tower-http's `ServeDir` reads the files: Range (206, 416),
+//! Last-Modified with If-Modified-Since and If-Unmodified-Since, HEAD,
+//! content types from the extension, and precompressed `.gz` and `.br`
+//! siblings chosen by `Accept-Encoding`. Before it is asked, the request
+//! path must name a place inside the directory once symlinks are resolved
+//! (else the server's own 404); this module adds what it lacks: a weak
+//! ETag with If-None-Match, If-Range, `index.html` and `404.html` for an
+//! `html` directory (as Starlette's `StaticFiles(html=True)`), and the
+//! server's JSON 404 for a missing file instead of an empty one. Every
+//! file system call runs off tokio's workers (`spawn_blocking`, or
+//! `tokio::fs` inside `ServeDir`).
+
+use std::fs::Metadata;
+use std::io;
+use std::path::{Component, Path, PathBuf};
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+use std::time::UNIX_EPOCH;
+
+use axum::body::{Body, Bytes};
+use axum::extract::Request;
+use axum::http::{header, HeaderMap, HeaderValue, StatusCode, Uri};
+use axum::response::Response;
+use http_body::{Frame, SizeHint};
+use tower_http::services::fs::ServeFileSystemResponseBody;
+use tower_http::services::ServeDir;
+
+use crate::log::{self, SufastLogLevel};
+use crate::responses::{json_detail, not_found, owned};
+use crate::routes::pattern;
+
+/// Which of a files route's router entries matched.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Part {
+    /// `/static/{path:path}`: something inside the directory.
+    Inside,
+    /// `/static/`: the directory itself (`html` routes only).
+    Root,
+    /// `/static`: redirected to `/static/` (`html` routes only).
+    Bare,
+}
+
+/// A directory served under a route, made once when the table is built.
+#[derive(Debug)]
+pub struct Files {
+    /// Canonical: every file sent must resolve inside it.
+    root: PathBuf,
+    html: bool,
+    dir: ServeDir,
+}
+
+impl Files {
+    /// Serves `root`, which must be canonical (absolute, symlinks resolved).
+    pub fn new(root: PathBuf, html: bool) -> Self {
+        let dir = ServeDir::new(&root)
+            .precompressed_gzip()
+            .precompressed_br()
+            // Directories are resolved here, where the mount's prefix is
+            // known: ServeDir's redirect would leave it out.
+            .append_index_html_on_directories(false);
+        Files { root, html, dir }
+    }
+
+    pub fn directory(&self) -> &Path {
+        &self.root
+    }
+
+    /// Whether a directory answers with its `index.html` and a missing
+    /// file with the root's `404.html`.
+    pub fn html(&self) -> bool {
+        self.html
+    }
+}
+
+/// Answers a GET or HEAD `request` from `files`; `params` are the route's
+/// raw parameter values ([`crate::routes::Lookup::Found`]).
+pub async fn serve(
+    files: Arc<Files>,
+    part: Part,
+    params: Vec<String>,
+    request: Request,
+) -> Response {
+    let raw = match part {
+        Part::Bare => return redirect(&request),
+        Part::Root => "",
+        Part::Inside => params.first().map_or("", String::as_str),
+    };
+    let Some(relative) = relative_path(raw) else {
+        return owned(not_found());
+    };
+    let slash = raw.is_empty() || raw.ends_with('/');
+    let encodings = Encodings::accepted(request.headers());
+    let found = {
+        let files = Arc::clone(&files);
+        tokio::task::spawn_blocking(move || find(&files, &relative, slash, encodings)).await
+    };
+    match found {
+        Ok(Found::File(path, meta)) => send(&files, &path, &meta, request).await,
+        Ok(Found::Directory) => redirect(&request),
+        Ok(Found::Missing { page: true }) => not_found_page(&files, request).await,
+        Ok(Found::Missing { page: false } | Found::Refused) => owned(not_found()),
+        Ok(Found::Failed(why)) => failed(&request, &why),
+        Err(why) => failed(&request, &io::Error::other(why)),
+    }
+}
+
+/// The path below the root that `raw` names: a matched value, decoded but
+/// for `%2F` and `%25` ([`pattern::canonical_path`]). `None` refuses it:
+/// an encoded slash, a backslash, a NUL, a `..` segment, a segment that
+/// is not a plain name (a drive prefix). `.` and empty segments are
+/// skipped.
+pub fn relative_path(raw: &str) -> Option<PathBuf> {
+    // canonical_path writes every escaped slash as `%2F`.
+    if raw.contains("%2F") {
+        return None;
+    }
+    let decoded = pattern::decode_param(raw);
+    if decoded.contains(['\\', '\0']) {
+        return None;
+    }
+    let mut path = PathBuf::new();
+    for segment in decoded.split('/') {
+        match segment {
+            "" | "." => {}
+            ".." => return None,
+            name => {
+                let mut parts = Path::new(name).components();
+                match (parts.next(), parts.next()) {
+                    (Some(Component::Normal(_)), None) => path.push(name),
+                    _ => return None,
+                }
+            }
+        }
+    }
+    Some(path)
+}
+
+/// What a request path resolves to.
+#[derive(Debug)]
+enum Found {
+    /// A file to send: its path below the root and its metadata.
+    File(PathBuf, Metadata),
+    /// A directory with an `index.html`, asked for without the trailing
+    /// slash its relative links need.
+    Directory,
+    /// Nothing to send; `page`: the root's `404.html` is sent instead.
+    Missing {
+        page: bool,
+    },
+    /// It, or a precompressed sibling ServeDir could send, resolves
+    /// outside the root.
+    Refused,
+    Failed(io::Error),
+}
+
+/// Blocking: resolves `relative` under the root as Starlette's
+/// `StaticFiles` does. `slash`: the request path ends with `/`.
+fn find(files: &Files, relative: &Path, slash: bool, encodings: Encodings) -> Found {
+    let found = match inside(&files.root, relative) {
+        Ok(Some(meta)) if meta.is_dir() && files.html => {
+            let index = relative.join("index.html");
+            match file(&files.root, &index, encodings) {
+                Found::File(..) if !slash => Found::Directory,
+                found => found,
+            }
+        }
+        // A file asked for as a directory ("/a.txt/") is not there.
+        Ok(Some(meta)) if meta.is_file() && !slash => file(&files.root, relative, encodings),
+        Ok(Some(_)) => Found::Missing { page: false },
+        Ok(None) => Found::Refused,
+        Err(why) if is_missing(&why) => Found::Missing { page: false },
+        Err(why) => Found::Failed(why),
+    };
+    match found {
+        Found::Missing { .. } if files.html => Found::Missing {
+            page: matches!(
+                file(&files.root, Path::new("404.html"), encodings),
+                Found::File(..)
+            ),
+        },
+        found => found,
+    }
+}
+
+/// Blocking: `relative` as a file to send, its precompressed siblings
+/// checked too.
+fn file(root: &Path, relative: &Path, encodings: Encodings) -> Found {
+    let meta = match inside(root, relative) {
+        Ok(Some(meta)) if meta.is_file() => meta,
+        Ok(Some(_)) => return Found::Missing { page: false },
+        Ok(None) => return Found::Refused,
+        Err(why) if is_missing(&why) => return Found::Missing { page: false },
+        Err(why) => return Found::Failed(why),
+    };
+    for extension in encodings.extensions() {
+        let mut sibling = relative.as_os_str().to_owned();
+        sibling.push(extension);
+        if let Ok(None) = inside(root, Path::new(&sibling)) {
+            return Found::Refused;
+        }
+    }
+    Found::File(relative.to_owned(), meta)
+}
+
+/// Blocking: the metadata of `root/relative` with symlinks followed, or
+/// `None` when it resolves outside `root`.
+fn inside(root: &Path, relative: &Path) -> io::Result<Option<Metadata>> {
+    let canonical = std::fs::canonicalize(root.join(relative))?;
+    if !canonical.starts_with(root) {
+        return Ok(None);
+    }
+    std::fs::metadata(&canonical).map(Some)
+}
+
+/// Errors that mean "no such file here" (404), not a failure (500).
+fn is_missing(why: &io::Error) -> bool {
+    #[cfg(unix)]
+    if let Some(code) = why.raw_os_error() {
+        if [libc::ENOTDIR, libc::ENAMETOOLONG, libc::ELOOP].contains(&code) {
+            return true;
+        }
+    }
+    matches!(
+        why.kind(),
+        io::ErrorKind::NotFound | io::ErrorKind::PermissionDenied | io::ErrorKind::InvalidInput
+    )
+}
+
+/// The precompressed variants a request's `Accept-Encoding` names (q
+/// values aside: checking one too many costs only a lookup).
+#[derive(Clone, Copy, Debug, Default)]
+struct Encodings {
+    gzip: bool,
+    br: bool,
+}
+
+impl Encodings {
+    fn accepted(headers: &HeaderMap) -> Self {
+        let mut found = Encodings::default();
+        for value in headers.get_all(header::ACCEPT_ENCODING) {
+            for item in value.as_bytes().split(|b| *b == b',') {
+                let name = item
+                    .split(|b| *b == b';')
+                    .next()
+                    .unwrap_or(item)
+                    .trim_ascii();
+                if name.eq_ignore_ascii_case(b"gzip") || name.eq_ignore_ascii_case(b"x-gzip") {
+                    found.gzip = true;
+                } else if name.eq_ignore_ascii_case(b"br") {
+                    found.br = true;
+                }
+            }
+        }
+        found
+    }
+
+    fn extensions(self) -> impl Iterator<Item = &'static str> {
+        [(self.gzip, ".gz"), (self.br, ".br")]
+            .into_iter()
+            .filter_map(|(on, extension)| on.then_some(extension))
+    }
+}
+
+/// Sends the file at `relative` (found with `meta`) through ServeDir,
+/// after the conditions ServeDir does not know.
+async fn send(files: &Files, relative: &Path, meta: &Metadata, request: Request) -> Response {
+    let (mut parts, _) = request.into_parts();
+    let etag = etag(meta);
+    if let Some(etag) = &etag {
+        if parts.headers.contains_key(header::IF_NONE_MATCH) {
+            if none_match_fails(&parts.headers, etag) {
+                return not_modified(etag.clone());
+            }
+            // If-None-Match is evaluated instead of If-Modified-Since
+            // (RFC 9110, 13.2.2).
+            parts.headers.remove(header::IF_MODIFIED_SINCE);
+        }
+    }
+    if let Some(validator) = parts.headers.get(header::IF_RANGE) {
+        // A weak ETag never matches If-Range (RFC 9110, 13.1.5); the exact
+        // Last-Modified date does. Otherwise the whole file is sent.
+        let date = meta.modified().ok().map(httpdate::fmt_http_date);
+        if date.as_deref().map(str::as_bytes) != Some(validator.as_bytes()) {
+            parts.headers.remove(header::RANGE);
+        }
+    }
+    let Some(uri) = uri_of(relative) else {
+        return owned(not_found());
+    };
+    let (method, target) = (parts.method.clone(), parts.uri.path().to_owned());
+    parts.uri = uri;
+    match files
+        .dir
+        .clone()
+        .try_call(Request::from_parts(parts, ()))
+        .await
+    {
+        // The file went away since it was found.
+        Ok(response) if response.status() == StatusCode::NOT_FOUND => owned(not_found()),
+        Ok(response) => finish(response, etag),
+        Err(why) => {
+            log::event(
+                SufastLogLevel::Error,
+                format_args!(
+                    "{method} {target}: cannot read {}: {why}; the client got a 500",
+                    files.root.join(relative).display()
+                ),
+            );
+            owned(json_detail(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "Internal Server Error: the file could not be read",
+            ))
+        }
+    }
+}
+
+/// The root's `404.html`, with status 404, whatever the request's
+/// conditions and ranges.
+async fn not_found_page(files: &Files, request: Request) -> Response {
+    let (mut parts, _) = request.into_parts();
+    for name in [
+        header::RANGE,
+        header::IF_RANGE,
+        header::IF_MODIFIED_SINCE,
+        header::IF_UNMODIFIED_SINCE,
+        header::IF_NONE_MATCH,
+    ] {
+        parts.headers.remove(name);
+    }
+    parts.uri = Uri::from_static("/404.html");
+    match files
+        .dir
+        .clone()
+        .try_call(Request::from_parts(parts, ()))
+        .await
+    {
+        Ok(response) if response.status() == StatusCode::OK => {
+            let mut response = finish(response, None);
+            *response.status_mut() = StatusCode::NOT_FOUND;
+            response
+        }
+        _ => owned(not_found()),
+    }
+}
+
+/// `W/"size-mtime"`, in hex: a new version of the file gets a new one.
+fn etag(meta: &Metadata) -> Option<HeaderValue> {
+    let modified = meta
+        .modified()
+        .ok()
+        .and_then(|time| time.duration_since(UNIX_EPOCH).ok())
+        .map_or(0, |since| since.as_nanos());
+    HeaderValue::try_from(format!("W/\"{:x}-{modified:x}\"", meta.len())).ok()
+}
+
+/// Whether `If-None-Match` names `etag` (or is `*`): the weak comparison
+/// RFC 9110 (13.1.2) asks for.
+fn none_match_fails(headers: &HeaderMap, etag: &HeaderValue) -> bool {
+    let opaque = |tag: &[u8]| -> Vec<u8> { tag.strip_prefix(b"W/").unwrap_or(tag).to_vec() };
+    let ours = opaque(etag.as_bytes());
+    headers.get_all(header::IF_NONE_MATCH).iter().any(|value| {
+        value
+            .as_bytes()
+            .split(|b| *b == b',')
+            .map(<[u8]>::trim_ascii)
+            .any(|tag| tag == b"*" || opaque(tag) == ours)
+    })
+}
+
+fn not_modified(etag: HeaderValue) -> Response {
+    let mut response = Response::new(Body::empty());
+    *response.status_mut() = StatusCode::NOT_MODIFIED;
+    let headers = response.headers_mut();
+    headers.insert(header::ETAG, etag);
+    headers.insert(header::VARY, HeaderValue::from_static("Accept-Encoding"));
+    response
+}
+
+/// ServeDir's response as sent: the ETag, `Vary` (a precompressed sibling
+/// may be chosen), `charset=utf-8` on text types as Starlette sends them,
+/// and a body that states its length.
+fn finish(
+    response: axum::http::Response<ServeFileSystemResponseBody>,
+    etag: Option<HeaderValue>,
+) -> Response {
+    let (mut parts, body) = response.into_parts();
+    let headers = &mut parts.headers;
+    if let Some(etag) = etag {
+        if matches!(
+            parts.status,
+            StatusCode::OK | StatusCode::PARTIAL_CONTENT | StatusCode::NOT_MODIFIED
+        ) {
+            headers.insert(header::ETAG, etag);
+        }
+    }
+    headers.append(header::VARY, HeaderValue::from_static("Accept-Encoding"));
+    if let Some(text) = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|value| value.to_str().ok())
+        .filter(|value| value.starts_with("text/") && !value.contains("charset"))
+        .and_then(|value| HeaderValue::try_from(format!("{value}; charset=utf-8")).ok())
+    {
+        headers.insert(header::CONTENT_TYPE, text);
+    }
+    let length = headers
+        .get(header::CONTENT_LENGTH)
+        .and_then(|value| value.to_str().ok())
+        .and_then(|value| value.parse().ok());
+    Response::from_parts(parts, Body::new(Stated { body, length }))
+}
+
+/// 307 to the request's path with a `/` added, its query kept.
+fn redirect(request: &Request) -> Response {
+    let uri = request.uri();
+    let location = match uri.query() {
+        Some(query) => format!("{}/?{query}", uri.path()),
+        None => format!("{}/", uri.path()),
+    };
+    let Ok(location) = HeaderValue::try_from(location) else {
+        return owned(not_found());
+    };
+    let mut response = Response::new(Body::empty());
+    *response.status_mut() = StatusCode::TEMPORARY_REDIRECT;
+    response.headers_mut().insert(header::LOCATION, location);
+    response
+}
+
+fn failed(request: &Request, why: &io::Error) -> Response {
+    log::event(
+        SufastLogLevel::Error,
+        format_args!(
+            "{} {}: cannot look the file up: {why}; the client got a 500",
+            request.method(),
+            request.uri().path()
+        ),
+    );
+    owned(json_detail(
+        StatusCode::INTERNAL_SERVER_ERROR,
+        "Internal Server Error: the file could not be read",
+    ))
+}
+
+/// `relative` as the request path ServeDir decodes again.
+fn uri_of(relative: &Path) -> Option<Uri> {
+    let mut path = String::from("/");
+    for (i, part) in relative.components().enumerate() {
+        if i > 0 {
+            path.push('/');
+        }
+        for byte in part.as_os_str().to_str()?.bytes() {
+            if byte.is_ascii_alphanumeric() || b"-._~".contains(&byte) {
+                path.push(byte as char);
+            } else {
+                path.push_str(&format!("%{byte:02X}"));
+            }
+        }
+    }
+    Uri::try_from(path).ok()
+}
+
+/// ServeDir's body, stating the length its `Content-Length` says, so that
+/// the server's HEAD answer keeps that length and the access log counts
+/// the bytes. (For HEAD the body is empty and is replaced unsent.)
+struct Stated {
+    body: ServeFileSystemResponseBody,
+    length: Option<u64>,
+}
+
+impl http_body::Body for Stated {
+    type Data = Bytes;
+    type Error = io::Error;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, io::Error>>> {
+        Pin::new(&mut self.body).poll_frame(cx)
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.body.is_end_stream()
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        match self.length {
+            Some(length) => SizeHint::with_exact(length),
+            None => self.body.size_hint(),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use axum::http::Method;
+
+    #[test]
+    fn relative_paths_refuse_what_could_leave_the_root() {
+        let ok = |raw: &str| relative_path(raw).map(|p| p.display().to_string());
+        assert_eq!(ok("a/b.txt").as_deref(), Some("a/b.txt"));
+        assert_eq!(ok("a/./b//c/").as_deref(), Some("a/b/c"));
+        assert_eq!(ok("").as_deref(), Some(""));
+        assert_eq!(ok("café é.txt").as_deref(), Some("café é.txt"));
+        // What canonical_path leaves escaped: a percent is a name's own.
+        assert_eq!(ok("100%25.txt").as_deref(), Some("100%.txt"));
+        for raw in [
+            "..",
+            "../x",
+            "a/../../x",
+            "a/..",
+            "a%2Fb",
+            "%2F..%2Fx",
+            "\\..\\x",
+            "a\\b",
+            "a\0b",
+        ] {
+            assert_eq!(relative_path(raw), None, "{raw:?}");
+        }
+    }
+
+    #[test]
+    fn request_paths_through_the_router_reach_the_checks_decoded() {
+        // What the router hands over for the raw request paths.
+        let matched = |raw: &str| pattern::canonical_path(raw).unwrap().into_owned();
+        for raw in ["%2e%2e/x", "%2E%2E", "a%2fb", "%5c..", "a%00b"] {
+            assert_eq!(relative_path(&matched(raw)), None, "{raw:?}");
+        }
+        assert_eq!(
+            relative_path(&matched("a%20b.txt")),
+            Some(PathBuf::from("a b.txt"))
+        );
+    }
+
+    #[test]
+    fn uris_for_servedir_escape_all_but_plain_characters() {
+        let uri = uri_of(Path::new("dir/a b?#%é.txt")).unwrap();
+        assert_eq!(uri.path(), "/dir/a%20b%3F%23%25%C3%A9.txt");
+        assert_eq!(uri_of(Path::new("")).unwrap().path(), "/");
+    }
+
+    #[test]
+    fn if_none_match_compares_weakly_and_star_matches() {
+        let etag = HeaderValue::from_static("W/\"5-abc\"");
+        let with = |value: &'static str| {
+            HeaderMap::from_iter([(header::IF_NONE_MATCH, HeaderValue::from_static(value))])
+        };
+        assert!(none_match_fails(&with("W/\"5-abc\""), &etag));
+        assert!(none_match_fails(&with("\"5-abc\""), &etag));
+        assert!(none_match_fails(&with("\"x\", W/\"5-abc\""), &etag));
+        assert!(none_match_fails(&with("*"), &etag));
+        assert!(!none_match_fails(&with("W/\"5-abd\""), &etag));
+    }
+
+    #[test]
+    fn accepted_encodings_name_the_siblings_to_check() {
+        let of = |value: &'static str| {
+            let headers =
+                HeaderMap::from_iter([(header::ACCEPT_ENCODING, HeaderValue::from_static(value))]);
+            Encodings::accepted(&headers)
+                .extensions()
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(of("gzip, deflate, br"), [".gz", ".br"]);
+        assert_eq!(of("BR;q=0.5"), [".br"]);
+        assert!(of("identity").is_empty());
+    }
+
+    fn get(path: &str, headers: &[(header::HeaderName, &'static str)]) -> Request {
+        let mut request = Request::builder()
+            .method(Method::GET)
+            .uri(path)
+            .body(Body::empty())
+            .unwrap();
+        for (name, value) in headers {
+            request
+                .headers_mut()
+                .insert(name.clone(), HeaderValue::from_static(value));
+        }
+        request
+    }
+
+    async fn body(response: Response) -> String {
+        let bytes = axum::body::to_bytes(response.into_body(), usize::MAX)
+            .await
+            .unwrap();
+        String::from_utf8(bytes.to_vec()).unwrap()
+    }
+
+    #[tokio::test]
+    async fn serves_files_with_etags_indexes_and_the_404_page() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path().canonicalize().unwrap();
+        std::fs::write(root.join("a.txt"), "hello").unwrap();
+        std::fs::create_dir(root.join("docs")).unwrap();
+        std::fs::write(root.join("docs/index.html"), "<p>docs</p>").unwrap();
+        let files = Arc::new(Files::new(root.clone(), true));
+        let inside = |raw: &str| vec![raw.to_owned()];
+
+        let r = serve(
+            files.clone(),
+            Part::Inside,
+            inside("a.txt"),
+            get("/s/a.txt", &[]),
+        )
+        .await;
+        assert_eq!(r.status(), StatusCode::OK);
+        assert_eq!(
+            r.headers()[header::CONTENT_TYPE],
+            "text/plain; charset=utf-8"
+        );
+        assert_eq!(r.headers()[header::VARY], "Accept-Encoding");
+        assert_eq!(axum::body::HttpBody::size_hint(r.body()).exact(), Some(5));
+        let etag = r.headers()[header::ETAG].to_str().unwrap().to_owned();
+        assert!(etag.starts_with("W/\"5-"), "{etag}");
+        assert_eq!(body(r).await, "hello");
+
+        let tag: &'static str = Box::leak(etag.into_boxed_str());
+        let r = serve(
+            files.clone(),
+            Part::Inside,
+            inside("a.txt"),
+            get("/s/a.txt", &[(header::IF_NONE_MATCH, tag)]),
+        )
+        .await;
+        assert_eq!(r.status(), StatusCode::NOT_MODIFIED);
+        assert_eq!(r.headers()[header::ETAG], tag);
+
+        let r = serve(
+            files.clone(),
+            Part::Inside,
+            inside("docs"),
+            get("/s/docs?x=1", &[]),
+        )
+        .await;
+        assert_eq!(r.status(), StatusCode::TEMPORARY_REDIRECT);
+        assert_eq!(r.headers()[header::LOCATION], "/s/docs/?x=1");
+        let r = serve(
+            files.clone(),
+            Part::Inside,
+            inside("docs/"),
+            get("/s/docs/", &[]),
+        )
+        .await;
+        assert_eq!(body(r).await, "<p>docs</p>");
+        let r = serve(files.clone(), Part::Bare, vec![], get("/s", &[])).await;
+        assert_eq!(r.headers()[header::LOCATION], "/s/");
+
+        // Without 404.html, the server's own 404; with it, the page.
+        let r = serve(
+            files.clone(),
+            Part::Inside,
+            inside("nope"),
+            get("/s/nope", &[]),
+        )
+        .await;
+        assert_eq!(r.status(), StatusCode::NOT_FOUND);
+        assert_eq!(body(r).await, r#"{"detail": "Not Found"}"#);
+        std::fs::write(root.join("404.html"), "gone").unwrap();
+        let r = serve(
+            files.clone(),
+            Part::Inside,
+            inside("nope"),
+            get("/s/nope", &[]),
+        )
+        .await;
+        assert_eq!(r.status(), StatusCode::NOT_FOUND);
+        assert_eq!(body(r).await, "gone");
+        // A file asked for as a directory is not there.
+        let r = serve(
+            files.clone(),
+            Part::Inside,
+            inside("a.txt/"),
+            get("/s/a.txt/", &[]),
+        )
+        .await;
+        assert_eq!(body(r).await, "gone");
+        // The root without index.html: missing too.
+        let r = serve(files.clone(), Part::Root, vec![], get("/s/", &[])).await;
+        assert_eq!(r.status(), StatusCode::NOT_FOUND);
+    }
+
+    #[cfg(unix)]
+    #[tokio::test]
+    async fn symlinks_out_of_the_root_are_refused() {
+        let outside = tempfile::tempdir().unwrap();
+        std::fs::write(outside.path().join("secret"), "s").unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path().canonicalize().unwrap();
+        std::fs::write(root.join("in.txt"), "in").unwrap();
+        std::os::unix::fs::symlink(outside.path().join("secret"), root.join("out")).unwrap();
+        std::os::unix::fs::symlink(outside.path(), root.join("dir")).unwrap();
+        std::os::unix::fs::symlink(outside.path().join("secret"), root.join("in.txt.gz")).unwrap();
+        std::os::unix::fs::symlink(root.join("in.txt"), root.join("alias.txt")).unwrap();
+        let files = Arc::new(Files::new(root, false));
+        for raw in ["out", "dir/secret"] {
+            let r = serve(
+                files.clone(),
+                Part::Inside,
+                vec![raw.into()],
+                get("/s/x", &[]),
+            )
+            .await;
+            assert_eq!(r.status(), StatusCode::NOT_FOUND, "{raw}");
+            assert_eq!(body(r).await, r#"{"detail": "Not Found"}"#);
+        }
+        // A precompressed sibling that leaves the root refuses the file.
+        let gzip = [(header::ACCEPT_ENCODING, "gzip")];
+        let r = serve(
+            files.clone(),
+            Part::Inside,
+            vec!["in.txt".into()],
+            get("/s/x", &gzip),
+        )
+        .await;
+        assert_eq!(r.status(), StatusCode::NOT_FOUND);
+        let r = serve(
+            files.clone(),
+            Part::Inside,
+            vec!["in.txt".into()],
+            get("/s/x", &[]),
+        )
+        .await;
+        assert_eq!(body(r).await, "in");
+        // A symlink that stays inside is followed.
+        let r = serve(
+            files,
+            Part::Inside,
+            vec!["alias.txt".into()],
+            get("/s/x", &[]),
+        )
+        .await;
+        assert_eq!(body(r).await, "in");
+    }
+}
