@@ -19,6 +19,7 @@ from .params import Body, Cookie, Depends, File, Form, Header, Path, Query
 from .routing import Router
 from .requests import Request
 from .responses import HTMLResponse, JSONResponse, PlainTextResponse, RedirectResponse, Response
+from .staticfiles import StaticFiles
 
 #: The seed's name for ``App``.
 Sufast = App
@@ -45,6 +46,7 @@ __all__ = [
     "File",
     "UploadFile",
     "FormData",
+    "StaticFiles",
     "HTTPException",
     "RequestValidationError",
     "SufastError",

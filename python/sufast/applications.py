@@ -6,6 +6,7 @@ from __future__ import annotations
 import atexit
 import inspect
 import logging
+import os
 import signal
 import sys
 import threading
@@ -29,7 +30,7 @@ from .models import DEFAULT_RESPONSE_MODEL, resolve_response_model
 from .openapi import get_openapi, openapi_routes, operation_info
 from .purity import stale_reasons
 from .requests import Request
-from .routing import Decorators, Handler, Route, Router, check_prefix, describe, parameters, precompute, route_entry_table, route_table, route_table_of
+from .routing import Decorators, Handler, Mount, PlannedMount, Route, Router, check_prefix, describe, parameters, precompute, route_entry_table, route_table, route_table_of
 from .workers import serve_workers
 
 __all__ = ["App"]
@@ -262,9 +263,45 @@ class App(Decorators):
         check_prefix(prefix)
         for planned in router.routes:
             route = planned.under(prefix, tags or [], dependencies or [])
+            if isinstance(route, PlannedMount):
+                self.mount(route.path, route.app, name=route.name)
+                continue
             self.add_route(
                 route.method, route.path, route.endpoint, tags=route.tags, dependencies=route.dependencies, _stacklevel=3, **route.options
             )
+
+    def mount(self, path: str, app: Any, name: Optional[str] = None) -> Mount:
+        """Serves the directory of ``app``, a ``StaticFiles``, at ``path``:
+        GET and HEAD requests to ``{path}/{file}`` are answered by the
+        server from the files, with no Python per request (the ``files``
+        tier; middleware does not see them, app-wide headers and CORS
+        apply). Other applications cannot be mounted yet: ``RouteError``.
+        The mount is one entry of ``routes`` (its path
+        ``/static/{path:path}``), left out of the OpenAPI document. If the
+        server is running, it serves the mount at once."""
+        mount = Mount(path, app, name)
+        key = (mount.method, mount.path)
+        with self._lock:
+            if key in self._routes:
+                earlier = describe(self._routes[key].endpoint)
+                raise RouteError(f"mount {path}: {mount.path} is already registered, by {earlier}", f"GET {mount.path}", repr(app))
+            # Clashes with the GET routes there are, and the directory.
+            if os.path.isdir(app.directory):  # else (check_dir=False) when the app starts
+                table = {p: {"status": 200} for (m, p) in self._routes if m == mount.method}
+                table[mount.path] = mount.table_entry()
+                try:
+                    _native.check_routes(route_table_of(mount.method, table))
+                except SufastError as exc:
+                    raise RouteError(f"mount {path}: {exc.message}", f"GET {mount.path}", repr(app)) from None
+            self._routes[key] = mount
+        if self.running:
+            try:
+                self._ship()
+            except SufastError:
+                with self._lock:
+                    del self._routes[key]
+                raise
+        return mount
 
     def add_route(
         self,

@@ -147,7 +147,7 @@ def build_parser() -> argparse.ArgumentParser:
     routes = commands.add_parser(
         "routes",
         help="list an App's routes and their tiers",
-        description="Print the routes of the App named by MODULE:ATTR, each with its tier (static, cached, dynamic).",
+        description="Print the routes of the App named by MODULE:ATTR, each with its tier (static, cached, dynamic, files).",
         epilog=_EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )

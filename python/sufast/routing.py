@@ -9,11 +9,13 @@ import asyncio
 import base64
 import inspect
 import json
-from typing import Any, Callable, Dict, Iterable, List, Optional, Sequence, TypeVar
+from typing import Any, Callable, Dict, Iterable, List, Optional, Sequence, TypeVar, Union
 
+from .exceptions import RouteError
 from .responses import BODILESS, HeadersInput, JSONResponse, PlainTextResponse, Response, normalize_headers, with_route_headers
+from .staticfiles import StaticFiles
 
-__all__ = ["APP_WIDE_KEY", "METHODS", "Route", "Router", "describe", "parameters", "precompute", "render", "route_entry_table", "route_table"]
+__all__ = ["APP_WIDE_KEY", "METHODS", "Mount", "Route", "Router", "describe", "parameters", "precompute", "render", "route_entry_table", "route_table"]
 
 METHODS = ("GET", "POST", "PUT", "PATCH", "DELETE")
 
@@ -112,8 +114,9 @@ class Router(Decorators):
         self.prefix = check_prefix(prefix)
         self.tags = list(tags or [])
         self.dependencies = list(dependencies or [])
-        #: The routes, with this router's prefix, tags and dependencies.
-        self.routes: List[PlannedRoute] = []
+        #: The routes, with this router's prefix, tags and dependencies;
+        #: and its mounts.
+        self.routes: List[Union[PlannedRoute, "PlannedMount"]] = []
 
     def add_route(
         self,
@@ -134,6 +137,12 @@ class Router(Decorators):
             PlannedRoute(method, self.prefix + path, endpoint, [*self.tags, *(tags or [])], [*self.dependencies, *(dependencies or [])], options)
         )
 
+    def mount(self, path: str, app: Any, name: Optional[str] = None) -> None:
+        """Mounts ``app`` (a ``StaticFiles``) at ``path`` under this
+        router's prefix, once the router is included (see ``App.mount``)."""
+        prefix = mount_prefix(path, app)
+        self.routes.append(PlannedMount(self.prefix + prefix, app, name))
+
     def include_router(
         self, router: "Router", *, prefix: str = "", tags: Optional[Sequence[str]] = None, dependencies: Optional[Sequence[Any]] = None
     ) -> None:
@@ -142,6 +151,80 @@ class Router(Decorators):
         check_prefix(prefix)
         for route in router.routes:
             self.routes.append(route.under(self.prefix + prefix, [*self.tags, *(tags or [])], [*self.dependencies, *(dependencies or [])]))
+
+
+class PlannedMount:
+    """A mount a router holds until it is included: its full path so far."""
+
+    __slots__ = ("path", "app", "name")
+
+    def __init__(self, path: str, app: Any, name: Optional[str]) -> None:
+        self.path = path
+        self.app = app
+        self.name = name
+
+    def under(self, prefix: str, tags: Sequence[str], dependencies: Sequence[Any]) -> "PlannedMount":
+        """The same mount included under ``prefix`` (tags and dependencies
+        do not apply to files)."""
+        return PlannedMount(prefix + self.path, self.app, self.name)
+
+
+def mount_prefix(path: Any, app: Any) -> str:
+    """The prefix a mount at ``path`` serves under (``/static``; ``""`` for
+    ``/``), once ``app`` is known to be one the server can serve."""
+    if not isinstance(path, str) or not (path == "" or path.startswith("/")):
+        raise RouteError(f"mount {path!r}: the path must start with '/'", f"GET {path}", type(app).__name__)
+    prefix = path.rstrip("/")
+    if not isinstance(app, StaticFiles):
+        raise RouteError(
+            f"mount {path}: cannot mount {type(app).__name__}: only StaticFiles can be mounted; "
+            "sub-applications are not supported yet",
+            f"GET {prefix}/{{path:path}}",
+            type(app).__name__,
+        )
+    return prefix
+
+
+class Mount:
+    """A ``StaticFiles`` directory mounted at a path (``App.mount``): the
+    server answers GET and HEAD requests to ``{prefix}/{path:path}`` from
+    it with no Python per request (the files tier); with ``html=True``,
+    ``{prefix}/`` and ``{prefix}`` too. One entry of ``app.routes``, left
+    out of the OpenAPI document as FastAPI leaves mounts out."""
+
+    method = "GET"
+    include_in_schema = False
+    #: What the route summary and the middleware look for on a route.
+    error: Optional[BaseException] = None
+    handler_id: Optional[int] = None
+    cache_ttl: Optional[float] = None
+    form = False
+
+    def __init__(self, path: str, app: StaticFiles, name: Optional[str] = None) -> None:
+        #: ``/static``: where the directory is mounted.
+        self.prefix = mount_prefix(path, app)
+        #: The route-table pattern: ``/static/{path:path}``.
+        self.path = f"{self.prefix}/{{path:path}}"
+        self.app = app
+        self.name = name
+        self.tags: List[str] = []
+
+    @property
+    def tier(self) -> str:
+        """``files``: the server answers from the directory."""
+        return "files"
+
+    @property
+    def endpoint(self) -> StaticFiles:
+        """What messages name as the route's handler."""
+        return self.app
+
+    def table_entry(self) -> Dict[str, Any]:
+        """This mount in the route-table format (see README)."""
+        return self.app.table_entry()
+
+    def __repr__(self) -> str:
+        return f"<Mount {self.prefix or '/'} {self.app!r}>"
 
 
 class Route:
