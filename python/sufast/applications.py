@@ -705,12 +705,12 @@ class App(Decorators):
                 self._stopped.set()
             if chatty:
                 print(self._banner(host, bound, production), flush=True)
-            if sys.platform == "win32":
-                # Ctrl-C cannot interrupt an untimed wait on Windows.
-                while not self._stopped.wait(0.5):
-                    pass
-            else:
-                self._stopped.wait()
+            # A timed wait: a signal handler runs only once the main thread
+            # wakes, and an untimed wait wakes only if the signal lands on
+            # the main thread (the kernel may pick one of the server's), nor
+            # ever on Windows.
+            while not self._stopped.wait(0.5):
+                pass
         finally:
             _restore_signals(previous)
             self.stop()
