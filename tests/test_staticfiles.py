@@ -76,6 +76,22 @@ def test_files_come_with_their_type_length_and_last_modified(app, site):
             assert response.headers["last-modified"] == email.utils.formatdate(int(mtime), usegmt=True)
 
 
+def test_small_files_read_in_one_trip_get_the_headers_servedir_sends(app, site):
+    """A small file asked for plainly is read where it is found; one asked
+    for with a date condition goes through ServeDir. Both send the same."""
+    (site / "large.txt").write_text("x" * (64 * 1024 + 1))
+    far_future = "If-Unmodified-Since: Fri, 01 Jan 2100 00:00:00 GMT\r\n"
+    with served(app, site, html=True):
+        port = app.port
+        for name in ("hello.txt", "logo.png", "data.json", "docs/", "large.txt"):
+            fast = split(get_raw(port, f"/static/{name}"))
+            slow = split(get_raw(port, f"/static/{name}", far_future))
+            for reply in (fast, slow):
+                reply[1].pop("date", None)
+            assert fast == slow, name
+            assert fast[0] == 200 and fast[1]["etag"].startswith('W/"'), name
+
+
 def test_last_modified_and_etag_answer_conditional_requests_with_304(app, site):
     with served(app, site) as client:
         first = client.get("/static/hello.txt")
