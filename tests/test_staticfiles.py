@@ -411,3 +411,12 @@ def test_the_readme_static_files_example_serves_as_it_says(tmp_path, monkeypatch
         assert client.get("/static/app.js").content == b"console.log(1)"
         assert client.get("/static/missing.js").json() == {"detail": "Not Found"}
         assert client.get("/").json() == {"docs": "/static/"}
+
+
+def test_the_middleware_note_says_mounts_are_served_without_it(app, site):
+    @app.middleware("http")
+    def count(request, call_next):
+        return call_next(request)
+
+    app.mount("/static", StaticFiles(directory=site))
+    assert "1 mounted directory is served without it" in app._route_summary()

@@ -742,10 +742,14 @@ class App(Decorators):
 
     def _middleware_note(self) -> str:
         """What the middleware covers, in one line."""
-        stored = sum(1 for r in self.routes if r.tier != "dynamic")
+        routes = self.routes
+        stored = sum(1 for r in routes if r.tier in ("static", "cached"))
+        files = sum(1 for r in routes if r.tier == "files")
         note = f"{names(self._middleware)}, around the dynamic routes"
         if stored:
             note += f"; {stored} static or cached route{'s are' if stored != 1 else ' is'} served without it (dynamic=True sends one through it)"
+        if files:
+            note += f"; {files} mounted director{'ies are' if files != 1 else 'y is'} served without it"
         return note
 
 
