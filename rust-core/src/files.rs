@@ -39,7 +39,7 @@ use crate::responses::{json_detail, not_found, owned};
 use crate::routes::pattern;
 
 /// The largest file read whole in the trip that finds it.
-pub const SMALL_FILE: u64 = 64 * 1024;
+pub(crate) const SMALL_FILE: u64 = 64 * 1024;
 
 /// Which of a files route's router entries matched.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
