@@ -3,7 +3,8 @@
 //! render and everyone keeps getting the stale copy until it lands, as
 //! long as the copy is younger than the stale limit (2 x TTL unless the
 //! route says otherwise); older copies are not served, their requests wait
-//! for the render like those of a key never rendered.
+//! for the render like those of a key never rendered. With compression,
+//! a response is kept with its gzip body, made once per render.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -11,10 +12,20 @@ use std::time::{Duration, Instant};
 
 use tokio::sync::watch;
 
+use crate::compression::Gzipped;
 use crate::routes::StaticResponse;
 
 /// Where the response of a render in flight will appear.
-pub type Rendered = watch::Receiver<Option<Arc<StaticResponse>>>;
+pub type Rendered = watch::Receiver<Option<Arc<Kept>>>;
+
+/// A rendered response as kept.
+#[derive(Debug)]
+pub struct Kept {
+    pub response: StaticResponse,
+    /// Its gzip body, when the app compresses (see
+    /// [`crate::compression::Compression::ahead`]).
+    pub gzip: Gzipped,
+}
 
 /// The responses of one cached route.
 #[derive(Debug)]
@@ -28,7 +39,7 @@ pub struct Cache {
 
 #[derive(Debug, Default)]
 struct Slot {
-    stored: Option<(Arc<StaticResponse>, Instant)>,
+    stored: Option<(Arc<Kept>, Instant)>,
     render: Option<Rendered>,
 }
 
@@ -42,14 +53,14 @@ impl Slot {
 /// What to do for one request.
 pub enum Plan {
     /// A stored response: fresh, or stale while a render is in flight.
-    Serve(Arc<StaticResponse>),
+    Serve(Arc<Kept>),
     /// Nothing stored yet, a render is in flight: wait for it.
     Wait(Rendered),
     /// Start the render and publish it through `done`; send `stale`
     /// meanwhile, or wait for the render when there is none.
     Render {
-        done: watch::Sender<Option<Arc<StaticResponse>>>,
-        stale: Option<Arc<StaticResponse>>,
+        done: watch::Sender<Option<Arc<Kept>>>,
+        stale: Option<Arc<Kept>>,
     },
     /// Every slot has a render in flight: ask the handler without caching.
     Bypass,
@@ -113,13 +124,13 @@ impl Cache {
 
     /// Stores the response of a finished render, unless it is a server
     /// error: those are sent but not kept, so the next request tries again.
-    pub fn finish(&self, key: &str, response: &Arc<StaticResponse>, now: Instant) {
+    pub fn finish(&self, key: &str, response: &Arc<Kept>, now: Instant) {
         let mut slots = self.slots();
         let Some(slot) = slots.get_mut(key) else {
             return;
         };
         slot.render = None;
-        if !response.status.is_server_error() {
+        if !response.response.status.is_server_error() {
             slot.stored = Some((response.clone(), now));
         } else if slot.stored.is_none() {
             slots.remove(key);
@@ -158,11 +169,14 @@ mod tests {
     use super::*;
     use axum::http::{HeaderMap, StatusCode};
 
-    fn response(status: u16, body: &'static str) -> Arc<StaticResponse> {
-        Arc::new(StaticResponse {
-            status: StatusCode::from_u16(status).unwrap(),
-            headers: HeaderMap::new(),
-            body: body.into(),
+    fn response(status: u16, body: &'static str) -> Arc<Kept> {
+        Arc::new(Kept {
+            response: StaticResponse {
+                status: StatusCode::from_u16(status).unwrap(),
+                headers: HeaderMap::new(),
+                body: body.into(),
+            },
+            gzip: Gzipped::NotYet,
         })
     }
 
@@ -179,7 +193,10 @@ mod tests {
 
     fn served(plan: Plan) -> &'static str {
         match plan {
-            Plan::Serve(r) => std::str::from_utf8(&r.body).unwrap().to_owned().leak(),
+            Plan::Serve(r) => std::str::from_utf8(&r.response.body)
+                .unwrap()
+                .to_owned()
+                .leak(),
             Plan::Wait(_) => "wait",
             Plan::Render { .. } => "render",
             Plan::Bypass => "bypass",

@@ -24,6 +24,8 @@
 //!   with a layout version.
 //! - [`responses`]: every response the server makes itself.
 //! - [`cache`]: the cached tier's store.
+//! - [`compression`]: gzip of responses, negotiated by `Accept-Encoding`;
+//!   stored ones compressed once.
 //!
 //! # Conventions of the C ABI
 //! - A `bool` export returns `false` on failure; the reason is then readable
@@ -37,6 +39,7 @@
 //! - Every export may be called from any thread.
 
 pub mod cache;
+pub mod compression;
 pub mod deadlines;
 pub mod dispatch;
 pub mod error;

@@ -17,6 +17,7 @@ use tokio::net::TcpListener;
 use tokio::sync::oneshot;
 
 use crate::cache::Cache;
+use crate::compression::{self, Gzipped};
 use crate::error::{Error, SufastErrorCode};
 use crate::files::{self, Files, Part};
 use crate::instance::instance;
@@ -111,20 +112,31 @@ pub async fn handle(settings: Settings, peer: Option<SocketAddr>, request: Reque
     };
     let response = match call {
         Err(response) => response,
-        Ok((later, app, origin)) => {
-            let mut response = match later {
-                Later::Handler(handler, form, params, None, client) => {
-                    tiers::dynamic(handler, form, params, client, request).await
-                }
-                Later::Handler(handler, _, params, Some(cache), client) => {
-                    tiers::cached(handler, params, cache, client, request).await
-                }
-                Later::Files(directory, part, params) => {
-                    files::serve(directory, part, params, request).await
-                }
-            };
+        Ok((Later::Files(directory, part, params), app, origin)) => {
+            // Files send precompressed siblings of their own, never more.
+            let mut response = files::serve(directory, part, params, request).await;
             app.finish(response.headers_mut(), origin);
             response
+        }
+        Ok((Later::Handler(handler, form, params, cache, client), app, origin)) => {
+            // Read before the request is handed on; only with compression.
+            let compression = app.compression().copied();
+            let negotiated = compression.map(|c| c.negotiate(request.headers()));
+            let (mut made, gzip) = match cache {
+                None => (
+                    tiers::dynamic(handler, form, params, client, request).await,
+                    Gzipped::NotYet,
+                ),
+                Some(cache) => {
+                    tiers::cached(handler, params, cache, client, request, compression).await
+                }
+            };
+            app.finish(&mut made.headers, origin);
+            // Last, so that `Vary` joins what the app-wide headers and CORS put there.
+            if let Some(negotiated) = negotiated {
+                made = negotiated.apply(made, gzip).await;
+            }
+            responses::owned(made)
         }
     };
     let response = if head {
@@ -161,7 +173,11 @@ enum Later {
 fn answer(routes: &RouteTable, request: &Request, client: Client) -> Answer {
     match routes.lookup(request.method(), request.uri().path()) {
         Lookup::Found(route, params) => match &route.serve {
-            Serve::Static(response) => Answer::Stored(responses::stored(response)),
+            // Accept-Encoding is read only when there is a variant to send.
+            Serve::Static(response, gzip) => Answer::Stored(responses::stored(match gzip {
+                Some(gzip) if compression::accepts_gzip(request.headers()) => gzip,
+                _ => response,
+            })),
             Serve::Dynamic { handler, form } => {
                 Answer::Handler(*handler, *form, params, None, client)
             }

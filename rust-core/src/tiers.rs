@@ -1,6 +1,8 @@
 //! How a matched route is answered by its tier: static routes from stored
 //! bytes, dynamic routes by their handler through the dispatch queue,
-//! cached routes from their cache with one render per expiry.
+//! cached routes from their cache with one render per expiry. A handler's
+//! response is handed back whole, for the server to add the app-wide
+//! headers and compress it ([`crate::compression`]).
 
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
@@ -10,18 +12,17 @@ use axum::body::Body;
 use axum::body::{Bytes, HttpBody};
 use axum::extract::Request;
 use axum::http::StatusCode;
-use axum::response::Response;
 use http_body_util::BodyExt;
 
-use crate::cache::{Cache, Plan, Rendered};
+use crate::cache::{Cache, Kept, Plan, Rendered};
+use crate::compression::{Compression, Gzipped};
 use crate::dispatch::{self, Rejected};
 use crate::forms::{self, FormError};
 use crate::instance::instance;
 use crate::limits;
 use crate::log::{self, SufastLogLevel};
 use crate::responses::{
-    bad_body, body_too_slow, gateway_timeout, internal_error, json_detail, owned, stored,
-    too_large, unavailable,
+    bad_body, body_too_slow, gateway_timeout, internal_error, json_detail, too_large, unavailable,
 };
 use crate::routes::forwarded::Client;
 use crate::routes::StaticResponse;
@@ -43,53 +44,68 @@ pub async fn dynamic(
     params: Vec<String>,
     client: Client,
     request: Request,
-) -> Response {
-    owned(call(handler, form, params, &client, request).await)
+) -> StaticResponse {
+    call(handler, form, params, &client, request).await
 }
 
 /// Answers `request` from `cache`, rendering through `handler` when the
-/// stored copy is missing or expired.
+/// stored copy is missing or expired; with `compression`, a render's gzip
+/// body is made once and kept beside it.
 pub async fn cached(
     handler: u32,
     params: Vec<String>,
     cache: Arc<Cache>,
     client: Client,
     request: Request,
-) -> Response {
+    compression: Option<Compression>,
+) -> (StaticResponse, Gzipped) {
     let key = request
         .uri()
         .path_and_query()
         .map_or("/", |p| p.as_str())
         .to_owned();
     match cache.plan(&key, Instant::now()) {
-        Plan::Serve(response) => stored(&response),
+        Plan::Serve(kept) => copy(&kept),
         Plan::Wait(render) => wait(render).await,
-        Plan::Bypass => dynamic(handler, false, params, client, request).await,
+        Plan::Bypass => (
+            dynamic(handler, false, params, client, request).await,
+            Gzipped::NotYet,
+        ),
         Plan::Render { done, stale } => {
             let render = done.subscribe();
             // The render runs as a task of its own: the client that started
             // it may leave, the others still get the response.
             tokio::spawn(async move {
-                let response = Arc::new(call(handler, false, params, &client, request).await);
-                cache.finish(&key, &response, Instant::now());
-                let _ = done.send(Some(response));
+                let response = call(handler, false, params, &client, request).await;
+                let gzip = match compression {
+                    Some(compression) => compression.ahead(&response).await,
+                    None => Gzipped::NotYet,
+                };
+                let kept = Arc::new(Kept { response, gzip });
+                cache.finish(&key, &kept, Instant::now());
+                let _ = done.send(Some(kept));
             });
             match stale {
-                Some(response) => stored(&response),
+                Some(kept) => copy(&kept),
                 None => wait(render).await,
             }
         }
     }
 }
 
-async fn wait(mut render: Rendered) -> Response {
+/// A kept response to send: its body and gzip body are shared, not copied.
+fn copy(kept: &Kept) -> (StaticResponse, Gzipped) {
+    (kept.response.clone(), kept.gzip.clone())
+}
+
+async fn wait(mut render: Rendered) -> (StaticResponse, Gzipped) {
     match render.wait_for(Option::is_some).await {
         Ok(done) => match done.as_ref() {
-            Some(response) => stored(response),
-            None => owned(unavailable()),
+            Some(kept) => copy(kept),
+            None => (unavailable(), Gzipped::NotYet),
         },
         // The render was dropped: the server is stopping.
-        Err(_) => owned(unavailable()),
+        Err(_) => (unavailable(), Gzipped::NotYet),
     }
 }
 

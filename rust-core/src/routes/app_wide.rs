@@ -1,14 +1,16 @@
 //! The app-wide section of a route table, `"@app"`: headers every response
-//! carries, a CORS policy, the proxies whose forwarding headers are
-//! trusted, and the handlers (if any) that answer requests no route takes
-//! instead of the server's own 404 and 405. Whatever does not depend on the request is
-//! merged into each stored response once, when the table is built; a
-//! request to a stored response then costs nothing more, or one `Origin`
-//! lookup when the policy names origins.
+//! carries, a CORS policy, response compression, the proxies whose
+//! forwarding headers are trusted, and the handlers (if any) that answer
+//! requests no route takes instead of the server's own 404 and 405.
+//! Whatever does not depend on the request is merged into each stored
+//! response once, when the table is built; a request to a stored response
+//! then costs nothing more, or one `Origin` lookup when the policy names
+//! origins (and one `Accept-Encoding` check when it has a gzip variant).
 //!
 //! ```json
 //! {"@app": {"headers": {"X-Powered-By": "sufast"},
 //!           "cors": {"allow_origins": ["https://example.com"]},
+//!           "compression": {"minimum_size": 500, "level": 6},
 //!           "forwarded_allow_ips": ["127.0.0.1", "10.0.0.0/8"],
 //!           "not_found_handler": 7, "method_not_allowed_handler": 8},
 //!  "GET": {"/": "{}"}}
@@ -19,6 +21,12 @@
 //! other methods goes to `method_not_allowed_handler` with one parameter,
 //! the `Allow` value the 405 would carry. Without them the server answers
 //! itself, with no handler involved.
+//!
+//! `compression` (or `null`, the default: off) gzips responses for the
+//! clients that take it ([`crate::compression`]): `minimum_size`, the
+//! smallest body compressed, in bytes (default 500); `level`, from 1 to 9
+//! (default 6). `{}` is the defaults. A stored response is compressed
+//! here, once, after the app-wide headers are merged into it.
 
 use axum::http::{HeaderMap, HeaderValue};
 
@@ -26,12 +34,13 @@ use super::cors::Cors;
 use super::forwarded::{Client, Trust};
 use super::json::Json;
 use super::spec::{self, StaticResponse};
+use crate::compression::{self, Compression};
 
 /// The table's key for the section: `@` cannot appear in an HTTP method.
 pub const KEY: &str = "@app";
 
-const FIELDS: &str =
-    "headers, cors, forwarded_allow_ips, not_found_handler, method_not_allowed_handler";
+const FIELDS: &str = "headers, cors, compression, forwarded_allow_ips, not_found_handler, \
+                      method_not_allowed_handler";
 
 /// A validated app-wide section; the default adds nothing.
 #[derive(Debug, Default)]
@@ -39,6 +48,7 @@ pub struct AppWide {
     /// Sent on every response that does not set the same name itself.
     headers: HeaderMap,
     cors: Option<Cors>,
+    compression: Option<Compression>,
     trust: Trust,
     not_found: Option<u32>,
     method_not_allowed: Option<u32>,
@@ -66,6 +76,10 @@ impl AppWide {
                         _ => Some(Cors::parse(value).map_err(|why| format!("cors: {why}"))?),
                     }
                 }
+                "compression" => {
+                    app.compression =
+                        parse_compression(value).map_err(|why| format!("compression: {why}"))?
+                }
                 "forwarded_allow_ips" => {
                     app.trust =
                         Trust::parse(value).map_err(|why| format!("forwarded_allow_ips: {why}"))?
@@ -84,6 +98,11 @@ impl AppWide {
             }
         }
         Ok(app)
+    }
+
+    /// The compression settings, when responses are compressed.
+    pub fn compression(&self) -> Option<&Compression> {
+        self.compression.as_ref()
     }
 
     /// The handler that answers requests to paths no route has, if any.
@@ -159,6 +178,58 @@ impl AppWide {
     }
 }
 
+const COMPRESSION_FIELDS: &str = "minimum_size, level";
+
+/// The `compression` field: settings, or `null` for none.
+fn parse_compression(value: &Json) -> Result<Option<Compression>, String> {
+    let fields = match value {
+        Json::Null => return Ok(None),
+        Json::Object(fields) => fields,
+        other => {
+            return Err(format!(
+                "must be an object with {COMPRESSION_FIELDS}, or null, got {}",
+                other.kind()
+            ))
+        }
+    };
+    let mut minimum_size = compression::DEFAULT_MINIMUM_SIZE;
+    let mut level = compression::DEFAULT_LEVEL;
+    for (field, value) in spec::no_repeats(fields)? {
+        match field.as_str() {
+            "minimum_size" => {
+                minimum_size = match value {
+                    Json::Int(n) => u32::try_from(*n).ok().map(|n| n as usize),
+                    _ => None,
+                }
+                .ok_or_else(|| {
+                    format!(
+                        "minimum_size must be an integer number of bytes from 0 to {}, got {}",
+                        u32::MAX,
+                        spec::describe(value)
+                    )
+                })?
+            }
+            "level" => {
+                level = match value {
+                    Json::Int(n @ 1..=9) => *n as u32,
+                    _ => {
+                        return Err(format!(
+                            "level must be an integer from 1 to 9, got {}",
+                            spec::describe(value)
+                        ))
+                    }
+                }
+            }
+            _ => {
+                return Err(format!(
+                    "unknown field {field:?}; expected one of {COMPRESSION_FIELDS}"
+                ))
+            }
+        }
+    }
+    Compression::new(minimum_size, level).map(Some)
+}
+
 /// A handler id, or `null` for none.
 fn handler_id(field: &str, value: &Json) -> Result<Option<u32>, String> {
     match value {
@@ -181,7 +252,7 @@ mod tests {
     fn stored(table: &RouteTable, path: &str) -> HeaderMap {
         match table.lookup(&Method::GET, path) {
             Lookup::Found(route, _) => match &route.serve {
-                Serve::Static(response) => response.headers.clone(),
+                Serve::Static(response, _) => response.headers.clone(),
                 other => panic!("{other:?}"),
             },
             other => panic!("{other:?}"),
@@ -214,6 +285,46 @@ mod tests {
         table.app_wide().finish(&mut made, None);
         assert_eq!(made[header::CACHE_CONTROL], "private");
         assert_eq!(made["x-powered-by"], "sufast");
+    }
+
+    #[test]
+    fn with_compression_stored_responses_get_their_gzip_variant_once() {
+        let big = "x".repeat(600);
+        let json = format!(
+            r#"{{"@app": {{"cors": {{"allow_origins": ["https://a.example"]}},
+                          "compression": {{"minimum_size": 100}}}},
+                 "GET": {{"/big": {{"content_type": "text/plain", "body": "{big}"}},
+                         "/small": {{"content_type": "text/plain", "body": "x"}},
+                         "/png": {{"content_type": "image/png", "body": "{big}"}}}}}}"#
+        );
+        let table = RouteTable::from_json(json.as_bytes()).unwrap();
+        assert_eq!(
+            table.app_wide().compression(),
+            Some(&Compression::new(100, compression::DEFAULT_LEVEL).unwrap())
+        );
+        let variant = |path| match table.lookup(&Method::GET, path) {
+            Lookup::Found(route, _) => match &route.serve {
+                Serve::Static(response, gzip) => (response.headers.clone(), gzip.clone()),
+                other => panic!("{other:?}"),
+            },
+            other => panic!("{other:?}"),
+        };
+        let (plain, gzip) = variant("/big");
+        let gzip = gzip.unwrap();
+        assert_eq!(plain[header::VARY], "Origin, Accept-Encoding");
+        assert_eq!(gzip.headers[header::VARY], "Origin, Accept-Encoding");
+        assert_eq!(gzip.headers[header::CONTENT_ENCODING], "gzip");
+        assert!(gzip.body.len() < 100);
+        for path in ["/small", "/png"] {
+            let (plain, gzip) = variant(path);
+            assert!(gzip.is_none(), "{path}");
+            assert_eq!(plain[header::VARY], "Origin", "{path}");
+        }
+        // Off by default; `{}` is the defaults, `null` off.
+        let off = RouteTable::from_json(br#"{"@app": {"compression": null}}"#).unwrap();
+        assert!(off.app_wide().compression().is_none());
+        let on = RouteTable::from_json(br#"{"@app": {"compression": {}}}"#).unwrap();
+        assert_eq!(on.app_wide().compression(), Some(&Compression::default()));
     }
 
     #[test]
@@ -312,6 +423,30 @@ mod tests {
             (
                 r#"{"@app": {"cors": {"max_age": "1"}}}"#,
                 "cors: max_age must be",
+            ),
+            (
+                r#"{"@app": {"compression": true}}"#,
+                "compression: must be an object with minimum_size, level, or null, got a boolean",
+            ),
+            (
+                r#"{"@app": {"compression": {"level": 0}}}"#,
+                "compression: level must be an integer from 1 to 9, got 0",
+            ),
+            (
+                r#"{"@app": {"compression": {"level": "6"}}}"#,
+                r#"compression: level must be an integer from 1 to 9, got "6""#,
+            ),
+            (
+                r#"{"@app": {"compression": {"minimum_size": -1}}}"#,
+                "compression: minimum_size must be an integer number of bytes from 0 to 4294967295, got -1",
+            ),
+            (
+                r#"{"@app": {"compression": {"min_size": 1}}}"#,
+                r#"compression: unknown field "min_size"; expected one of minimum_size, level"#,
+            ),
+            (
+                r#"{"@app": {"compression": {"level": 1, "level": 2}}}"#,
+                "given twice",
             ),
         ];
         for (json, needle) in cases {

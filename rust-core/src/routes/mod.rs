@@ -24,8 +24,9 @@ pub use spec::{Action, RouteSpec, StaticResponse};
 /// How a matched route is answered.
 #[derive(Debug)]
 pub enum Serve {
-    /// The stored response.
-    Static(StaticResponse),
+    /// The stored response, and its gzip variant when the app compresses
+    /// and the response is worth it (made once, with the table).
+    Static(StaticResponse, Option<Box<StaticResponse>>),
     /// By the handler with this id, per request; `form`: it reads a form.
     Dynamic { handler: u32, form: bool },
     /// By the handler, through the route's cache.
@@ -45,7 +46,7 @@ pub struct Route {
 impl Route {
     fn new(params: Vec<Param>, action: Action) -> Self {
         let serve = match action {
-            Action::Static(response) => Serve::Static(response),
+            Action::Static(response) => Serve::Static(response, None),
             Action::Dynamic { handler, form } => Serve::Dynamic { handler, form },
             Action::Cached {
                 handler,
@@ -111,12 +112,15 @@ impl RouteTable {
 
     /// Sets the app-wide section. What it adds to every response goes into
     /// each stored response now, once, so that serving one costs nothing
-    /// more.
+    /// more; with compression, the gzip variant is made now too.
     fn set_app_wide(&mut self, app: AppWide) {
         for entry in &mut self.entries {
             for (_, route) in &mut entry.routes {
-                if let Serve::Static(response) = &mut route.serve {
+                if let Serve::Static(response, gzip) = &mut route.serve {
                     app.prepare(&mut response.headers);
+                    if let Some(compression) = app.compression() {
+                        *gzip = compression.variant(response);
+                    }
                 }
             }
         }
@@ -300,7 +304,7 @@ impl RouteTable {
         };
         let found = |route: &'a Route| {
             let values = match route.serve {
-                Serve::Static(_) => Vec::new(),
+                Serve::Static(..) => Vec::new(),
                 Serve::Files { .. } => matched
                     .params
                     .iter()
@@ -369,7 +373,7 @@ mod tests {
         match t.lookup(&method, path) {
             Lookup::Found(
                 Route {
-                    serve: Serve::Static(r),
+                    serve: Serve::Static(r, _),
                     ..
                 },
                 _,
