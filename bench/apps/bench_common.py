@@ -14,6 +14,9 @@ Environment (read by each app at import):
 - ``BENCH_MIDDLEWARE=1`` (sufast only) one async HTTP middleware that sets
   a header; sufast also serves ``/deps/users/{id}`` through one
   ``Depends``.
+- ``BENCH_COMPRESSION=1`` or ``0`` (sufast only) ``App(compression=True)``
+  or not, and, either way, two routes with a 1 KB JSON body to compress:
+  ``/report`` (precomputed) and ``/report/{id}`` (per request).
 
 Endpoints, with byte-identical bodies on every server:
 
@@ -69,6 +72,8 @@ ROUTES = env_int("BENCH_ROUTES", 10)
 CORS = os.environ.get("BENCH_CORS") == "1"
 WORKERS = env_int("BENCH_WORKERS", 1)
 MIDDLEWARE = os.environ.get("BENCH_MIDDLEWARE") == "1"
+# None: unset, neither compression nor its routes.
+COMPRESSION = {"1": True, "0": False}.get(os.environ.get("BENCH_COMPRESSION", "").strip())
 
 
 def padding() -> Iterator[Tuple[int, bool]]:

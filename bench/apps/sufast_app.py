@@ -39,6 +39,8 @@ def make_app() -> App:
             allow_headers=bench.CORS_HEADERS,
             max_age=bench.CORS_MAX_AGE,
         )
+    if bench.COMPRESSION:
+        options["compression"] = True
     return App(**options)
 
 
@@ -89,6 +91,19 @@ async def get_user_async(id: int):
 @app.get("/cached", cache_ttl=60)
 def cached():
     return {"message": "hello"}
+
+
+if bench.COMPRESSION is not None:
+    # About 1 KB of JSON, above compression's default minimum of 500 bytes.
+    REPORT = tuple({"id": n, "name": f"item {n}", "price": n * 3 + 0.5, "tags": ("a", "b")} for n in range(18))
+
+    @app.get("/report", dynamic=False)
+    def report():
+        return {"items": REPORT}
+
+    @app.get("/report/{id:int}")
+    def report_for(id: int):
+        return {"id": id, "items": REPORT}
 
 
 # Sync: sufast runs sync handlers on its handler threads directly, while an

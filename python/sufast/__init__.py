@@ -12,6 +12,7 @@ from . import status
 from ._version import __version__
 from .applications import App
 from .background import BackgroundTasks
+from .compression import Compression
 from .cors import CORS
 from .exceptions import HTTPException, RequestValidationError, RouteError, RouteWarning, SufastError
 from .forms import FormData, UploadFile
@@ -28,6 +29,7 @@ __all__ = [
     "App",
     "Sufast",
     "CORS",
+    "Compression",
     "Response",
     "JSONResponse",
     "HTMLResponse",

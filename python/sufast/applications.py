@@ -16,6 +16,7 @@ from typing import Any, Callable, Dict, List, Mapping, Optional, Sequence, Tuple
 from . import _native
 from . import requests as _requests
 from ._version import __version__
+from .compression import Compression
 from .cors import CORS
 from .datastructures import State
 from .exceptions import HTTPException, RouteError, RouteWarning, SufastError
@@ -62,6 +63,7 @@ class App(Decorators):
         cache_max_entries: int = 1024,
         headers: HeadersInput = None,
         cors: Optional[CORS] = None,
+        compression: Union[Compression, bool, None] = None,
         forwarded_allow_ips: Optional[Sequence[str]] = None,
         header_timeout: float = 10.0,
         keepalive_timeout: float = 5.0,
@@ -101,6 +103,13 @@ class App(Decorators):
         response sets the same name. ``cors`` is a ``CORS`` policy the
         server applies to every response, answering preflight requests
         itself. A bad header or policy raises ``SufastError`` here.
+
+        ``compression`` gzips responses for the clients whose
+        ``Accept-Encoding`` takes it, in the server (no Python per
+        request): ``True`` with the defaults, or a ``Compression``
+        (``minimum_size`` in bytes, ``level`` 1 to 9); ``None`` or ``False``
+        (the default) leaves responses as they are. Files mounted with
+        ``StaticFiles`` are not compressed on the fly.
 
         ``forwarded_allow_ips`` lists the proxies (IP addresses, networks
         such as ``"10.0.0.0/8"``, or ``"*"`` for any) whose
@@ -154,6 +163,7 @@ class App(Decorators):
         _check_count("cache_max_entries", cache_max_entries, 2**32 - 1)
         self._headers = headers
         self._cors = cors
+        self._compression = _compression(compression)
         #: Run for every route registered on the app, before its own.
         self._dependencies: List[Depends] = _depends_list("App", dependencies)
         #: What start-up code keeps for handlers: ``request.app.state``.
@@ -175,7 +185,7 @@ class App(Decorators):
         for key, handler in (exception_handlers or {}).items():
             self._exception_handlers.add(key, handler)
         self._forwarded_allow_ips = _ip_list(forwarded_allow_ips)
-        self._app_wide = _app_wide(headers, cors, self._forwarded_allow_ips)
+        self._app_wide = _app_wide(headers, cors, self._forwarded_allow_ips, self._compression)
         # What is served: the App's section, or start()'s override of it.
         self._serving_app_wide = self._app_wide
         self._routes: Dict[Tuple[str, str], Route] = {}
@@ -557,7 +567,7 @@ class App(Decorators):
         options = log_options(access_log, access_log_format, log_level, production)
         app_wide = self._app_wide
         if forwarded_allow_ips is not None:
-            app_wide = _app_wide(self._headers, self._cors, _ip_list(forwarded_allow_ips))
+            app_wide = _app_wide(self._headers, self._cors, _ip_list(forwarded_allow_ips), self._compression)
         global _serving
         with _serving_lock:
             if _serving is not None:
@@ -800,7 +810,12 @@ def _naming(route: str, handler: str, message: str) -> str:
     return f"route {route}: handler {handler}: {message}"
 
 
-def _app_wide(headers: HeadersInput, cors: Optional[CORS], forwarded_allow_ips: Optional[List[str]] = None) -> Dict[str, Any]:
+def _app_wide(
+    headers: HeadersInput,
+    cors: Optional[CORS],
+    forwarded_allow_ips: Optional[List[str]] = None,
+    compression: Optional[Compression] = None,
+) -> Dict[str, Any]:
     """The route table's app-wide section, checked by the library now so
     that a mistake surfaces where the App is made."""
     if cors is not None and not isinstance(cors, CORS):
@@ -811,11 +826,24 @@ def _app_wide(headers: HeadersInput, cors: Optional[CORS], forwarded_allow_ips: 
         section["headers"] = [[name, value] for name, value in pairs]
     if cors is not None:
         section["cors"] = cors.table_entry()
+    if compression is not None:
+        section["compression"] = compression.table_entry()
     if forwarded_allow_ips:
         section["forwarded_allow_ips"] = forwarded_allow_ips
     if section:
         _native.check_routes(route_table((), section))
     return section
+
+
+def _compression(value: Union[Compression, bool, None]) -> Optional[Compression]:
+    """``compression=`` as settings, or ``None`` for off."""
+    if value is None or value is False:
+        return None
+    if value is True:
+        return Compression()
+    if not isinstance(value, Compression):
+        raise TypeError(f"compression must be True, False, None or a sufast.Compression, got {type(value).__name__}")
+    return value
 
 
 def _ip_list(value: Optional[Sequence[str]]) -> Optional[List[str]]:
