@@ -52,7 +52,9 @@ AXUM_BIN = "bench/axum-ref/target/release/axum-ref"
 APPS = "bench/apps"
 SUFAST_LIBS = ("libsufast.so", "libsufast.dylib", "sufast.dll")  # what `make build` copies into python/sufast
 
-OPTIONS = {"routes": 10, "cors": False, "workers": 1, "middleware": False}
+# compression (sufast only): None leaves BENCH_COMPRESSION unset (no
+# /report routes); "0" or "1" serves them with compression off or on.
+OPTIONS = {"routes": 10, "cors": False, "workers": 1, "middleware": False, "compression": None}
 # A checkout of an earlier sufast, built (make bench BASELINE=rev makes one),
 # measured as "sufast-baseline" beside this one in the same rounds.
 BASELINE = os.environ.get("BENCH_BASELINE") or None
@@ -133,6 +135,9 @@ class Server(NamedTuple):
         env["BENCH_CORS"] = "1" if opts["cors"] else "0"
         env["BENCH_WORKERS"] = str(opts["workers"])
         env["BENCH_MIDDLEWARE"] = "1" if opts["middleware"] else "0"
+        env.pop("BENCH_COMPRESSION", None)
+        if opts["compression"] is not None:
+            env["BENCH_COMPRESSION"] = opts["compression"]
         return self.build(port, opts), env
 
     def unavailable(self) -> Optional[str]:
@@ -155,6 +160,10 @@ class Server(NamedTuple):
 
 def _option(key: str, value) -> object:
     """An option's value from a value or a string ("1", "10000")."""
+    if key == "compression":
+        if value is None or str(value) in ("0", "1"):
+            return None if value is None else str(value)
+        raise ValueError(f"compression must be 0 or 1, got {value!r}")
     if key in ("cors", "middleware"):
         if isinstance(value, str):
             if value.lower() not in ("0", "1", "true", "false", ""):
@@ -216,7 +225,7 @@ def _granian(module: str) -> Callable[[int, dict], List[str]]:
 
 ALL = frozenset(OPTIONS)
 # Options only sufast's app reads.
-PORTABLE = ALL - {"middleware"}
+PORTABLE = ALL - {"middleware", "compression"}
 
 # The routes of ITEM, by how the handler takes the body.
 SUFAST_ITEMS = {"dataclass": "/items", "dict": "/items/dict"}
