@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any, Dict, Iterator, List, Optional, Sequence, Tuple
 
-__all__ = ["Headers", "MutableHeaders", "State"]
+__all__ = ["Headers", "MultiDict", "MutableHeaders", "State"]
 
 
 class State:
@@ -33,6 +33,50 @@ class State:
 
     def __repr__(self) -> str:
         return f"State({self._values!r})"
+
+
+class MultiDict:
+    """Values by key, read-only, where a key may repeat: ``d[key]`` is the
+    last value (as a single-valued parameter sees it), ``getlist`` gives
+    them all in order."""
+
+    __slots__ = ("_items", "_last")
+
+    def __init__(self, items: Optional[Sequence[Tuple[str, Any]]] = None) -> None:
+        self._items: List[Tuple[str, Any]] = list(items or ())
+        self._last: Dict[str, Any] = dict(self._items)
+
+    def __getitem__(self, key: str) -> Any:
+        return self._last[key]
+
+    def get(self, key: str, default: Any = None) -> Any:
+        return self._last.get(key, default)
+
+    def getlist(self, key: str) -> List[Any]:
+        """Every value of ``key``, in order."""
+        return [value for name, value in self._items if name == key]
+
+    def multi_items(self) -> List[Tuple[str, Any]]:
+        """Every ``(key, value)`` pair, in order."""
+        return list(self._items)
+
+    def items(self) -> List[Tuple[str, Any]]:
+        return list(self._last.items())
+
+    def keys(self) -> List[str]:
+        return list(self._last)
+
+    def values(self) -> List[Any]:
+        return list(self._last.values())
+
+    def __contains__(self, key: object) -> bool:
+        return key in self._last
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._last)
+
+    def __len__(self) -> int:
+        return len(self._last)
 
 
 class Headers:

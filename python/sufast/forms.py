@@ -13,7 +13,7 @@ import os
 import struct
 from typing import IO, Any, Iterator, List, Optional, Tuple, Union
 
-from .datastructures import Headers
+from .datastructures import Headers, MultiDict
 
 __all__ = ["FormData", "UploadFile", "decode_form", "is_form"]
 
@@ -116,47 +116,12 @@ class UploadFile:
 FormValue = Union[str, UploadFile]
 
 
-class FormData:
+class FormData(MultiDict):
     """A form's fields (``str``) and files (``UploadFile``) by name; a name
     may repeat. ``form["name"]`` is the last value, ``getlist`` gives them
     all in order."""
 
-    __slots__ = ("_items", "_last")
-
-    def __init__(self, items: Optional[List[Tuple[str, FormValue]]] = None) -> None:
-        self._items: List[Tuple[str, FormValue]] = list(items or ())
-        self._last = dict(self._items)
-
-    def __getitem__(self, key: str) -> FormValue:
-        return self._last[key]
-
-    def get(self, key: str, default: Any = None) -> Any:
-        return self._last.get(key, default)
-
-    def getlist(self, key: str) -> List[FormValue]:
-        """Every value of ``key``, in order."""
-        return [value for name, value in self._items if name == key]
-
-    def multi_items(self) -> List[Tuple[str, FormValue]]:
-        return list(self._items)
-
-    def items(self) -> List[Tuple[str, FormValue]]:
-        return list(self._last.items())
-
-    def keys(self) -> List[str]:
-        return list(self._last)
-
-    def values(self) -> List[FormValue]:
-        return list(self._last.values())
-
-    def __contains__(self, key: object) -> bool:
-        return key in self._last
-
-    def __iter__(self) -> Iterator[str]:
-        return iter(self._last)
-
-    def __len__(self) -> int:
-        return len(self._last)
+    __slots__ = ()
 
     def close(self) -> _Done:
         """Closes every file (awaitable too, as Starlette's)."""

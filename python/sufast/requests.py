@@ -9,7 +9,7 @@ import struct
 from typing import Any, Callable, Dict, Iterator, List, NamedTuple, Optional, Sequence, Tuple
 from urllib.parse import parse_qsl, unquote
 
-from .datastructures import Headers, State
+from .datastructures import Headers, MultiDict, State
 from .exceptions import HTTPException
 from .forms import FormData, decode_form, is_form
 
@@ -23,47 +23,17 @@ class Address(NamedTuple):
     port: int
 
 
-class QueryParams:
+class QueryParams(MultiDict):
     """Query-string parameters; a key may repeat.
 
     ``params["tag"]`` is the last value (as a single-valued parameter sees
     it); ``getlist`` gives them all in order.
     """
 
-    __slots__ = ("_items", "_last")
+    __slots__ = ()
 
     def __init__(self, query: str) -> None:
-        self._items: List[Tuple[str, str]] = parse_qsl(query, keep_blank_values=True)
-        self._last = dict(self._items)
-
-    def __getitem__(self, key: str) -> str:
-        return self._last[key]
-
-    def get(self, key: str, default: Optional[str] = None) -> Optional[str]:
-        return self._last.get(key, default)
-
-    def getlist(self, key: str) -> List[str]:
-        """Every value of ``key``, in order."""
-        return [value for name, value in self._items if name == key]
-
-    def multi_items(self) -> List[Tuple[str, str]]:
-        """Every ``(key, value)`` pair, in order."""
-        return list(self._items)
-
-    def items(self) -> List[Tuple[str, str]]:
-        return list(self._last.items())
-
-    def keys(self) -> List[str]:
-        return list(self._last)
-
-    def __contains__(self, key: object) -> bool:
-        return key in self._last
-
-    def __iter__(self) -> Iterator[str]:
-        return iter(self._last)
-
-    def __len__(self) -> int:
-        return len(self._last)
+        super().__init__(parse_qsl(query, keep_blank_values=True))
 
     def __repr__(self) -> str:
         return f"QueryParams({self._items!r})"
