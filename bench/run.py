@@ -567,6 +567,16 @@ def report(results: Dict[str, Dict[str, List[Sample]]], baselines: Dict[str, str
         met = value[0] <= limit if limit > 0 else value[0] >= -limit
         checks.append({"target": text, "median": value[0], "low": value[1], "high": value[2], "met": met})
         lines.append(f"| {text} | {fmt_ratio(value)} | {'yes' if met else 'no'} |")
+    def cpu_ratio_target(samples: Dict[str, List[Sample]], label: str, base: str, limit: float, text: str) -> None:
+        """A target that ``label``'s CPU per request is at most ``limit``
+        times ``base``'s, from the per-round ratios of one scenario."""
+        if label in samples and base in samples:
+            ratios = [a.cpu_us / b.cpu_us for a, b in zip(samples[label], samples[base])]
+            value = (statistics.median(ratios), min(ratios), max(ratios))
+            met = value[0] <= limit
+            checks.append({"target": text, "median": value[0], "low": value[1], "high": value[2], "met": met})
+            lines.append(f"| {text} | {fmt_ratio(value)} | {'yes' if met else 'no'} |")
+
     tiers = results.get(TIERS, {})
     for label, base, metric, limit, text in (
         ("sufast cached", "sufast precomputed", "cpu_us", 1.1, "cached: CPU/request ≤ 1.1× precomputed"),
@@ -583,12 +593,7 @@ def report(results: Dict[str, Dict[str, List[Sample]]], baselines: Dict[str, str
         ("sufast dataclass", "fastapi-uvicorn pydantic", 0.5, "10-field body as a model: CPU/request ≤ 0.5× FastAPI's (pydantic)"),
         ("sufast dataclass", "sufast dict", 1.5, "10-field body as a model: CPU/request ≤ 1.5× the same body as a dict"),
     ):
-        if label in items and base in items:
-            ratios = [a.cpu_us / b.cpu_us for a, b in zip(items[label], items[base])]
-            value = (statistics.median(ratios), min(ratios), max(ratios))
-            met = value[0] <= limit
-            checks.append({"target": text, "median": value[0], "low": value[1], "high": value[2], "met": met})
-            lines.append(f"| {text} | {fmt_ratio(value)} | {'yes' if met else 'no'} |")
+        cpu_ratio_target(items, label, base, limit, text)
     structure = results.get(STRUCTURE, {})
     for label, limit, text in (
         ("sufast + Depends", 0.7, "one Depends: ≤ 0.7 µs CPU/request more than without"),
@@ -600,23 +605,20 @@ def report(results: Dict[str, Dict[str, List[Sample]]], baselines: Dict[str, str
             met = value[0] <= limit
             checks.append({"target": text, "median": value[0], "low": value[1], "high": value[2], "met": met})
             lines.append(f"| {text} | {value[0]:+.2f} µs [{value[1]:+.2f}, {value[2]:+.2f}] | {'yes' if met else 'no'} |")
-    compressed = results.get(COMPRESSED, {})
-    label, base = "sufast precomputed, gzip", "sufast precomputed"
-    if label in compressed and base in compressed:
-        ratios = [a.cpu_us / b.cpu_us for a, b in zip(compressed[label], compressed[base])]
-        value = (statistics.median(ratios), min(ratios), max(ratios))
-        text = "compressed stored route: CPU/request ≤ 1.05× uncompressed"
-        met = value[0] <= 1.05
-        checks.append({"target": text, "median": value[0], "low": value[1], "high": value[2], "met": met})
-        lines.append(f"| {text} | {fmt_ratio(value)} | {'yes' if met else 'no'} |")
-    label, base = "sufast precomputed, middleware registered", "sufast precomputed"
-    if label in structure and base in structure:
-        ratios = [a.cpu_us / b.cpu_us for a, b in zip(structure[label], structure[base])]
-        value = (statistics.median(ratios), min(ratios), max(ratios))
-        text = "static route with middleware registered: CPU/request ≤ 1.05× without"
-        met = value[0] <= 1.05
-        checks.append({"target": text, "median": value[0], "low": value[1], "high": value[2], "met": met})
-        lines.append(f"| {text} | {fmt_ratio(value)} | {'yes' if met else 'no'} |")
+    cpu_ratio_target(
+        results.get(COMPRESSED, {}),
+        "sufast precomputed, gzip",
+        "sufast precomputed",
+        1.05,
+        "compressed stored route: CPU/request ≤ 1.05× uncompressed",
+    )
+    cpu_ratio_target(
+        structure,
+        "sufast precomputed, middleware registered",
+        "sufast precomputed",
+        1.05,
+        "static route with middleware registered: CPU/request ≤ 1.05× without",
+    )
     if mem:
         growth = mem["after_all_mib"] / mem["after_first_mib"]
         lines.append(
