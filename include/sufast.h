@@ -170,6 +170,45 @@ typedef int32_t SufastTake;
 #endif // __cplusplus
 
 /*
+ What a streamed answer's call did. The numbers are part of the ABI.
+ */
+enum SufastSent
+#if defined(__cplusplus) || __STDC_VERSION__ >= 202311L
+  : int32_t
+#endif // defined(__cplusplus) || __STDC_VERSION__ >= 202311L
+ {
+  /*
+   Taken: go on (send the next chunk, or end the stream).
+   */
+  SUFAST_SENT_OK = 0,
+  /*
+   `sufast_respond_chunk` only: the stream's buffer stayed full for
+   `wait_ms`, and the chunk was not taken. Send it again later; the
+   ready socket (`sufast_stream_ready_fd`) says when there is room.
+   */
+  SUFAST_SENT_FULL = 1,
+  /*
+   Nobody reads this stream any more: the client left, it read nothing
+   for `send_timeout_ms`, the request's `request_timeout_ms` passed
+   before the head, or the server stopped. Stop producing; the stream
+   needs no end.
+   */
+  SUFAST_SENT_GONE = 2,
+  /*
+   An argument was invalid (the reason is in the last error); after a
+   head, the client got a 500.
+   */
+  SUFAST_SENT_FAILED = 3,
+};
+#ifndef __cplusplus
+#if __STDC_VERSION__ >= 202311L
+typedef enum SufastSent SufastSent;
+#else
+typedef int32_t SufastSent;
+#endif // __STDC_VERSION__ >= 202311L
+#endif // __cplusplus
+
+/*
  How much the server says about itself: events at this level and the
  ones above it are written. The numbers are part of the ABI
  (`sufast_set_option("log_level", ...)`).
@@ -397,6 +436,94 @@ SufastTake sufast_take_requests(uint8_t *buf, size_t cap, uint32_t timeout_ms, s
  `response` must point to `len` readable bytes (or be NULL, an error).
  */
 bool sufast_respond(uint64_t id, const uint8_t *response, size_t len);
+
+/*
+ Answers the request `id` with a stream: `head` (`len` bytes) is a
+ response in the layout of `sufast_respond` whose body, if any, is the
+ first chunk (at most 1 MiB). The status and headers are sent at once,
+ with chunked transfer encoding; then each `sufast_respond_chunk` in
+ turn; then `sufast_respond_end`. The bytes are copied during the call.
+
+ Each stream buffers at most `stream_buffer` bytes (default 256 KiB)
+ plus the one chunk that crosses it, so its memory stays bounded
+ whatever its producer does. Streams are not compressed.
+
+ Returns `SUFAST_SENT_OK` (send chunks now), `SUFAST_SENT_GONE` (nobody
+ waits for this answer any more) or `SUFAST_SENT_FAILED` (a malformed
+ head, as for `sufast_respond`: the client got a 500).
+
+ # Safety
+ `head` must point to `len` readable bytes.
+ */
+SufastSent sufast_respond_head(uint64_t id, const uint8_t *head, size_t len);
+
+/*
+ Sends `len` bytes at `chunk` (at most 1 MiB; copied during the call)
+ on the stream of request `id`, waiting up to `wait_ms` while its
+ buffer is full. A thread may wait here (the GIL released); an event
+ loop passes 0 and waits for the ready socket instead. An empty chunk
+ sends nothing and reports the stream's state.
+
+ Returns `SUFAST_SENT_OK`, `SUFAST_SENT_FULL` (not taken: send it
+ again), `SUFAST_SENT_GONE` (stop producing) or `SUFAST_SENT_FAILED`.
+
+ # Safety
+ `chunk` must point to `len` readable bytes.
+ */
+SufastSent sufast_respond_chunk(uint64_t id, const uint8_t *chunk, size_t len, uint32_t wait_ms);
+
+/*
+ Ends the stream of request `id`. With `complete`, the client gets the
+ buffered chunks and then the end of the response; without (the
+ producer failed midway), it gets the buffered chunks and then the
+ connection is cut, so that it can tell the response is incomplete.
+
+ Returns `SUFAST_SENT_OK`, or `SUFAST_SENT_GONE` if the stream was gone
+ already.
+ */
+SufastSent sufast_respond_end(uint64_t id, bool complete);
+
+/*
+ Answers the request `id` with the file at `path` (`path_len` bytes, a
+ file-system path), which the server opens and sends itself, as a
+ files route sends its files: content type from the extension,
+ Content-Length, a weak ETag, Last-Modified, conditional GET (304) and
+ single Range requests (206, 416). `head` (`len` bytes, the layout of
+ `sufast_respond`, no body) gives the status for a 200 and headers that
+ replace the file's own (a Content-Type, a Content-Disposition). A path
+ that is not a file gets a 404. The bytes are copied during the call.
+
+ Returns `SUFAST_SENT_OK`, `SUFAST_SENT_GONE` (nobody waits for this
+ answer any more) or `SUFAST_SENT_FAILED` (a malformed head: the client
+ got a 500).
+
+ # Safety
+ `head` must point to `len` readable bytes, `path` to `path_len`.
+ */
+SufastSent sufast_respond_file(uint64_t id,
+                               const uint8_t *head,
+                               size_t len,
+                               const uint8_t *path,
+                               size_t path_len);
+
+/*
+ The descriptor of the ready socket, made on first call and owned by
+ the library (never close it): it becomes readable when a stream whose
+ `sufast_respond_chunk` returned `SUFAST_SENT_FULL` with `wait_ms` 0 has
+ room again, or is gone. An event loop watches it, then reads the ids
+ with `sufast_stream_ready`. Returns -1 if it cannot be made.
+ */
+int32_t sufast_stream_ready_fd(void);
+
+/*
+ Copies the request ids of the streams that became ready into `ids`
+ (room for `cap`; owned by the caller) and returns how many; the ready
+ socket stays readable while more are left. Send each its chunk again.
+
+ # Safety
+ `ids` must point to `cap` writable `uint64_t` (or be NULL with `cap` 0).
+ */
+size_t sufast_stream_ready(uint64_t *ids, size_t cap);
 
 /*
  Copies the body of request `id` that its record holds back (a body of

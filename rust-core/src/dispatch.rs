@@ -11,14 +11,18 @@ use std::sync::{Condvar, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 use axum::body::Bytes;
+use std::path::PathBuf;
 use tempfile::TempPath;
+
 use tokio::sync::{oneshot, Notify};
 
 use crate::error::{Error, SufastErrorCode};
 use crate::instance::instance;
+use crate::limits;
 use crate::log::{self, SufastLogLevel};
 use crate::responses::internal_error;
 use crate::routes::StaticResponse;
+use crate::stream::{self, StreamBody};
 use crate::wire::{decode_response, RequestParts};
 
 /// How many requests may wait for or be inside handlers unless told otherwise.
@@ -92,7 +96,7 @@ struct State {
     /// Takes that handed out records; `watch` reads progress from it.
     takes: u64,
     /// Responses from busy handler threads, not yet sent (see `respond`).
-    held: Vec<(oneshot::Sender<StaticResponse>, StaticResponse)>,
+    held: Vec<(oneshot::Sender<Reply>, Reply)>,
     /// When the oldest held response arrived.
     held_since: Instant,
     /// Requests whose deadline passed before their handler answered, so
@@ -100,9 +104,19 @@ struct State {
     expired: HashSet<u64>,
 }
 
+/// A handler's answer.
+pub enum Reply {
+    /// The whole response.
+    Whole(StaticResponse),
+    /// The head (its body the first chunk), then the stream's chunks.
+    Stream(StaticResponse, StreamBody),
+    /// The head, then the file at the path, sent by the server.
+    File(StaticResponse, PathBuf),
+}
+
 /// A request not yet answered.
 struct Waiter {
-    reply: oneshot::Sender<StaticResponse>,
+    reply: oneshot::Sender<Reply>,
     /// A body too large for its record (see [`crate::wire::INLINE_BODY`]), until
     /// the handler takes it; empty otherwise.
     body: Vec<Bytes>,
@@ -147,14 +161,14 @@ pub enum Rejected {
 /// that a request nobody waits for is not handed to a handler.
 pub struct Pending {
     id: u64,
-    reply: oneshot::Receiver<StaticResponse>,
+    reply: oneshot::Receiver<Reply>,
     /// The reply arrived, so `respond` already removed the request.
     answered: bool,
 }
 
 impl Pending {
     /// The handler's response; `None` if the queue closed first.
-    pub async fn reply(&mut self) -> Option<StaticResponse> {
+    pub async fn reply(&mut self) -> Option<Reply> {
         let reply = (&mut self.reply).await.ok();
         self.answered = reply.is_some();
         reply
@@ -370,21 +384,68 @@ pub fn take(buf: &mut [u8], timeout: Duration) -> Taken {
 /// Delivers the response to request `id`. A malformed response is an error,
 /// and the client then gets a 500 instead. A request whose client went away
 /// (or that was closed by a stop) is answered by nobody: that is no error.
+pub fn respond(id: u64, response: &[u8]) -> Result<(), Error> {
+    let (reply, result) = match decode_response(response) {
+        Ok(decoded) => (decoded, Ok(())),
+        Err(why) => (internal_error(), Err(invalid(id, &why))),
+    };
+    deliver(id, Reply::Whole(reply), true);
+    result
+}
+
+fn invalid(id: u64, why: &str) -> Error {
+    Error::new(
+        SufastErrorCode::InvalidResponse,
+        format!("response to request {id}: {why}; the client got a 500"),
+    )
+}
+
+/// Answers request `id` with the head of a stream, sent at once: its body
+/// is the first chunk. `Ok(false)`: nobody waits for the answer any more
+/// (end the stream). A malformed head is an error and the client gets a 500.
+pub fn respond_head(id: u64, head: &[u8]) -> Result<bool, Error> {
+    let head = match decode_response(head) {
+        Ok(head) => head,
+        Err(why) => {
+            deliver(id, Reply::Whole(internal_error()), false);
+            return Err(invalid(id, &why));
+        }
+    };
+    if head.body.len() > stream::MAX_CHUNK {
+        deliver(id, Reply::Whole(internal_error()), false);
+        return Err(invalid(id, "its first chunk is larger than 1 MiB"));
+    }
+    let mut head = head;
+    let first = std::mem::take(&mut head.body);
+    let body = stream::open(id, first, limits::stream_buffer(), limits::send_timeout());
+    Ok(deliver(id, Reply::Stream(head, body), false))
+}
+
+/// Answers request `id` with `head` and the file at `path`, which the
+/// server opens and sends (its body must be empty). `Ok(false)`: nobody
+/// waits for the answer any more.
+pub fn respond_file(id: u64, head: &[u8], path: PathBuf) -> Result<bool, Error> {
+    let head = match decode_response(head) {
+        Ok(head) if head.body.is_empty() => head,
+        Ok(_) => {
+            deliver(id, Reply::Whole(internal_error()), false);
+            return Err(invalid(id, "a file response has no body of its own"));
+        }
+        Err(why) => {
+            deliver(id, Reply::Whole(internal_error()), false);
+            return Err(invalid(id, &why));
+        }
+    };
+    Ok(deliver(id, Reply::File(head, path), true))
+}
+
+/// Hands `reply` to the request `id` waits with; whether it still waited.
+/// With `hold`, a busy handler thread's reply is held (see below).
 ///
 /// A handler thread's responses are held until it comes back for more
 /// requests (or for `STALL`, see `watch`): waking a tokio worker once per
 /// batch instead of once per response saves a context switch per request.
-pub fn respond(id: u64, response: &[u8]) -> Result<(), Error> {
-    let (reply, result) = match decode_response(response) {
-        Ok(decoded) => (decoded, Ok(())),
-        Err(why) => (
-            internal_error(),
-            Err(Error::new(
-                SufastErrorCode::InvalidResponse,
-                format!("response to request {id}: {why}; the client got a 500"),
-            )),
-        ),
-    };
+fn deliver(id: u64, reply: Reply, hold: bool) -> bool {
     let mut state = state();
     let Some(Waiter {
         reply: send,
@@ -401,9 +462,8 @@ pub fn respond(id: u64, response: &[u8]) -> Result<(), Error> {
                 ),
             );
         }
-        // Validated all the same: a malformed response is the caller's bug
-        // whether or not anyone still waits for it.
-        return result;
+        // A stream's body goes here, outside the lock, closing it.
+        return false;
     };
     if !body.is_empty() || !files.is_empty() {
         // A body the handler never took, and the temporary files, are
@@ -413,7 +473,7 @@ pub fn respond(id: u64, response: &[u8]) -> Result<(), Error> {
         drop(files);
         state = self::state();
     }
-    if BUSY.get() {
+    if hold && BUSY.get() {
         let first = state.held.is_empty();
         if first {
             state.held_since = Instant::now();
@@ -425,11 +485,11 @@ pub fn respond(id: u64, response: &[u8]) -> Result<(), Error> {
             // the answers then.
             queue().queued.notify_one();
         }
+        true
     } else {
         drop(state);
-        let _ = send.send(reply);
+        send.send(reply).is_ok()
     }
-    result
 }
 
 /// Copies the body held for request `id` into `buf`, which must be as

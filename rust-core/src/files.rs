@@ -28,15 +28,17 @@ use std::time::UNIX_EPOCH;
 
 use axum::body::{Body, Bytes};
 use axum::extract::Request;
-use axum::http::{header, HeaderMap, HeaderValue, StatusCode, Uri};
+use axum::http::request::Parts;
+use axum::http::{header, HeaderMap, HeaderValue, Method, StatusCode, Uri};
 use axum::response::Response;
 use http_body::{Frame, SizeHint};
 use tower_http::services::fs::ServeFileSystemResponseBody;
-use tower_http::services::ServeDir;
+use tower_http::services::{ServeDir, ServeFile};
 
 use crate::log::{self, SufastLogLevel};
 use crate::responses::{json_detail, not_found, owned};
 use crate::routes::pattern;
+use crate::routes::StaticResponse;
 
 /// The largest file read whole in the trip that finds it.
 pub(crate) const SMALL_FILE: u64 = 64 * 1024;
@@ -302,25 +304,10 @@ impl Encodings {
 /// after the conditions ServeDir does not know.
 async fn send(files: &Files, relative: &Path, meta: &Metadata, request: Request) -> Response {
     let (mut parts, _) = request.into_parts();
-    let etag = etag(meta);
-    if let Some(etag) = &etag {
-        if parts.headers.contains_key(header::IF_NONE_MATCH) {
-            if none_match_fails(&parts.headers, etag) {
-                return not_modified(etag.clone());
-            }
-            // If-None-Match is evaluated instead of If-Modified-Since
-            // (RFC 9110, 13.2.2).
-            parts.headers.remove(header::IF_MODIFIED_SINCE);
-        }
-    }
-    if let Some(validator) = parts.headers.get(header::IF_RANGE) {
-        // A weak ETag never matches If-Range (RFC 9110, 13.1.5); the exact
-        // Last-Modified date does. Otherwise the whole file is sent.
-        let date = meta.modified().ok().map(httpdate::fmt_http_date);
-        if date.as_deref().map(str::as_bytes) != Some(validator.as_bytes()) {
-            parts.headers.remove(header::RANGE);
-        }
-    }
+    let etag = match conditions(&mut parts.headers, meta) {
+        Ok(etag) => etag,
+        Err(etag) => return not_modified(etag),
+    };
     let Some(uri) = uri_of(relative) else {
         return owned(not_found());
     };
@@ -349,6 +336,103 @@ async fn send(files: &Files, relative: &Path, meta: &Metadata, request: Request)
             ))
         }
     }
+}
+
+/// The conditions ServeDir and ServeFile do not know, for a file found
+/// with `meta`: its ETag, or (as the error) the ETag of the 304 that
+/// `If-None-Match` asks for.
+/// `headers` lose what is then not to be evaluated: `If-Modified-Since`
+/// beside `If-None-Match`, and a `Range` whose `If-Range` fails.
+fn conditions(
+    headers: &mut HeaderMap,
+    meta: &Metadata,
+) -> Result<Option<HeaderValue>, HeaderValue> {
+    let etag = etag(meta);
+    if let Some(etag) = &etag {
+        if headers.contains_key(header::IF_NONE_MATCH) {
+            if none_match_fails(headers, etag) {
+                return Err(etag.clone());
+            }
+            // If-None-Match is evaluated instead of If-Modified-Since
+            // (RFC 9110, 13.2.2).
+            headers.remove(header::IF_MODIFIED_SINCE);
+        }
+    }
+    if let Some(validator) = headers.get(header::IF_RANGE) {
+        // A weak ETag never matches If-Range (RFC 9110, 13.1.5); the exact
+        // Last-Modified date does. Otherwise the whole file is sent.
+        let date = meta.modified().ok().map(httpdate::fmt_http_date);
+        if date.as_deref().map(str::as_bytes) != Some(validator.as_bytes()) {
+            headers.remove(header::RANGE);
+        }
+    }
+    Ok(etag)
+}
+
+/// Sends the file at `path` that a handler answered `request` with (a
+/// `FileResponse`), as a file of a directory is sent: content type,
+/// `Content-Length`, `ETag`, `Last-Modified`, conditional GET and single
+/// ranges. The head's headers go over the file's own (a `Content-Type`
+/// the handler chose wins), and its status over a 200. A path that is no
+/// file is a 404.
+pub async fn send_file(path: &Path, head: StaticResponse, request: &Parts) -> Response {
+    let meta = match tokio::fs::metadata(path).await {
+        Ok(meta) if meta.is_file() => meta,
+        Ok(_) => return owned(not_found()),
+        Err(why) if is_missing(&why) => return owned(not_found()),
+        Err(why) => return unreadable(&request.method, request.uri.path(), path, &why),
+    };
+    let mut headers = request.headers.clone();
+    let etag = match conditions(&mut headers, &meta) {
+        Ok(etag) => etag,
+        Err(etag) => return with_head(not_modified(etag), head),
+    };
+    let mut ask = Request::new(());
+    *ask.method_mut() = request.method.clone();
+    *ask.headers_mut() = headers;
+    match ServeFile::new(path).try_call(ask).await {
+        Ok(response) if response.status() == StatusCode::NOT_FOUND => owned(not_found()),
+        Ok(response) => with_head(finish(response, etag), head),
+        Err(why) => unreadable(&request.method, request.uri.path(), path, &why),
+    }
+}
+
+/// `response` with a handler's `head` over it.
+fn with_head(mut response: Response, head: StaticResponse) -> Response {
+    if response.status() == StatusCode::OK {
+        *response.status_mut() = head.status;
+    }
+    let headers = response.headers_mut();
+    let mut last = None;
+    for (name, value) in head.headers {
+        // The first value of each name replaces the file's own.
+        match name {
+            Some(name) => {
+                headers.insert(&name, value);
+                last = Some(name);
+            }
+            None => {
+                if let Some(name) = &last {
+                    headers.append(name, value);
+                }
+            }
+        }
+    }
+    response
+}
+
+fn unreadable(method: &Method, target: &str, path: &Path, why: &io::Error) -> Response {
+    log::event(
+        SufastLogLevel::Error,
+        format_args!(
+            "{method} {target}: cannot read {}: {why}; the client got a 500",
+            path.display()
+        ),
+    );
+    owned(json_detail(
+        StatusCode::INTERNAL_SERVER_ERROR,
+        "Internal Server Error: the file could not be read",
+    ))
 }
 
 /// A small file read already, with the headers ServeDir sends (and

@@ -16,6 +16,7 @@ use crate::limits::LimitSet;
 use crate::log::LogSettings;
 use crate::routes::RouteTable;
 use crate::server::Running;
+use crate::stream::Streams;
 use crate::tiers::DEFAULT_MAX_BODY;
 
 pub struct Instance {
@@ -32,6 +33,8 @@ pub struct Instance {
     pub owner: AtomicU32,
     /// Requests for handlers outside Rust.
     pub queue: Queue,
+    /// Streamed replies in flight.
+    pub streams: Streams,
     /// The largest request body a handler is given.
     pub max_body: AtomicUsize,
     pub limits: LimitSet,
@@ -44,6 +47,7 @@ static INSTANCE: Lazy<Instance> = Lazy::new(|| Instance {
     port: AtomicU16::new(0),
     owner: AtomicU32::new(0),
     queue: Queue::new(),
+    streams: Streams::new(),
     max_body: AtomicUsize::new(DEFAULT_MAX_BODY),
     limits: LimitSet::new(),
     log: LogSettings::new(),

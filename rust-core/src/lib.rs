@@ -20,6 +20,7 @@
 //! - [`tiers`]: how static, dynamic and cached routes answer.
 //! - [`files`]: how files routes answer: a directory served by Rust.
 //! - [`dispatch`]: the queue of requests for handlers outside Rust.
+//! - [`stream`]: streamed answers, with a bounded buffer per stream.
 //! - [`wire`]: the byte layouts they cross in (request record, response),
 //!   with a layout version.
 //! - [`responses`]: every response the server makes itself.
@@ -53,6 +54,7 @@ pub mod log;
 pub mod responses;
 pub mod routes;
 pub mod server;
+pub mod stream;
 pub mod tiers;
 pub mod wire;
 
@@ -316,6 +318,191 @@ pub unsafe extern "C" fn sufast_respond(id: u64, response: *const u8, len: usize
         // SAFETY: the caller's contract above.
         let response = unsafe { borrow_bytes(response, len, "response") }?;
         dispatch::respond(id, response).map(|()| true)
+    })
+}
+
+/// What a streamed answer's call did. The numbers are part of the ABI.
+#[repr(i32)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SufastSent {
+    /// Taken: go on (send the next chunk, or end the stream).
+    Ok = 0,
+    /// `sufast_respond_chunk` only: the stream's buffer stayed full for
+    /// `wait_ms`, and the chunk was not taken. Send it again later; the
+    /// ready socket (`sufast_stream_ready_fd`) says when there is room.
+    Full = 1,
+    /// Nobody reads this stream any more: the client left, it read nothing
+    /// for `send_timeout_ms`, the request's `request_timeout_ms` passed
+    /// before the head, or the server stopped. Stop producing; the stream
+    /// needs no end.
+    Gone = 2,
+    /// An argument was invalid (the reason is in the last error); after a
+    /// head, the client got a 500.
+    Failed = 3,
+}
+
+fn sent(sent: stream::Sent) -> SufastSent {
+    match sent {
+        stream::Sent::Ok => SufastSent::Ok,
+        stream::Sent::Full => SufastSent::Full,
+        stream::Sent::Gone => SufastSent::Gone,
+    }
+}
+
+/// Answers the request `id` with a stream: `head` (`len` bytes) is a
+/// response in the layout of `sufast_respond` whose body, if any, is the
+/// first chunk (at most 1 MiB). The status and headers are sent at once,
+/// with chunked transfer encoding; then each `sufast_respond_chunk` in
+/// turn; then `sufast_respond_end`. The bytes are copied during the call.
+///
+/// Each stream buffers at most `stream_buffer` bytes (default 256 KiB)
+/// plus the one chunk that crosses it, so its memory stays bounded
+/// whatever its producer does. Streams are not compressed.
+///
+/// Returns `SUFAST_SENT_OK` (send chunks now), `SUFAST_SENT_GONE` (nobody
+/// waits for this answer any more) or `SUFAST_SENT_FAILED` (a malformed
+/// head, as for `sufast_respond`: the client got a 500).
+///
+/// # Safety
+/// `head` must point to `len` readable bytes.
+#[no_mangle]
+pub unsafe extern "C" fn sufast_respond_head(id: u64, head: *const u8, len: usize) -> SufastSent {
+    boundary("sufast_respond_head", SufastSent::Failed, || {
+        // SAFETY: the caller's contract above.
+        let head = unsafe { borrow_bytes(head, len, "head") }?;
+        Ok(match dispatch::respond_head(id, head)? {
+            true => SufastSent::Ok,
+            false => SufastSent::Gone,
+        })
+    })
+}
+
+/// Sends `len` bytes at `chunk` (at most 1 MiB; copied during the call)
+/// on the stream of request `id`, waiting up to `wait_ms` while its
+/// buffer is full. A thread may wait here (the GIL released); an event
+/// loop passes 0 and waits for the ready socket instead. An empty chunk
+/// sends nothing and reports the stream's state.
+///
+/// Returns `SUFAST_SENT_OK`, `SUFAST_SENT_FULL` (not taken: send it
+/// again), `SUFAST_SENT_GONE` (stop producing) or `SUFAST_SENT_FAILED`.
+///
+/// # Safety
+/// `chunk` must point to `len` readable bytes.
+#[no_mangle]
+pub unsafe extern "C" fn sufast_respond_chunk(
+    id: u64,
+    chunk: *const u8,
+    len: usize,
+    wait_ms: u32,
+) -> SufastSent {
+    boundary("sufast_respond_chunk", SufastSent::Failed, || {
+        // SAFETY: the caller's contract above.
+        let chunk = unsafe { borrow_bytes(chunk, len, "chunk") }?;
+        if chunk.len() > stream::MAX_CHUNK {
+            return Err(error::Error::new(
+                SufastErrorCode::InvalidArgument,
+                format!(
+                    "a chunk of {} bytes is larger than 1 MiB; send it in pieces",
+                    chunk.len()
+                ),
+            ));
+        }
+        let wait = Duration::from_millis(wait_ms.into());
+        Ok(sent(stream::send(id, chunk, wait)))
+    })
+}
+
+/// Ends the stream of request `id`. With `complete`, the client gets the
+/// buffered chunks and then the end of the response; without (the
+/// producer failed midway), it gets the buffered chunks and then the
+/// connection is cut, so that it can tell the response is incomplete.
+///
+/// Returns `SUFAST_SENT_OK`, or `SUFAST_SENT_GONE` if the stream was gone
+/// already.
+#[no_mangle]
+pub extern "C" fn sufast_respond_end(id: u64, complete: bool) -> SufastSent {
+    boundary("sufast_respond_end", SufastSent::Failed, || {
+        Ok(sent(stream::end(id, complete)))
+    })
+}
+
+/// Answers the request `id` with the file at `path` (`path_len` bytes, a
+/// file-system path), which the server opens and sends itself, as a
+/// files route sends its files: content type from the extension,
+/// Content-Length, a weak ETag, Last-Modified, conditional GET (304) and
+/// single Range requests (206, 416). `head` (`len` bytes, the layout of
+/// `sufast_respond`, no body) gives the status for a 200 and headers that
+/// replace the file's own (a Content-Type, a Content-Disposition). A path
+/// that is not a file gets a 404. The bytes are copied during the call.
+///
+/// Returns `SUFAST_SENT_OK`, `SUFAST_SENT_GONE` (nobody waits for this
+/// answer any more) or `SUFAST_SENT_FAILED` (a malformed head: the client
+/// got a 500).
+///
+/// # Safety
+/// `head` must point to `len` readable bytes, `path` to `path_len`.
+#[no_mangle]
+pub unsafe extern "C" fn sufast_respond_file(
+    id: u64,
+    head: *const u8,
+    len: usize,
+    path: *const u8,
+    path_len: usize,
+) -> SufastSent {
+    boundary("sufast_respond_file", SufastSent::Failed, || {
+        // SAFETY: the caller's contract above.
+        let head = unsafe { borrow_bytes(head, len, "head") }?;
+        // SAFETY: the caller's contract above.
+        let path = unsafe { borrow_bytes(path, path_len, "path") }?;
+        let path = {
+            use std::os::unix::ffi::OsStrExt;
+            std::path::PathBuf::from(std::ffi::OsStr::from_bytes(path))
+        };
+        Ok(match dispatch::respond_file(id, head, path)? {
+            true => SufastSent::Ok,
+            false => SufastSent::Gone,
+        })
+    })
+}
+
+/// The descriptor of the ready socket, made on first call and owned by
+/// the library (never close it): it becomes readable when a stream whose
+/// `sufast_respond_chunk` returned `SUFAST_SENT_FULL` with `wait_ms` 0 has
+/// room again, or is gone. An event loop watches it, then reads the ids
+/// with `sufast_stream_ready`. Returns -1 if it cannot be made.
+#[no_mangle]
+pub extern "C" fn sufast_stream_ready_fd() -> i32 {
+    boundary("sufast_stream_ready_fd", -1, || {
+        stream::ready_fd().map_err(|why| {
+            error::Error::new(
+                SufastErrorCode::InvalidArgument,
+                format!("the ready socket cannot be made: {why}"),
+            )
+        })
+    })
+}
+
+/// Copies the request ids of the streams that became ready into `ids`
+/// (room for `cap`; owned by the caller) and returns how many; the ready
+/// socket stays readable while more are left. Send each its chunk again.
+///
+/// # Safety
+/// `ids` must point to `cap` writable `uint64_t` (or be NULL with `cap` 0).
+#[no_mangle]
+pub unsafe extern "C" fn sufast_stream_ready(ids: *mut u64, cap: usize) -> usize {
+    boundary("sufast_stream_ready", 0, || {
+        if cap == 0 {
+            return Ok(0);
+        }
+        if ids.is_null() {
+            return Err(error::Error::new(
+                SufastErrorCode::NullPointer,
+                "ids is a NULL pointer",
+            ));
+        }
+        // SAFETY: the caller's contract above.
+        let out = unsafe { std::slice::from_raw_parts_mut(ids, cap) };
+        Ok(stream::take_ready(out))
     })
 }
 

@@ -50,6 +50,8 @@ pub struct LimitSet {
     max_form_parts: Limit,
     max_part_size: Limit,
     upload_spool_size: Limit,
+    stream_buffer: Limit,
+    send_timeout: Limit,
 }
 
 impl LimitSet {
@@ -83,10 +85,12 @@ impl LimitSet {
                 0,
                 u32::MAX as u64,
             ),
+            stream_buffer: Limit::new("stream_buffer", "bytes", 256 * 1024, 1, 1 << 30),
+            send_timeout: Limit::new("send_timeout_ms", "milliseconds", 30_000, 1, HOUR_MS),
         }
     }
 
-    fn all(&self) -> [&Limit; 9] {
+    fn all(&self) -> [&Limit; 11] {
         [
             &self.header_timeout,
             &self.keepalive_timeout,
@@ -97,6 +101,8 @@ impl LimitSet {
             &self.max_form_parts,
             &self.max_part_size,
             &self.upload_spool_size,
+            &self.stream_buffer,
+            &self.send_timeout,
         ]
     }
 }
@@ -150,6 +156,17 @@ pub fn reset() {
 
 pub fn request_timeout() -> Duration {
     Duration::from_millis(limits().request_timeout.get())
+}
+
+/// The bytes a stream buffers before its producer waits.
+pub fn stream_buffer() -> usize {
+    usize::try_from(limits().stream_buffer.get()).unwrap_or(usize::MAX)
+}
+
+/// How long a stream may stay full (its client reading nothing) before
+/// it is closed.
+pub fn send_timeout() -> Duration {
+    Duration::from_millis(limits().send_timeout.get())
 }
 
 pub fn body_timeout() -> Duration {

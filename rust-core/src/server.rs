@@ -25,6 +25,7 @@ use crate::limits::Limits;
 use crate::log::{self, SufastAccessLog, SufastLogLevel};
 use crate::routes::forwarded::Client;
 use crate::routes::{Lookup, RouteTable, Serve};
+use crate::tiers::Answered;
 use crate::{dispatch, listener, responses, tiers};
 
 /// How long a stop waits for in-flight requests unless told otherwise.
@@ -123,10 +124,14 @@ pub async fn handle(settings: Settings, peer: Option<SocketAddr>, request: Reque
             let compression = app.compression().copied();
             let negotiated = compression.map(|c| c.negotiate(request.headers()));
             let (mut made, gzip) = match cache {
-                None => (
-                    tiers::dynamic(handler, form, params, client, request).await,
-                    Gzipped::NotYet,
-                ),
+                None => match tiers::dynamic(handler, form, params, client, request).await {
+                    Answered::Whole(made) => (made, Gzipped::NotYet),
+                    // Streams and files are sent as they come, uncompressed.
+                    Answered::Body(mut response) => {
+                        app.finish(response.headers_mut(), origin);
+                        return finish(response, head, log);
+                    }
+                },
                 Some(cache) => {
                     tiers::cached(handler, params, cache, client, request, compression).await
                 }
@@ -139,6 +144,11 @@ pub async fn handle(settings: Settings, peer: Option<SocketAddr>, request: Reque
             responses::owned(made)
         }
     };
+    finish(response, head, log)
+}
+
+/// `response` as sent: without its body for HEAD, logged.
+fn finish(response: Response, head: bool, log: Option<AccessLog>) -> Response {
     let response = if head {
         without_body(response)
     } else {

@@ -1,8 +1,9 @@
 //! How a matched route is answered by its tier: static routes from stored
 //! bytes, dynamic routes by their handler through the dispatch queue,
 //! cached routes from their cache with one render per expiry. A handler's
-//! response is handed back whole, for the server to add the app-wide
-//! headers and compress it ([`crate::compression`]).
+//! whole response is handed back for the server to add the app-wide
+//! headers and compress it ([`crate::compression`]); a streamed one
+//! ([`crate::stream`]) or a file is handed back as a response to send.
 
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
@@ -12,11 +13,13 @@ use axum::body::Body;
 use axum::body::{Bytes, HttpBody};
 use axum::extract::Request;
 use axum::http::StatusCode;
+use axum::response::Response;
 use http_body_util::BodyExt;
 
 use crate::cache::{Cache, Kept, Plan, Rendered};
 use crate::compression::{Compression, Gzipped};
-use crate::dispatch::{self, Rejected};
+use crate::dispatch::{self, Rejected, Reply};
+use crate::files;
 use crate::forms::{self, FormError};
 use crate::instance::instance;
 use crate::limits;
@@ -36,6 +39,15 @@ pub fn set_max_body(bytes: usize) {
     instance().max_body.store(bytes, Ordering::Relaxed);
 }
 
+/// What a handler answered.
+pub enum Answered {
+    /// A whole response, for the server to finish and compress.
+    Whole(StaticResponse),
+    /// A response whose body is sent as it comes (a stream, a file): the
+    /// server adds the app-wide headers and sends it as it is.
+    Body(Response),
+}
+
 /// Answers `request` with the handler `handler`, per request; `form`: the
 /// handler reads a form, which is parsed here (see [`crate::forms`]).
 pub async fn dynamic(
@@ -44,7 +56,7 @@ pub async fn dynamic(
     params: Vec<String>,
     client: Client,
     request: Request,
-) -> StaticResponse {
+) -> Answered {
     call(handler, form, params, &client, request).await
 }
 
@@ -68,7 +80,10 @@ pub async fn cached(
         Plan::Serve(kept) => copy(&kept),
         Plan::Wait(render) => wait(render).await,
         Plan::Bypass => (
-            dynamic(handler, false, params, client, request).await,
+            whole(
+                handler,
+                dynamic(handler, false, params, client, request).await,
+            ),
             Gzipped::NotYet,
         ),
         Plan::Render { done, stale } => {
@@ -76,7 +91,10 @@ pub async fn cached(
             // The render runs as a task of its own: the client that started
             // it may leave, the others still get the response.
             tokio::spawn(async move {
-                let response = call(handler, false, params, &client, request).await;
+                let response = whole(
+                    handler,
+                    call(handler, false, params, &client, request).await,
+                );
                 let gzip = match compression {
                     Some(compression) => compression.ahead(&response).await,
                     None => Gzipped::NotYet,
@@ -89,6 +107,23 @@ pub async fn cached(
                 Some(kept) => copy(&kept),
                 None => wait(render).await,
             }
+        }
+    }
+}
+
+/// A cached route's response: a stream or a file cannot be kept, so a
+/// handler that answers with one is a 500.
+fn whole(handler: u32, answered: Answered) -> StaticResponse {
+    match answered {
+        Answered::Whole(response) => response,
+        Answered::Body(_) => {
+            log::event(
+                SufastLogLevel::Error,
+                format_args!(
+                    "handler {handler} answered a cached route with a stream or a file, which cannot be kept; the client got a 500"
+                ),
+            );
+            internal_error()
         }
     }
 }
@@ -118,8 +153,33 @@ async fn call(
     params: Vec<String>,
     client: &Client,
     request: Request,
-) -> StaticResponse {
+) -> Answered {
     let (parts, body) = request.into_parts();
+    let reply = match ask(handler, form, params, client, &parts, body).await {
+        Ok(reply) => reply,
+        Err(response) => return Answered::Whole(response),
+    };
+    match reply {
+        Reply::Whole(response) => Answered::Whole(response),
+        Reply::Stream(head, body) => {
+            let mut response = Response::new(Body::new(body));
+            *response.status_mut() = head.status;
+            *response.headers_mut() = head.headers;
+            Answered::Body(response)
+        }
+        Reply::File(head, path) => Answered::Body(files::send_file(&path, head, &parts).await),
+    }
+}
+
+/// `call` up to the handler's reply; every failure is a response.
+async fn ask(
+    handler: u32,
+    form: bool,
+    params: Vec<String>,
+    client: &Client,
+    parts: &axum::http::request::Parts,
+    body: Body,
+) -> Result<Reply, StaticResponse> {
     let max_body = instance().max_body.load(Ordering::Relaxed);
     let kind = if form {
         forms::kind(&parts.headers)
@@ -129,14 +189,17 @@ async fn call(
     let (body, files) = match kind {
         None => match read_body(body, max_body, limits::body_timeout()).await {
             Ok(body) => (body, Vec::new()),
-            Err(why) => return body_error(why),
+            Err(why) => return Err(body_error(why)),
         },
         Some(Err(why)) => {
-            return json_detail(StatusCode::BAD_REQUEST, &format!("Bad Request: {why}"))
+            return Err(json_detail(
+                StatusCode::BAD_REQUEST,
+                &format!("Bad Request: {why}"),
+            ))
         }
         Some(Ok(kind)) => match forms::read(body, kind, &limits::form_limits(max_body)).await {
             Ok(form) => (form.record, form.files),
-            Err(why) => return form_error(&parts, why),
+            Err(why) => return Err(form_error(parts, why)),
         },
     };
     let request = RequestParts {
@@ -154,12 +217,12 @@ async fn call(
     drop(body);
     let mut pending = match submitted {
         Ok(pending) => pending,
-        Err(Rejected::TooLarge) => return too_large(),
-        Err(Rejected::Full | Rejected::Closed) => return unavailable(),
+        Err(Rejected::TooLarge) => return Err(too_large()),
+        Err(Rejected::Full | Rejected::Closed) => return Err(unavailable()),
     };
     let deadline = limits::request_timeout();
     match tokio::time::timeout(deadline, pending.reply()).await {
-        Ok(reply) => reply.unwrap_or_else(unavailable),
+        Ok(reply) => reply.ok_or_else(unavailable),
         Err(_) => {
             pending.expire();
             log::event(
@@ -171,7 +234,7 @@ async fn call(
                     deadline.as_millis()
                 ),
             );
-            gateway_timeout()
+            Err(gateway_timeout())
         }
     }
 }

@@ -1,0 +1,450 @@
+//! Streamed replies: a handler outside Rust answers with a head
+//! (`sufast_respond_head`), then chunks (`sufast_respond_chunk`), then an
+//! end (`sufast_respond_end`), and the server sends each chunk as it comes.
+//!
+//! Each stream has a bounded buffer (`stream_buffer` bytes, plus the one
+//! chunk that crosses it): a chunk is taken while the buffer holds less,
+//! and refused (`Full`) while it holds more, so a producer that outruns its
+//! client waits instead of growing memory. A producer may wait in the call
+//! (a thread), or be told on the ready socket (`sufast_stream_ready_fd`)
+//! when its stream has room again (an event loop). A client that leaves,
+//! a stream full for longer than `send_timeout`, and a stop that reaches
+//! its deadline all make the stream `Gone`: the next chunk says so, and
+//! nothing more is sent.
+
+use std::collections::{HashMap, VecDeque};
+use std::io::{self, Read, Write};
+use std::os::unix::net::UnixStream;
+use std::pin::Pin;
+use std::sync::{Arc, Condvar, Mutex, MutexGuard};
+use std::task::{Context, Poll, Waker};
+use std::time::{Duration, Instant};
+
+use axum::body::Bytes;
+use http_body::Frame;
+
+use crate::instance::instance;
+use crate::log::{self, SufastLogLevel};
+
+/// The largest chunk one `sufast_respond_chunk` takes; larger ones are
+/// refused as errors (split them).
+pub(crate) const MAX_CHUNK: usize = 1 << 20;
+
+/// What a send to a stream did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Sent {
+    /// The chunk was taken.
+    Ok,
+    /// The buffer stayed full: the chunk was not taken. Send it again;
+    /// a producer that did not wait is told on the ready socket.
+    Full,
+    /// The client left, the stream was closed for stalling, or the server
+    /// stopped: nothing more will be sent.
+    Gone,
+}
+
+/// A stream's shared state: the producer's end writes it, the body reads it.
+pub struct Stream {
+    id: u64,
+    state: Mutex<State>,
+    /// Signalled when the buffer gains room or the stream is gone.
+    room: Condvar,
+    /// Bytes buffered at which chunks are refused.
+    limit: usize,
+    send_timeout: Duration,
+}
+
+struct State {
+    chunks: VecDeque<Bytes>,
+    buffered: usize,
+    end: End,
+    /// The producer was told `Full` without waiting: tell it on the ready
+    /// socket once there is room.
+    notify: bool,
+    /// Since when chunks have been refused, if they are.
+    full_since: Option<Instant>,
+    reader: Option<Waker>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum End {
+    Open,
+    /// The producer ended it: send what is buffered, then finish.
+    Complete,
+    /// The producer failed: what is buffered is sent, then the connection
+    /// is cut so that the client sees an incomplete response.
+    Failed,
+    /// Nobody reads: the client left, or it stalled.
+    Gone,
+}
+
+impl Stream {
+    fn lock(&self) -> MutexGuard<'_, State> {
+        self.state
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    /// Buffers `chunk`, waiting up to `wait` for room.
+    fn send(&self, chunk: &[u8], wait: Duration) -> Sent {
+        let deadline = Instant::now() + wait;
+        let mut state = self.lock();
+        loop {
+            match state.end {
+                End::Open => {}
+                End::Gone => return Sent::Gone,
+                // Sends after the end are the producer's bug; nothing is sent.
+                End::Complete | End::Failed => return Sent::Gone,
+            }
+            if state.buffered < self.limit {
+                break;
+            }
+            let now = Instant::now();
+            let since = *state.full_since.get_or_insert(now);
+            if now.duration_since(since) >= self.send_timeout {
+                state.end = End::Gone;
+                state.chunks.clear();
+                let reader = state.reader.take();
+                drop(state);
+                if let Some(reader) = reader {
+                    reader.wake();
+                }
+                log::event(
+                    SufastLogLevel::Warning,
+                    format_args!(
+                        "stream {}: the client read nothing for send_timeout ({} ms); the stream is closed",
+                        self.id,
+                        self.send_timeout.as_millis()
+                    ),
+                );
+                return Sent::Gone;
+            }
+            if now >= deadline {
+                state.notify = true;
+                return Sent::Full;
+            }
+            let until = deadline.min(since + self.send_timeout);
+            state = self
+                .room
+                .wait_timeout(state, until - now)
+                .map_or_else(|poisoned| poisoned.into_inner().0, |(s, _)| s);
+        }
+        state.full_since = None;
+        if !chunk.is_empty() {
+            state.buffered += chunk.len();
+            state.chunks.push_back(Bytes::copy_from_slice(chunk));
+        }
+        let reader = state.reader.take();
+        drop(state);
+        if let Some(reader) = reader {
+            reader.wake();
+        }
+        Sent::Ok
+    }
+
+    /// Ends the stream: `complete` false cuts the connection after what
+    /// is buffered.
+    fn end(&self, complete: bool) -> Sent {
+        let mut state = self.lock();
+        if state.end != End::Open {
+            return Sent::Gone;
+        }
+        state.end = if complete { End::Complete } else { End::Failed };
+        let reader = state.reader.take();
+        drop(state);
+        if let Some(reader) = reader {
+            reader.wake();
+        }
+        Sent::Ok
+    }
+
+    /// Nobody reads any more: the producer is told, waiting or not.
+    fn gone(&self) {
+        let mut state = self.lock();
+        let notify = std::mem::take(&mut state.notify);
+        if state.end == End::Open {
+            state.end = End::Gone;
+        }
+        state.chunks.clear();
+        state.buffered = 0;
+        drop(state);
+        self.room.notify_all();
+        if notify {
+            ready(self.id);
+        }
+    }
+}
+
+/// The response body a stream feeds. Dropping it (the response is done,
+/// or the client left) closes the stream.
+pub struct StreamBody {
+    stream: Arc<Stream>,
+    /// A failed stream's end was put off once, so that what was sent
+    /// before it is flushed before the connection is cut.
+    put_off: bool,
+}
+
+impl http_body::Body for StreamBody {
+    type Data = Bytes;
+    type Error = io::Error;
+
+    fn poll_frame(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, io::Error>>> {
+        let this = self.get_mut();
+        let stream = &this.stream;
+        let mut state = stream.lock();
+        if let Some(chunk) = state.chunks.pop_front() {
+            let was_full = state.buffered >= stream.limit;
+            state.buffered -= chunk.len();
+            let has_room = was_full && state.buffered < stream.limit;
+            let notify = has_room && std::mem::take(&mut state.notify);
+            drop(state);
+            if has_room {
+                stream.room.notify_all();
+            }
+            if notify {
+                ready(stream.id);
+            }
+            return Poll::Ready(Some(Ok(Frame::data(chunk))));
+        }
+        match state.end {
+            End::Open => {
+                state.reader = Some(cx.waker().clone());
+                Poll::Pending
+            }
+            End::Complete => Poll::Ready(None),
+            // hyper flushes what it holds when the body is pending; an
+            // error would drop it unsent.
+            End::Failed if !this.put_off => {
+                this.put_off = true;
+                cx.waker().wake_by_ref();
+                Poll::Pending
+            }
+            End::Failed => Poll::Ready(Some(Err(io::Error::other(
+                "the handler failed while streaming its response",
+            )))),
+            End::Gone => Poll::Ready(Some(Err(io::Error::other(
+                "the stream was closed: its client stalled",
+            )))),
+        }
+    }
+}
+
+impl Drop for StreamBody {
+    fn drop(&mut self) {
+        streams().open.lock_map().remove(&self.stream.id);
+        self.stream.gone();
+    }
+}
+
+/// Every open stream, by request id, and the ready socket.
+pub struct Streams {
+    open: Mutex<HashMap<u64, Arc<Stream>>>,
+    /// Streams that have room (or are gone) since their producer was told
+    /// `Full`, not yet read by `take_ready`.
+    ready: Mutex<Vec<u64>>,
+    /// The ready socket's two ends and the process that made them (a fork
+    /// child makes its own).
+    socket: Mutex<Option<(u32, UnixStream, UnixStream)>>,
+}
+
+trait LockMap<T> {
+    fn lock_map(&self) -> MutexGuard<'_, T>;
+}
+
+impl<T> LockMap<T> for Mutex<T> {
+    fn lock_map(&self) -> MutexGuard<'_, T> {
+        // Every update leaves the state consistent, even mid-panic.
+        self.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+}
+
+impl Streams {
+    pub(crate) fn new() -> Self {
+        Streams {
+            open: Mutex::new(HashMap::new()),
+            ready: Mutex::new(Vec::new()),
+            socket: Mutex::new(None),
+        }
+    }
+}
+
+fn streams() -> &'static Streams {
+    &instance().streams
+}
+
+/// Opens the stream of request `id`, `first` its first chunk, with a
+/// buffer of `limit` bytes; the body to send.
+pub fn open(id: u64, first: Bytes, limit: usize, send_timeout: Duration) -> StreamBody {
+    let mut chunks = VecDeque::new();
+    let buffered = first.len();
+    if !first.is_empty() {
+        chunks.push_back(first);
+    }
+    let stream = Arc::new(Stream {
+        id,
+        state: Mutex::new(State {
+            chunks,
+            buffered,
+            end: End::Open,
+            notify: false,
+            full_since: None,
+            reader: None,
+        }),
+        room: Condvar::new(),
+        limit: limit.max(1),
+        send_timeout,
+    });
+    streams().open.lock_map().insert(id, Arc::clone(&stream));
+    StreamBody {
+        stream,
+        put_off: false,
+    }
+}
+
+fn find(id: u64) -> Option<Arc<Stream>> {
+    streams().open.lock_map().get(&id).cloned()
+}
+
+/// Sends `chunk` on the stream of request `id`, waiting up to `wait` for
+/// room. An id with no open stream is `Gone`.
+pub fn send(id: u64, chunk: &[u8], wait: Duration) -> Sent {
+    match find(id) {
+        Some(stream) => stream.send(chunk, wait),
+        None => Sent::Gone,
+    }
+}
+
+/// Ends the stream of request `id`.
+pub fn end(id: u64, complete: bool) -> Sent {
+    let stream = streams().open.lock_map().remove(&id);
+    match stream {
+        Some(stream) => stream.end(complete),
+        None => Sent::Gone,
+    }
+}
+
+/// How many streams are open.
+pub fn count() -> usize {
+    streams().open.lock_map().len()
+}
+
+/// Marks stream `id` ready and wakes the ready socket's reader.
+/// Without a ready socket nobody asked to be told: nothing is kept.
+fn ready(id: u64) {
+    let socket = streams().socket.lock_map();
+    let Some((_, _, write)) = &*socket else {
+        return;
+    };
+    let mut ready = streams().ready.lock_map();
+    let first = ready.is_empty();
+    ready.push(id);
+    drop(ready);
+    if first {
+        // A full socket already says there is something to read.
+        let _ = (&*write).write(&[1]);
+    }
+}
+
+/// The descriptor of the ready socket's reading end, made on first use:
+/// readable while streams told `Full` have room again (or are gone).
+pub fn ready_fd() -> io::Result<i32> {
+    use std::os::fd::AsRawFd;
+    let mut socket = streams().socket.lock_map();
+    let pid = std::process::id();
+    if let Some((owner, read, _)) = &*socket {
+        if *owner == pid {
+            return Ok(read.as_raw_fd());
+        }
+    }
+    let (read, write) = UnixStream::pair()?;
+    read.set_nonblocking(true)?;
+    write.set_nonblocking(true)?;
+    let fd = read.as_raw_fd();
+    // A fork child's copy of its parent's socket is left open, unused:
+    // closing it here would close the parent's too.
+    if let Some(old) = socket.replace((pid, read, write)) {
+        std::mem::forget(old);
+    }
+    Ok(fd)
+}
+
+/// Copies the ids of ready streams into `out` (as many as fit) and
+/// empties the ready socket; ids that did not fit keep it readable.
+pub fn take_ready(out: &mut [u64]) -> usize {
+    if let Some((_, read, _)) = &*streams().socket.lock_map() {
+        let mut sink = [0u8; 64];
+        while matches!((&*read).read(&mut sink), Ok(n) if n > 0) {}
+    }
+    let mut ready = streams().ready.lock_map();
+    let n = ready.len().min(out.len());
+    for (slot, id) in out.iter_mut().zip(ready.drain(..n)) {
+        *slot = id;
+    }
+    let more = !ready.is_empty();
+    drop(ready);
+    if more {
+        if let Some((_, _, write)) = &*streams().socket.lock_map() {
+            let _ = (&*write).write(&[1]);
+        }
+    }
+    n
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use http_body_util::BodyExt;
+
+    #[tokio::test]
+    async fn chunks_flow_with_backpressure_and_end() {
+        ready_fd().unwrap();
+        let mut body = open(9001, Bytes::from_static(b"head"), 8, Duration::from_secs(5));
+        assert_eq!(send(9001, b"12345", Duration::ZERO), Sent::Ok);
+        // 9 bytes buffered of 8: full.
+        assert_eq!(send(9001, b"x", Duration::ZERO), Sent::Full);
+        let frame = body.frame().await.unwrap().unwrap();
+        assert_eq!(frame.into_data().unwrap(), "head");
+        // 5 of 8: room again, and the producer is told.
+        let mut ids = [0u64; 4];
+        let n = take_ready(&mut ids);
+        assert!(ids[..n].contains(&9001), "{ids:?}");
+        assert_eq!(send(9001, b"x", Duration::ZERO), Sent::Ok);
+        assert_eq!(end(9001, true), Sent::Ok);
+        let rest = body.collect().await.unwrap().to_bytes();
+        assert_eq!(rest, "12345x");
+        assert_eq!(send(9001, b"late", Duration::ZERO), Sent::Gone);
+    }
+
+    #[tokio::test]
+    async fn a_dropped_body_makes_the_stream_gone() {
+        let body = open(9002, Bytes::new(), 8, Duration::from_secs(5));
+        assert_eq!(send(9002, b"123456789", Duration::ZERO), Sent::Ok);
+        assert_eq!(send(9002, b"x", Duration::ZERO), Sent::Full);
+        drop(body);
+        assert_eq!(send(9002, b"x", Duration::ZERO), Sent::Gone);
+        assert_eq!(end(9002, true), Sent::Gone);
+    }
+
+    #[tokio::test]
+    async fn a_failed_end_cuts_the_body_after_what_is_buffered() {
+        let mut body = open(9003, Bytes::from_static(b"a"), 8, Duration::from_secs(5));
+        assert_eq!(end(9003, false), Sent::Ok);
+        assert_eq!(
+            body.frame().await.unwrap().unwrap().into_data().unwrap(),
+            "a"
+        );
+        assert!(body.frame().await.unwrap().is_err());
+    }
+
+    #[tokio::test]
+    async fn a_stalled_reader_is_closed_after_the_send_timeout() {
+        let mut body = open(9004, Bytes::new(), 1, Duration::from_millis(30));
+        assert_eq!(send(9004, b"ab", Duration::ZERO), Sent::Ok);
+        // Waits out the send timeout in the call.
+        assert_eq!(send(9004, b"c", Duration::from_secs(5)), Sent::Gone);
+        assert!(body.frame().await.unwrap().is_err());
+    }
+}
