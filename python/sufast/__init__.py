@@ -19,7 +19,7 @@ from .forms import FormData, UploadFile
 from .params import Body, Cookie, Depends, File, Form, Header, Path, Query
 from .routing import Router
 from .requests import Request
-from .responses import HTMLResponse, JSONResponse, PlainTextResponse, RedirectResponse, Response
+from .responses import FileResponse, HTMLResponse, JSONResponse, PlainTextResponse, RedirectResponse, Response, StreamingResponse
 from .staticfiles import StaticFiles
 
 #: The seed's name for ``App``.
@@ -35,6 +35,8 @@ __all__ = [
     "HTMLResponse",
     "PlainTextResponse",
     "RedirectResponse",
+    "StreamingResponse",
+    "FileResponse",
     "Request",
     "Depends",
     "BackgroundTasks",

@@ -31,6 +31,7 @@ __all__ = [
     "start",
     "start_fd",
     "stop",
+    "streamer",
     "version",
 ]
 
@@ -49,6 +50,12 @@ _SYMBOLS = (
     ("sufast_take_requests", (POINTER(c_char), c_size_t, c_uint32, POINTER(c_size_t)), c_int32),
     ("sufast_respond", (c_uint64, c_char_p, c_size_t), c_bool),
     ("sufast_take_body", (c_uint64, c_void_p, c_size_t), c_bool),
+    ("sufast_respond_head", (c_uint64, c_char_p, c_size_t), c_int32),
+    ("sufast_respond_chunk", (c_uint64, c_char_p, c_size_t, c_uint32), c_int32),
+    ("sufast_respond_end", (c_uint64, c_bool), c_int32),
+    ("sufast_respond_file", (c_uint64, c_char_p, c_size_t, c_char_p, c_size_t), c_int32),
+    ("sufast_stream_ready_fd", (), c_int32),
+    ("sufast_stream_ready", (POINTER(c_uint64), c_size_t), c_size_t),
     ("sufast_parse_form", (c_char_p, c_size_t, c_char_p, c_size_t, c_void_p, c_size_t, POINTER(ctypes.c_uint16)), c_size_t),
     ("sufast_set_limits", (c_uint32, ctypes.c_uint64), c_bool),
     ("sufast_set_option", (c_char_p, c_size_t, ctypes.c_int64), c_bool),
@@ -333,3 +340,65 @@ def responder() -> Callable[[int, bytes], Optional[str]]:
         return _last_error(lib).message
 
     return send
+
+
+# What the stream exports return (SufastSent in include/sufast.h).
+SENT_OK, SENT_FULL, SENT_GONE, SENT_FAILED = 0, 1, 2, 3
+
+
+class Streamer:
+    """Answers requests with streams and files (``sufast_respond_head``,
+    ``_chunk``, ``_end``, ``_file``). Each call returns a ``SENT_*`` code;
+    ``error()`` is the reason for ``SENT_FAILED``, read on the same thread."""
+
+    def __init__(self) -> None:
+        lib = self._lib = _load()
+        self._head = lib.sufast_respond_head
+        self._chunk = lib.sufast_respond_chunk
+        self._end = lib.sufast_respond_end
+        self._file = lib.sufast_respond_file
+        self._ready = lib.sufast_stream_ready
+        self._ids = (c_uint64 * 256)()
+
+    def head(self, request_id: int, head: bytes) -> int:
+        """Sends the head (its body the first chunk)."""
+        return self._head(request_id, head, len(head))
+
+    def chunk(self, request_id: int, data: bytes, wait_ms: int) -> int:
+        """Sends a chunk of at most 1 MiB, waiting up to ``wait_ms`` for
+        room (the GIL released)."""
+        return self._chunk(request_id, data, len(data), wait_ms)
+
+    def end(self, request_id: int, complete: bool) -> int:
+        """Ends the stream; ``complete=False`` cuts the response short."""
+        return self._end(request_id, complete)
+
+    def file(self, request_id: int, head: bytes, path: bytes) -> int:
+        """Answers with ``head`` and the file at ``path``, sent by the library."""
+        return self._file(request_id, head, len(head), path, len(path))
+
+    def ready_fd(self) -> int:
+        """The ready socket's descriptor (owned by the library)."""
+        fd = self._lib.sufast_stream_ready_fd()
+        if fd < 0:
+            raise _last_error(self._lib)
+        return fd
+
+    def ready(self) -> "list[int]":
+        """The ids of the streams that have room again (or are gone)."""
+        ids = self._ids
+        found: "list[int]" = []
+        while True:
+            count = self._ready(ids, len(ids))
+            found.extend(ids[:count])
+            if count < len(ids):
+                return found
+
+    def error(self) -> str:
+        """The reason for the last ``SENT_FAILED`` on this thread."""
+        return _last_error(self._lib).message
+
+
+def streamer() -> Streamer:
+    """The stream and file exports."""
+    return Streamer()

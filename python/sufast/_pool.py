@@ -18,7 +18,7 @@ import threading
 import time
 from typing import Any, Callable, Dict, List, Mapping, Optional, Set, Tuple
 
-from . import _native, handlers
+from . import _native, _streams, handlers
 from .handlers import INTERNAL_ERROR, Endpoint
 from .requests import Request, decode_records
 
@@ -171,7 +171,10 @@ class HandlerPool:
             data = await endpoint.call_async(request)
         except asyncio.CancelledError:
             return  # the server stopped
-        self._send(endpoint, request, data)
+        if type(data) is bytes:
+            self._send(endpoint, request, data)
+        else:  # a stream or a file
+            await _streams.send_async(request.id, data, f"{request.method} {request.path}: route {endpoint.name}")
         if request._scope is not None:
             await endpoint.after_response_async(request)
 
@@ -294,6 +297,10 @@ class HandlerPool:
                 self._send(endpoint, request, INTERNAL_ERROR)
 
     def _send(self, endpoint: Endpoint, request: Request, data: Any) -> None:
+        if type(data) is not bytes:  # a stream or a file
+            where = f"{request.method} {request.path}: route {endpoint.name}"
+            _streams.send_sync(request.id, data, where, self.run_on_loop if self._loop is not None else None)
+            return
         refused = self._respond(request.id, data)
         if refused is not None:
             logger.error("%s %s: route %s: %s", request.method, request.path, endpoint.name, refused)

@@ -74,6 +74,8 @@ class App(Decorators):
         max_form_parts: int = 1000,
         max_part_size: int = 1024 * 1024,
         upload_spool_size: int = 1024 * 1024,
+        stream_buffer: int = 256 * 1024,
+        send_timeout: float = 30.0,
         dependencies: Optional[Sequence[Depends]] = None,
         exception_handlers: Optional[Mapping[Union[int, type], Callable[..., Any]]] = None,
         lifespan: Optional[Callable[["App"], Any]] = None,
@@ -132,6 +134,9 @@ class App(Decorators):
         fields and files, or a field (not a file) over ``max_part_size``
         bytes, gets 413; an uploaded file over ``upload_spool_size`` bytes
         is written to a temporary file as it arrives, not kept in memory.
+        A streamed response buffers at most ``stream_buffer`` bytes (plus
+        one chunk) before its producer waits; a client that reads nothing
+        for ``send_timeout`` seconds while it waits is disconnected.
 
         ``title``, ``version`` and ``description`` head the OpenAPI
         document (``app.openapi()``), which the server sends from
@@ -203,6 +208,8 @@ class App(Decorators):
             max_form_parts=max_form_parts,
             max_part_size=max_part_size,
             upload_spool_size=upload_spool_size,
+            stream_buffer=stream_buffer,
+            send_timeout=send_timeout,
         )
         self._max_pending = max_pending
         self._max_body_size = max_body_size
@@ -428,7 +435,10 @@ class App(Decorators):
         elif cache_max_entries is not None or stale_ttl is not None:
             raise ValueError(f"route {name}: cache_max_entries and stale_ttl need cache_ttl")
         per_request = (
-            dynamic or not self._precompute or cache_ttl is not None or bool(parameters(endpoint)) or bool(dependencies)
+            dynamic
+            or not self._precompute
+            or inspect.isgeneratorfunction(endpoint)
+            or inspect.isasyncgenfunction(endpoint) or cache_ttl is not None or bool(parameters(endpoint)) or bool(dependencies)
         )
         with self._lock:
             if (method, path) in self._routes:
@@ -452,7 +462,14 @@ class App(Decorators):
                     raise SufastError(f"{exc.message} (handler {describe(other.endpoint)})", exc.code) from None
                 raise
             check_path_parameters(path, endpoint, dependencies)
-            if per_request:
+            route = None
+            if not per_request:
+                # None: it answers with a stream or a file, sent per request.
+                route = precompute(method, path, endpoint, status_code, headers, output)
+                if route is not None and dynamic is None:
+                    _warn_if_stale(name, endpoint, stacklevel + 1)
+            if route is None:
+                per_request = True
                 handler_id = self._next_handler
                 handler = Endpoint(name, path, endpoint, status_code, headers, dependencies, self._exception_handlers, output)
                 if cache_ttl is None and self._middleware:
@@ -461,10 +478,6 @@ class App(Decorators):
                     method, path, endpoint, handler_id=handler_id, cache_ttl=cache_ttl, cache_max_entries=cache_max_entries, stale_ttl=stale_ttl
                 )
                 route.form = cache_ttl is None and handler.arguments.reads_form
-            else:
-                if dynamic is None:
-                    _warn_if_stale(name, endpoint, stacklevel + 1)
-                route = precompute(method, path, endpoint, status_code, headers, output)
             _native.check_routes(route_entry_table(method, path, route.table_entry()))
             if route.error is not None:
                 warnings.warn(

@@ -27,6 +27,7 @@ from .responses import (
     dump_json,
     encode_head,
     PlainTextResponse,
+    StreamingResponse,
     encode_response,
     normalize_headers,
     own_copy,
@@ -362,6 +363,8 @@ class Endpoint:
             try:
                 body = dump_json(result)
             except TypeError as exc:
+                if inspect.isgenerator(result) or inspect.isasyncgen(result):
+                    return self.streaming(result)
                 self._unsendable(exc, request)
                 return _internal_error()
             cls, head = JSONResponse, self._json
@@ -532,7 +535,17 @@ class Endpoint:
             return self._text_head + result.encode("utf-8")
         if isinstance(result, (bytes, bytearray, memoryview)):
             return self._bytes_head + bytes(result)
-        return self._json_head + dump_json(result)
+        try:
+            return self._json_head + dump_json(result)
+        except TypeError:
+            if inspect.isgenerator(result) or inspect.isasyncgen(result):
+                return encode_response(self.streaming(result))
+            raise
+
+    def streaming(self, source: Any) -> StreamingResponse:
+        """A returned generator as the response that streams it, with the
+        route's status and headers."""
+        return StreamingResponse(source, self.status_code, self.headers)
 
     def response(self, result: Any, request: Request) -> bytes:
         """``encode``, with a value that cannot be sent logged and answered

@@ -20,6 +20,8 @@ DEFAULTS: Dict[str, Optional[Number]] = {
     "max_form_parts": 1000,
     "max_part_size": 1024 * 1024,
     "upload_spool_size": 1024 * 1024,
+    "stream_buffer": 256 * 1024,
+    "send_timeout": 30.0,
 }
 
 # keyword: (library option, smallest, largest); timeouts in seconds.
@@ -28,6 +30,7 @@ _SECONDS = {
     "keepalive_timeout": ("keepalive_timeout_ms", 0.001, 3600),
     "body_timeout": ("body_timeout_ms", 0.001, 3600),
     "request_timeout": ("request_timeout_ms", 0.001, 86400),
+    "send_timeout": ("send_timeout_ms", 0.001, 3600),
 }
 _COUNTS = {
     "max_header_size": ("max_header_size", 1024, 1 << 24),
@@ -35,6 +38,7 @@ _COUNTS = {
     "max_form_parts": ("max_form_parts", 1, 1 << 20),
     "max_part_size": ("max_part_size", 1, (1 << 32) - 1),
     "upload_spool_size": ("upload_spool_size", 0, (1 << 32) - 1),
+    "stream_buffer": ("stream_buffer", 1, 1 << 30),
 }
 
 

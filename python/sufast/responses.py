@@ -9,11 +9,13 @@ import datetime
 import decimal
 import enum
 import json
+import mimetypes
+import os
 import sys
 import uuid
 import struct
 from http.cookies import SimpleCookie
-from typing import Any, Dict, Iterable, List, Mapping, Optional, Tuple, Union
+from typing import Any, AsyncIterable, Dict, Iterable, List, Mapping, Optional, Tuple, Union
 from urllib.parse import quote
 
 from .datastructures import MutableHeaders
@@ -24,6 +26,9 @@ __all__ = [
     "HTMLResponse",
     "PlainTextResponse",
     "RedirectResponse",
+    "StreamingResponse",
+    "FileResponse",
+    "Streamed",
     "HeadersInput",
     "encode_response",
     "with_route_headers",
@@ -265,6 +270,91 @@ class RedirectResponse(Response):
         self.headers["location"] = location
 
 
+Content = Union[Iterable[Any], AsyncIterable[Any]]
+
+
+class StreamingResponse(Response):
+    """A body sent as it is produced: ``content`` is an iterable or an
+    async iterable (a generator, an async generator) of ``bytes`` or
+    ``str`` chunks, each sent when it comes, with chunked transfer
+    encoding.
+
+    A producer that outruns its client waits (the server buffers at most
+    ``stream_buffer`` bytes per stream); a client that leaves ends the
+    stream at the next chunk, and a generator is then closed
+    (``GeneratorExit`` at its ``yield``). An exception from ``content``
+    cuts the response short, so the client can tell it is incomplete.
+    Streams are not compressed.
+    """
+
+    def __init__(
+        self,
+        content: Content,
+        status_code: int = 200,
+        headers: HeadersInput = None,
+        media_type: Optional[str] = None,
+    ) -> None:
+        if not (hasattr(content, "__iter__") or hasattr(content, "__aiter__")) or isinstance(content, (str, bytes, bytearray, memoryview)):
+            raise TypeError(
+                f"StreamingResponse content must be an iterable or async iterable of chunks, got {type(content).__name__}"
+            )
+        super().__init__(None, status_code, headers, media_type)
+        self.body_iterator = content
+
+
+class FileResponse(Response):
+    """The file at ``path``, opened and sent by the server (Python hands
+    over the path, never the bytes), with ``Content-Length``, ``ETag``,
+    ``Last-Modified``, conditional GET (304) and single ``Range`` requests
+    (206). ``media_type`` defaults to a guess from ``filename`` or the
+    path; ``filename`` adds ``Content-Disposition`` (``attachment`` unless
+    ``content_disposition_type`` says otherwise). A path that is not a
+    file when the request is answered gets a 404.
+    """
+
+    def __init__(
+        self,
+        path: Union[str, "os.PathLike[str]"],
+        status_code: int = 200,
+        headers: HeadersInput = None,
+        media_type: Optional[str] = None,
+        filename: Optional[str] = None,
+        content_disposition_type: str = "attachment",
+    ) -> None:
+        self.path = os.fspath(path)
+        self.filename = filename
+        if media_type is None and filename is not None:
+            media_type = mimetypes.guess_type(filename)[0]
+        super().__init__(None, status_code, headers, media_type)
+        if filename is not None and "content-disposition" not in self.headers:
+            quoted = quote(filename)
+            if quoted != filename:
+                value = f"{content_disposition_type}; filename*=utf-8''{quoted}"
+            else:
+                value = f'{content_disposition_type}; filename="{filename}"'
+            self.headers["content-disposition"] = value
+
+
+class Streamed(bytes):
+    """An encoded head whose body follows as a stream or a file: what
+    ``encode_response`` gives for a ``StreamingResponse`` or a
+    ``FileResponse``, for the handler thread to send."""
+
+    #: The chunks (a StreamingResponse's ``body_iterator``), or None.
+    source: Any = None
+    #: A FileResponse's path, as bytes, or None.
+    path: Optional[bytes] = None
+
+
+def _streamed(head: bytes, response: Response) -> Streamed:
+    streamed = Streamed(head)
+    if isinstance(response, FileResponse):
+        streamed.path = os.fsencode(response.path)
+    else:
+        streamed.source = response.body_iterator  # type: ignore[attr-defined]
+    return streamed
+
+
 def with_route_headers(response: Response, headers: List[Tuple[str, str]]) -> Response:
     """A copy of ``response`` with a route's ``headers`` added, except those
     it sets itself. A copy: the same ``Response`` object may be returned by
@@ -335,6 +425,8 @@ def encode_response(response: Response) -> bytes:
             else:
                 encoded = _encode_pairs(items[known:])
             return b"".join((_HEAD.pack(head[0], count), head[3], encoded, response.body))
+    if isinstance(response, (StreamingResponse, FileResponse)):
+        return _streamed(encode_head(response.status_code, response.headers.items()), response)
     return encode_head(response.status_code, response.headers.items()) + response.body
 
 

@@ -12,7 +12,7 @@ import json
 from typing import Any, Callable, Dict, Iterable, List, Optional, Sequence, TypeVar, Union
 
 from .exceptions import RouteError
-from .responses import BODILESS, HeadersInput, JSONResponse, PlainTextResponse, Response, normalize_headers, with_route_headers
+from .responses import BODILESS, FileResponse, HeadersInput, JSONResponse, PlainTextResponse, Response, StreamingResponse, normalize_headers, with_route_headers
 from .staticfiles import StaticFiles
 
 __all__ = ["APP_WIDE_KEY", "METHODS", "Mount", "Route", "Router", "describe", "parameters", "precompute", "render", "route_entry_table", "route_table"]
@@ -377,9 +377,13 @@ def precompute(
     status_code: int = 200,
     headers: HeadersInput = None,
     output: Optional[Callable[[Any], Any]] = None,
-) -> Route:
+) -> Optional[Route]:
     """Runs a zero-argument handler once and stores what it returned
     (through ``output``, its response model's filter, if any).
+
+    ``None`` for a handler that answers with a stream or a file, which
+    cannot be stored: its route is then served per request (the stream
+    made at registration is closed unread).
 
     A handler that raises is kept as a 500 route with the exception in
     ``Route.error``; a value that cannot be serialized raises ``TypeError``
@@ -389,6 +393,13 @@ def precompute(
         result = _call_once(endpoint)
     except Exception as exc:  # the handler's failure becomes a 500 route
         return Route(method, path, endpoint, error=exc)
+    if isinstance(result, (StreamingResponse, FileResponse)) or inspect.isgenerator(result) or inspect.isasyncgen(result):
+        source = getattr(result, "body_iterator", result)
+        if inspect.isgenerator(source):
+            source.close()
+        elif inspect.isasyncgen(source):
+            asyncio.run(source.aclose())
+        return None
     try:
         if output is not None and not isinstance(result, Response):
             result = output(result)
