@@ -20,6 +20,7 @@ from .params import Body, Cookie, Depends, File, Form, Header, Path, Query
 from .routing import Router
 from .requests import Request
 from .responses import FileResponse, HTMLResponse, JSONResponse, PlainTextResponse, RedirectResponse, Response, StreamingResponse
+from .sse import EventSourceResponse, ServerSentEvent
 from .staticfiles import StaticFiles
 
 #: The seed's name for ``App``.
@@ -37,6 +38,8 @@ __all__ = [
     "RedirectResponse",
     "StreamingResponse",
     "FileResponse",
+    "EventSourceResponse",
+    "ServerSentEvent",
     "Request",
     "Depends",
     "BackgroundTasks",
