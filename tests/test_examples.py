@@ -216,3 +216,27 @@ def test_articles_example_signs_up_authenticates_and_stores_in_sqlite(served):
     assert send("DELETE", "/api/articles/hello-world", token=bo["token"])[0] == 404, "not bo's article"
     assert send("DELETE", "/api/articles/hello-world", token=ann["token"]) == (204, None)
     assert send("GET", "/api/articles/hello-world")[0] == 404
+
+
+def test_the_readme_streams_example_serves_as_it_says(tmp_path, monkeypatch):
+    from sufast.testclient import TestClient
+
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "report.csv").write_text("id,total\n1,10\n")
+    namespace: Dict[str, Any] = {}
+    code = compile(readme_block("### Streams, server-sent events and files"), "README.md", "exec", dont_inherit=True)
+    exec(code, namespace)
+    with TestClient(namespace["app"]) as client:
+        response = client.get("/lines/3")
+        assert response.content == b"line 0\nline 1\nline 2\n"
+        assert response.headers["transfer-encoding"] == "chunked"
+        assert client.get("/export.csv?limit=1").text == "id,name\n1,row 1\n"
+        response = client.get("/ticks", headers={"Last-Event-ID": "5"})
+        assert response.headers["content-type"] == "text/event-stream"
+        assert response.headers["cache-control"] == "no-store"
+        assert response.text == "".join(f'event: tick\nid: {n}\ndata: {{"n":{n}}}\n\n' for n in (6, 7, 8))
+        response = client.get("/report")
+        assert response.content == b"id,total\n1,10\n"
+        assert response.headers["content-disposition"] == 'attachment; filename="report.csv"'
+        assert client.get("/report", headers={"If-None-Match": response.headers["etag"]}).status_code == 304
+        assert client.get("/report", headers={"Range": "bytes=0-1"}).content == b"id"
