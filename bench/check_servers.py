@@ -4,8 +4,10 @@ endpoint once, compares status, content type and body with what
 servers.ENDPOINTS expects, then stops it with SIGTERM and checks that it
 exits by itself. Each of a server's routes for servers.ITEM gets the same
 body and must answer 200 or 201 with the item's id, and a route that
-validates must refuse servers.ITEM_INVALID. Servers that support CORS are
-checked once more with it.
+validates must refuse servers.ITEM_INVALID. A server that serves
+servers.STATIC must send that file's bytes as text/plain; nginx, which
+serves only that, is checked on nothing else. Servers that support CORS
+are checked once more with it.
 
     .venv-bench/bin/python bench/check_servers.py [--only NAME[,NAME]] [--workers N]
 
@@ -88,8 +90,23 @@ def check_items(server: servers.Server, port: int) -> List[str]:
     return failures
 
 
+def check_static(server: servers.Server, port: int) -> List[str]:
+    """servers.STATIC: 200, text/plain, the file's exact bytes."""
+    static = servers.STATIC
+    status, headers, got = request(port, static.method, static.path)
+    ctype = headers.get("content-type", "")
+    ok = status == 200 and ctype == servers.STATIC_TYPE and got == static.expected
+    print(f"  {'ok  ' if ok else 'FAIL'} {static.method:4} {static.path:16} {status} {ctype} {len(got)} bytes")
+    if not ok:
+        found = f"{server.name} {static.method} {static.path}: {status} {ctype!r} {got[:60]!r} ({len(got)} bytes)"
+        return [found + f", expected 200 {servers.STATIC_TYPE!r} and the {len(static.expected)} bytes of the file"]
+    return []
+
+
 def check_all(server: servers.Server, port: int) -> List[str]:
-    return check_plain(server, port) + check_items(server, port)
+    failures = check_plain(server, port) if server.endpoints else []
+    failures += check_items(server, port)
+    return failures + (check_static(server, port) if server.static else [])
 
 
 def check_cors(server: servers.Server, port: int) -> List[str]:

@@ -47,8 +47,10 @@ TIERS = "sufast tiers"
 STRUCTURE = "one Depends, one middleware"
 ITEMS = "10-field model body"
 COMPRESSED = "gzip, 1 KB of JSON"
-# Peers measured on the model body only.
+STATIC = "static file 1 KB"
+# Peers measured on the model body only, and on the static file only.
 ITEMS_ONLY = {"litestar-uvicorn"}
+STATIC_ONLY = {"nginx"}
 
 
 @dataclass
@@ -295,8 +297,17 @@ def items_scenario(available: List[str], quick: bool) -> Scenario:
     )
 
 
+def static_scenario(available: List[str]) -> Optional[Scenario]:
+    """servers.STATIC from sufast's files tier, nginx and Starlette's
+    StaticFiles, against nginx; None without nginx or sufast."""
+    if "nginx" not in available or "sufast" not in available:
+        return None
+    names = [name for name in ("sufast", "nginx", "starlette-uvicorn") if name in available]
+    return Scenario(STATIC, servers.STATIC.path, names, baseline="nginx")
+
+
 def scenarios(available: List[str], quick: bool) -> List[Scenario]:
-    everyone = [name for name in servers.ORDER if name in available and name not in ITEMS_ONLY]
+    everyone = [name for name in servers.ORDER if name in available and name not in ITEMS_ONLY | STATIC_ONLY]
     plain = [name for name in everyone if name != "robyn-const"]
     ours = ["axum", "sufast"] + [name for name in ("sufast-baseline",) if name in available]
     core = ours if quick else everyone
@@ -384,6 +395,11 @@ def scenarios(available: List[str], quick: bool) -> List[Scenario]:
             pin=False,
         ),
     ]
+    # The same 1 KiB file from the files tier and from nginx (not in
+    # QUICK=1, which it would take past two minutes).
+    static = static_scenario(available)
+    if static:
+        found.append(static)
     return found
 
 
@@ -516,6 +532,7 @@ TARGETS = [
     ("precomputed", "sufast", "rps", -0.95, "precomputed: req/s ≥ 0.95× axum"),
     ("precomputed + CORS", "sufast", "cpu_us", 1.05, "precomputed with CORS + global header: CPU/request ≤ 1.05× axum"),
     ("sync", "sufast", "cpu_us", 2.0, "per-request sync: CPU/request ≤ 2.0× axum"),
+    (STATIC, "sufast", "rps", -0.8, "static file 1 KB (files tier): req/s ≥ 0.8× nginx"),
     ("10 vs 10,000 routes, /", "sufast 10000", "cpu_us", 1.1, "10,000 routes: CPU/request ≤ 1.1× 10 routes (/)"),
     (
         "10 vs 10,000 routes, /users/123",

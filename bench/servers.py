@@ -29,6 +29,11 @@ bench/apps/*) and whatever drives them. It needs only the standard library:
   takes the body: validated by a model (``dataclass``, ``pydantic``), or
   a plain ``dict`` (``ITEM_VALIDATED`` says which kinds refuse
   ``ITEM_INVALID``). Not every server has one (bare axum has none).
+- ``Server.static``: the server sends ``STATIC``, a committed 1 KiB file
+  of bench/apps/static. nginx serves that file only (``endpoints`` is
+  empty; ``GET /`` answers 200 for the readiness check); it runs in the
+  foreground as one process, with a config written to a directory of its
+  own under the temporary directory.
 - A server that exits with ``EXIT_UNSUPPORTED`` at startup was asked for a
   feature this build of it lacks (its stderr says which).
 """
@@ -39,9 +44,11 @@ import functools
 import http.client
 import os
 import signal
+import shutil
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 from typing import Callable, Dict, List, NamedTuple, Optional, Tuple
@@ -50,6 +57,7 @@ ROOT = Path(__file__).resolve().parent.parent
 PYTHON = ".venv-bench/bin/python"  # made by: python3 -m venv .venv-bench; pip install -r bench/requirements.txt
 AXUM_BIN = "bench/axum-ref/target/release/axum-ref"
 APPS = "bench/apps"
+NGINX = shutil.which("nginx") or "/usr/sbin/nginx"  # Debian's nginx package
 SUFAST_LIBS = ("libsufast.so", "libsufast.dylib", "sufast.dll")  # what `make build` copies into python/sufast
 
 # compression (sufast only): None leaves BENCH_COMPRESSION unset (no
@@ -107,6 +115,12 @@ ITEM_INVALID = (
 ITEM_INVALID_STATUSES = (400, 422)
 ITEM_VALIDATED = frozenset({"dataclass", "pydantic"})
 
+# GET /static/file.txt: the same 1 KiB file from every server that has
+# Server.static (status 200, text/plain; charset=utf-8).
+STATIC_DIR = f"{APPS}/static"
+STATIC = Endpoint("GET", "/static/file.txt", None, (ROOT / STATIC_DIR / "file.txt").read_bytes())
+STATIC_TYPE = "text/plain; charset=utf-8"
+
 
 class Server(NamedTuple):
     name: str
@@ -116,6 +130,7 @@ class Server(NamedTuple):
     needs: Tuple[str, ...] = ()  # Python modules it imports
     endpoints: frozenset = frozenset(ENDPOINTS)
     items: Dict[str, str] = {}  # {kind: path} for ITEM (see above)
+    static: bool = False  # serves STATIC
     cwd: Path = ROOT
 
     def command(self, port: int, options: Optional[dict] = None) -> Tuple[List[str], Dict[str, str]]:
@@ -145,6 +160,10 @@ class Server(NamedTuple):
         if self.name == "axum":
             if not (ROOT / AXUM_BIN).exists():
                 return f"{AXUM_BIN} is missing: cargo build --release --manifest-path bench/axum-ref/Cargo.toml"
+            return None
+        if self.name == "nginx":
+            if not os.access(NGINX, os.X_OK):
+                return f"{NGINX} is missing: apt-get install nginx"
             return None
         if not (ROOT / PYTHON).exists():
             return f"{PYTHON} is missing: python3 -m venv .venv-bench && .venv-bench/bin/pip install -r bench/requirements.txt"
@@ -196,6 +215,50 @@ def _axum(port: int, opts: dict) -> List[str]:
     return [AXUM_BIN]
 
 
+# One process in the foreground (no master, one worker), nothing logged
+# but errors; sendfile and tcp_nopush as in Debian's /etc/nginx/nginx.conf.
+# keepalive_requests: the default, 1000, would close every connection of
+# wrk's after 1000 requests, which no other server does.
+NGINX_CONF = """daemon off;
+master_process off;
+worker_processes 1;
+pid "{dir}/{port}.pid";
+error_log stderr warn;
+events {{ worker_connections 1024; }}
+http {{
+    access_log off;
+    client_body_temp_path "{dir}/body";
+    proxy_temp_path "{dir}/proxy";
+    fastcgi_temp_path "{dir}/fastcgi";
+    uwsgi_temp_path "{dir}/uwsgi";
+    scgi_temp_path "{dir}/scgi";
+    types {{ text/plain txt; }}
+    default_type application/octet-stream;
+    charset utf-8;
+    sendfile on;
+    tcp_nopush on;
+    keepalive_requests 1000000;
+    server {{
+        listen 127.0.0.1:{port};
+        location = / {{ default_type application/json; return 200 '{{"message":"hello"}}'; }}
+        location /static/ {{ root "{apps}"; }}
+        location / {{ return 404; }}
+    }}
+}}
+"""
+
+
+def _nginx(port: int, opts: dict) -> List[str]:
+    # A directory of the bench's for the config, pid file and temporary
+    # files, so that it needs no root and nothing of /etc/nginx or /var.
+    path = Path(tempfile.gettempdir()) / "sufast-bench-nginx"
+    path.mkdir(exist_ok=True)
+    conf = path / f"{port}.conf"
+    conf.write_text(NGINX_CONF.format(dir=path, port=port, apps=ROOT / APPS))
+    # -e: the error log from the start, before the config names one.
+    return [NGINX, "-e", "stderr", "-p", str(path), "-c", str(conf)]
+
+
 def _script(name: str) -> Callable[[int, dict], List[str]]:
     return lambda port, opts: [PYTHON, f"{APPS}/{name}"]
 
@@ -234,7 +297,7 @@ DICT_ITEMS = {"dict": "/items"}
 
 _DEFINITIONS: List[Server] = [
     Server("axum", _axum, frozenset({"routes", "cors"})),
-    Server("sufast", _script("sufast_app.py"), ALL, items=SUFAST_ITEMS),
+    Server("sufast", _script("sufast_app.py"), ALL, items=SUFAST_ITEMS, static=True),
     Server(
         "sufast-baseline",
         lambda port, opts: [PYTHON, f"{BASELINE}/{APPS}/sufast_app.py"],
@@ -243,8 +306,15 @@ _DEFINITIONS: List[Server] = [
     ),
     Server("fastapi-uvicorn", _uvicorn("fastapi_app"), PORTABLE, needs=("fastapi", "uvicorn", "uvloop", "httptools"), items=PYDANTIC_ITEMS),
     Server("fastapi-granian", _granian("fastapi_app"), PORTABLE, needs=("fastapi", "granian", "uvloop"), items=PYDANTIC_ITEMS),
-    Server("starlette-uvicorn", _uvicorn("starlette_app"), PORTABLE, needs=("starlette", "uvicorn", "uvloop", "httptools"), items=DICT_ITEMS),
-    Server("starlette-granian", _granian("starlette_app"), PORTABLE, needs=("starlette", "granian", "uvloop"), items=DICT_ITEMS),
+    Server(
+        "starlette-uvicorn",
+        _uvicorn("starlette_app"),
+        PORTABLE,
+        needs=("starlette", "uvicorn", "uvloop", "httptools"),
+        items=DICT_ITEMS,
+        static=True,
+    ),
+    Server("starlette-granian", _granian("starlette_app"), PORTABLE, needs=("starlette", "granian", "uvloop"), items=DICT_ITEMS, static=True),
     # One process, one worker (set in robyn_app.py).
     Server("robyn", _script("robyn_app.py"), frozenset({"routes"}), needs=("robyn",), items=DICT_ITEMS),
     Server(
@@ -262,6 +332,7 @@ _DEFINITIONS: List[Server] = [
         needs=("litestar", "uvicorn", "uvloop", "httptools"),
         items={"dataclass": "/items"},
     ),
+    Server("nginx", _nginx, frozenset(), endpoints=frozenset(), static=True),
 ]
 
 # By name, and the order to list them in (reference first).

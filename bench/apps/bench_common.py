@@ -28,6 +28,7 @@ Endpoints, with byte-identical bodies on every server:
     POST /items               {"id":<id>}        (a 10-field body, servers.ITEM; not on bare axum)
     GET  /pad/{i}             {"pad":<i>}
     GET  /pad/{i}/items/{id}  {"pad":<i>,"id":<id>}
+    GET  /static/file.txt     bench/apps/static/file.txt (sufast and Starlette; also nginx)
 """
 
 from __future__ import annotations

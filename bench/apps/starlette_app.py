@@ -4,17 +4,21 @@
     granian --interface asgi --working-dir bench/apps starlette_app:app --port 8000
 
 `/users/{id}` is a plain ``def`` (Starlette runs it on its thread pool),
-the rest are ``async def``. JSONResponse encodes compactly (separators
+the rest are ``async def``; ``/static`` is a ``StaticFiles`` mount of
+bench/apps/static. JSONResponse encodes compactly (separators
 ``,`` and ``:``, UTF-8), the same bytes as the other servers.
 Configuration: see bench_common.py (BENCH_ROUTES, BENCH_CORS).
 """
+
+from pathlib import Path
 
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
 from starlette.middleware.cors import CORSMiddleware
 from starlette.requests import Request
 from starlette.responses import JSONResponse
-from starlette.routing import Route
+from starlette.routing import Mount, Route
+from starlette.staticfiles import StaticFiles
 
 import bench_common as bench
 
@@ -75,6 +79,7 @@ routes = [
     Route("/echo", echo, methods=["POST"]),
     Route("/items", create_item, methods=["POST"]),
     *padding(),
+    Mount("/static", app=StaticFiles(directory=Path(__file__).resolve().parent / "static")),
 ]
 
 middleware = []

@@ -1,5 +1,6 @@
 """The benchmark endpoints in sufast idiom: `/` is precomputed (static
-tier), `/cached` is cached (``cache_ttl=60``), the others run per request.
+tier), `/cached` is cached (``cache_ttl=60``), the others run per request;
+``/static`` is a ``StaticFiles`` mount of bench/apps/static (files tier).
 
     BENCH_PORT=8000 python bench/apps/sufast_app.py
 
@@ -171,6 +172,14 @@ def add_padding() -> None:
 
 
 add_padding()
+
+try:
+    from sufast import StaticFiles
+except ImportError:  # a sufast from before the files tier
+    pass
+else:
+    # Served by the server from the files, no Python per request.
+    app.mount("/static", StaticFiles(directory=HERE / "static"))
 
 
 def main() -> None:
