@@ -209,6 +209,43 @@ typedef int32_t SufastSent;
 #endif // __cplusplus
 
 /*
+ What `sufast_stream_read` found. The numbers are part of the ABI.
+ */
+enum SufastRead
+#if defined(__cplusplus) || __STDC_VERSION__ >= 202311L
+  : int32_t
+#endif // defined(__cplusplus) || __STDC_VERSION__ >= 202311L
+ {
+  /*
+   A frame was copied; `*len` is its length.
+   */
+  SUFAST_READ_FRAME = 0,
+  /*
+   None arrived within `wait_ms`; the ready socket says when one does.
+   */
+  SUFAST_READ_EMPTY = 1,
+  /*
+   None will come (the client closed, or the stream is gone).
+   */
+  SUFAST_READ_END = 2,
+  /*
+   The next frame is larger than `cap`; `*len` is its length.
+   */
+  SUFAST_READ_TOO_SMALL = 3,
+  /*
+   An argument was invalid; the reason is in the last error.
+   */
+  SUFAST_READ_FAILED = 4,
+};
+#ifndef __cplusplus
+#if __STDC_VERSION__ >= 202311L
+typedef enum SufastRead SufastRead;
+#else
+typedef int32_t SufastRead;
+#endif // __STDC_VERSION__ >= 202311L
+#endif // __cplusplus
+
+/*
  How much the server says about itself: events at this level and the
  ones above it are written. The numbers are part of the ABI
  (`sufast_set_option("log_level", ...)`).
@@ -505,6 +542,21 @@ SufastSent sufast_respond_file(uint64_t id,
                                size_t len,
                                const uint8_t *path,
                                size_t path_len);
+
+/*
+ Reads the next frame the client sent on the stream of request `id`
+ into `buf` (`cap` bytes, owned by the caller), waiting up to `wait_ms`
+ for one, and stores its length in `*len`. On a WebSocket route the
+ frames are the client's messages, a kind byte and the payload (1
+ text, 2 binary, 8 close: a u16 code, little-endian, and the reason);
+ the close is the last frame. Frames wait in a buffer of
+ `stream_buffer` bytes (plus one message); while it is full the server
+ reads nothing more from the client.
+
+ # Safety
+ `buf` must point to `cap` writable bytes, `len` to a writable size_t.
+ */
+SufastRead sufast_stream_read(uint64_t id, uint8_t *buf, size_t cap, uint32_t wait_ms, size_t *len);
 
 /*
  The descriptor of the ready socket, made on first call and owned by

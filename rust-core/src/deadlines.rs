@@ -40,6 +40,19 @@ use crate::responses::{refused_head, HEAD_TIMED_OUT};
 /// sends one, far shorter than `header_timeout`.
 pub const HEAD_GRACE: Duration = Duration::from_millis(250);
 
+/// The clock of a connection whose request asks for an upgrade (a
+/// WebSocket), as a request extension: an upgraded connection holds it
+/// busy for good, so that no read deadline or eviction applies to it.
+#[derive(Clone, Debug)]
+pub struct Upgrading(pub Arc<Clock>);
+
+impl Upgrading {
+    /// The connection is upgraded: from now on it is the upgrade's.
+    pub fn upgraded(&self) {
+        self.0.request_started();
+    }
+}
+
 /// What the service and the socket share.
 #[derive(Debug)]
 pub struct Clock {

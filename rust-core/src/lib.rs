@@ -21,6 +21,7 @@
 //! - [`files`]: how files routes answer: a directory served by Rust.
 //! - [`dispatch`]: the queue of requests for handlers outside Rust.
 //! - [`stream`]: streamed answers, with a bounded buffer per stream.
+//! - [`websocket`]: WebSocket connections joined to their handler's stream.
 //! - [`wire`]: the byte layouts they cross in (request record, response),
 //!   with a layout version.
 //! - [`responses`]: every response the server makes itself.
@@ -56,6 +57,7 @@ pub mod routes;
 pub mod server;
 pub mod stream;
 pub mod tiers;
+pub mod websocket;
 pub mod wire;
 
 use std::os::raw::{c_char, c_int};
@@ -462,6 +464,63 @@ pub unsafe extern "C" fn sufast_respond_file(
             true => SufastSent::Ok,
             false => SufastSent::Gone,
         })
+    })
+}
+
+/// What `sufast_stream_read` found. The numbers are part of the ABI.
+#[repr(i32)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SufastRead {
+    /// A frame was copied; `*len` is its length.
+    Frame = 0,
+    /// None arrived within `wait_ms`; the ready socket says when one does.
+    Empty = 1,
+    /// None will come (the client closed, or the stream is gone).
+    End = 2,
+    /// The next frame is larger than `cap`; `*len` is its length.
+    TooSmall = 3,
+    /// An argument was invalid; the reason is in the last error.
+    Failed = 4,
+}
+
+/// Reads the next frame the client sent on the stream of request `id`
+/// into `buf` (`cap` bytes, owned by the caller), waiting up to `wait_ms`
+/// for one, and stores its length in `*len`. On a WebSocket route the
+/// frames are the client's messages, a kind byte and the payload (1
+/// text, 2 binary, 8 close: a u16 code, little-endian, and the reason);
+/// the close is the last frame. Frames wait in a buffer of
+/// `stream_buffer` bytes (plus one message); while it is full the server
+/// reads nothing more from the client.
+///
+/// # Safety
+/// `buf` must point to `cap` writable bytes, `len` to a writable size_t.
+#[no_mangle]
+pub unsafe extern "C" fn sufast_stream_read(
+    id: u64,
+    buf: *mut u8,
+    cap: usize,
+    wait_ms: u32,
+    len: *mut usize,
+) -> SufastRead {
+    boundary("sufast_stream_read", SufastRead::Failed, || {
+        if len.is_null() {
+            return Err(error::Error::new(
+                SufastErrorCode::NullPointer,
+                "len is a NULL pointer",
+            ));
+        }
+        // SAFETY: the caller's contract above.
+        let buf = unsafe { ffi::borrow_bytes_mut(buf, cap, "buffer") }?;
+        let wait = Duration::from_millis(wait_ms.into());
+        let (read, size) = match stream::read(id, buf, wait) {
+            stream::Read::Frame(n) => (SufastRead::Frame, n),
+            stream::Read::Empty => (SufastRead::Empty, 0),
+            stream::Read::End => (SufastRead::End, 0),
+            stream::Read::TooSmall(n) => (SufastRead::TooSmall, n),
+        };
+        // SAFETY: checked non-null; the caller guarantees it is writable.
+        unsafe { len.write(size) };
+        Ok(read)
     })
 }
 

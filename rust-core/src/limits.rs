@@ -52,6 +52,7 @@ pub struct LimitSet {
     upload_spool_size: Limit,
     stream_buffer: Limit,
     send_timeout: Limit,
+    ws_max_size: Limit,
 }
 
 impl LimitSet {
@@ -87,10 +88,11 @@ impl LimitSet {
             ),
             stream_buffer: Limit::new("stream_buffer", "bytes", 256 * 1024, 1, 1 << 30),
             send_timeout: Limit::new("send_timeout_ms", "milliseconds", 30_000, 1, HOUR_MS),
+            ws_max_size: Limit::new("ws_max_size", "bytes", 1 << 20, 1, 1 << 30),
         }
     }
 
-    fn all(&self) -> [&Limit; 11] {
+    fn all(&self) -> [&Limit; 12] {
         [
             &self.header_timeout,
             &self.keepalive_timeout,
@@ -103,6 +105,7 @@ impl LimitSet {
             &self.upload_spool_size,
             &self.stream_buffer,
             &self.send_timeout,
+            &self.ws_max_size,
         ]
     }
 }
@@ -161,6 +164,12 @@ pub fn request_timeout() -> Duration {
 /// The bytes a stream buffers before its producer waits.
 pub fn stream_buffer() -> usize {
     usize::try_from(limits().stream_buffer.get()).unwrap_or(usize::MAX)
+}
+
+/// The largest WebSocket message (and frame) a client may send; larger
+/// ones close the socket with 1009.
+pub fn ws_max_size() -> usize {
+    usize::try_from(limits().ws_max_size.get()).unwrap_or(usize::MAX)
 }
 
 /// How long a stream may stay full (its client reading nothing) before

@@ -30,11 +30,10 @@ use axum::body::Body;
 use hyper::body::Incoming;
 use hyper::server::conn::http1;
 use hyper_util::rt::{TokioIo, TokioTimer};
-use hyper_util::server::graceful::GracefulShutdown;
 use tokio::net::TcpListener;
 use tokio::sync::{oneshot, Semaphore};
 
-use crate::deadlines::{Clock, Timed, HEAD_GRACE};
+use crate::deadlines::{Clock, Timed, Upgrading, HEAD_GRACE};
 use crate::limits::Limits;
 use crate::log::{self, SufastLogLevel};
 use crate::server::{handle, Settings};
@@ -59,7 +58,11 @@ pub async fn serve(
     mut stop: oneshot::Receiver<Duration>,
 ) {
     let permits = Arc::new(Semaphore::new(limits.max_connections));
-    let graceful = GracefulShutdown::new();
+    // The drain: hyper-util's GracefulShutdown takes no connection that
+    // can upgrade, so each connection watches `drain` and holds a clone
+    // of `done`, whose receiver ends when the last one is closed.
+    let (drain, draining) = tokio::sync::watch::channel(false);
+    let (done, mut all_done) = tokio::sync::mpsc::channel::<()>(1);
     let mut builder = http1::Builder::new();
     builder
         .timer(TokioTimer::new())
@@ -134,17 +137,35 @@ pub async fn serve(
         );
         let service = hyper::service::service_fn(move |request: hyper::Request<Incoming>| {
             let busy = Busy::start(&clock);
+            let mut request = request.map(Body::new);
+            if request.headers().contains_key(axum::http::header::UPGRADE) {
+                request
+                    .extensions_mut()
+                    .insert(Upgrading(Arc::clone(&clock)));
+            }
             async move {
-                let response = handle(settings, Some(peer), request.map(Body::new)).await;
+                let response = handle(settings, Some(peer), request).await;
                 drop(busy);
                 Ok::<_, Infallible>(response)
             }
         });
-        let connection = graceful.watch(builder.serve_connection(TokioIo::new(io), service));
+        let connection = builder
+            .serve_connection(TokioIo::new(io), service)
+            .with_upgrades();
+        let mut draining = draining.clone();
+        let done = done.clone();
         tokio::spawn(async move {
+            let mut connection = std::pin::pin!(connection);
             // A client that misbehaves or leaves ends only its connection.
-            let _ = connection.await;
+            tokio::select! {
+                _ = connection.as_mut() => {}
+                true = async { draining.wait_for(|drain| *drain).await.is_ok() } => {
+                    connection.as_mut().graceful_shutdown();
+                    let _ = connection.await;
+                }
+            }
             drop(permit);
+            drop(done);
         });
     };
     // No new connections from here: refused by the kernel once closed.
@@ -161,8 +182,17 @@ pub async fn serve(
     {
         tokio::time::sleep(HEAD_POLL).await;
     }
+    // WebSockets are told to close (1001), and get until the deadline.
+    crate::websocket::close_all();
     tokio::select! {
-        () = graceful.shutdown() => {}
+        () = async {
+            let _ = drain.send(true);
+            drop(done);
+            let _ = all_done.recv().await;
+            while crate::websocket::open() > 0 {
+                tokio::time::sleep(HEAD_POLL).await;
+            }
+        } => {}
         () = tokio::time::sleep_until(give_up) => {
             log::event(
                 SufastLogLevel::Warning,

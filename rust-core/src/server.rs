@@ -107,6 +107,11 @@ pub async fn handle(settings: Settings, peer: Option<SocketAddr>, request: Reque
                         Arc::clone(app),
                         origin,
                     )),
+                    Answer::WebSocket(handler, params, client) => Ok((
+                        Later::WebSocket(handler, params, client),
+                        Arc::clone(app),
+                        origin,
+                    )),
                 }
             }
         }
@@ -118,6 +123,18 @@ pub async fn handle(settings: Settings, peer: Option<SocketAddr>, request: Reque
             let mut response = files::serve(directory, part, params, request).await;
             app.finish(response.headers_mut(), origin);
             response
+        }
+        Ok((Later::WebSocket(handler, params, client), app, origin)) => {
+            match tiers::websocket(handler, params, client, request).await {
+                Answered::Whole(mut made) => {
+                    app.finish(&mut made.headers, origin);
+                    responses::owned(made)
+                }
+                Answered::Body(mut response) => {
+                    app.finish(response.headers_mut(), origin);
+                    response
+                }
+            }
         }
         Ok((Later::Handler(handler, form, params, cache, client), app, origin)) => {
             // Read before the request is handed on; only with compression.
@@ -172,12 +189,15 @@ enum Answer {
     /// Send from a directory: which part of its route matched, the raw
     /// parameter values.
     Files(Arc<Files>, Part, Vec<String>),
+    /// Ask a WebSocket route's handler: its id, the parameter values, the client.
+    WebSocket(u32, Vec<String>, Client),
 }
 
 /// What answers once the table is let go.
 enum Later {
     Handler(u32, bool, Vec<String>, Option<Arc<Cache>>, Client),
     Files(Arc<Files>, Part, Vec<String>),
+    WebSocket(u32, Vec<String>, Client),
 }
 
 fn answer(routes: &RouteTable, request: &Request, client: Client) -> Answer {
@@ -191,6 +211,7 @@ fn answer(routes: &RouteTable, request: &Request, client: Client) -> Answer {
             Serve::Dynamic { handler, form } => {
                 Answer::Handler(*handler, *form, params, None, client)
             }
+            Serve::WebSocket { handler } => Answer::WebSocket(*handler, params, client),
             Serve::Cached { handler, cache } => {
                 Answer::Handler(*handler, false, params, Some(cache.clone()), client)
             }

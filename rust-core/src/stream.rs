@@ -11,9 +11,14 @@
 //! a stream full for longer than `send_timeout`, and a stop that reaches
 //! its deadline all make the stream `Gone`: the next chunk says so, and
 //! nothing more is sent.
+//!
+//! A stream also carries frames the other way, to the producer: the
+//! messages a WebSocket client sends ([`crate::websocket`]), read with
+//! `sufast_stream_read`. That buffer is bounded the same way: the server
+//! stops reading from the client while it is full.
 
 use std::collections::{HashMap, VecDeque};
-use std::io::{self, Read, Write};
+use std::io::{self, Read as _, Write as _};
 use std::os::unix::net::UnixStream;
 use std::pin::Pin;
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
@@ -26,9 +31,9 @@ use http_body::Frame;
 use crate::instance::instance;
 use crate::log::{self, SufastLogLevel};
 
-/// The largest chunk one `sufast_respond_chunk` takes; larger ones are
-/// refused as errors (split them).
-pub(crate) const MAX_CHUNK: usize = 1 << 20;
+/// The largest chunk one `sufast_respond_chunk` takes (a WebSocket
+/// message is one chunk); larger ones are refused as errors.
+pub(crate) const MAX_CHUNK: usize = 16 << 20;
 
 /// What a send to a stream did.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -49,6 +54,10 @@ pub struct Stream {
     state: Mutex<State>,
     /// Signalled when the buffer gains room or the stream is gone.
     room: Condvar,
+    /// Signalled when a frame for the producer arrives or none will.
+    arrived: Condvar,
+    /// Told when the producer read frames and their buffer has room.
+    inbound_room: tokio::sync::Notify,
     /// Bytes buffered at which chunks are refused.
     limit: usize,
     send_timeout: Duration,
@@ -64,6 +73,17 @@ struct State {
     /// Since when chunks have been refused, if they are.
     full_since: Option<Instant>,
     reader: Option<Waker>,
+    /// Frames for the producer, oldest first, and their bytes.
+    inbound: VecDeque<Bytes>,
+    inbound_buffered: usize,
+    /// No more frames will come.
+    inbound_end: bool,
+    /// The producer was told there is nothing to read without waiting:
+    /// tell it on the ready socket when there is.
+    inbound_notify: bool,
+    /// Kept open for the producer until it ends the stream, though
+    /// nobody reads it (a WebSocket's frames may still be unread).
+    kept: bool,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -175,6 +195,66 @@ impl Stream {
     }
 }
 
+/// What a read of the frames for the producer found.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Read {
+    /// A frame of this many bytes was copied.
+    Frame(usize),
+    /// None yet (after waiting as long as asked).
+    Empty,
+    /// None will come.
+    End,
+    /// The next frame needs this many bytes.
+    TooSmall(usize),
+}
+
+impl Stream {
+    fn read(&self, buf: &mut [u8], wait: Duration) -> Read {
+        let deadline = Instant::now() + wait;
+        let mut state = self.lock();
+        loop {
+            if let Some(frame) = state.inbound.front() {
+                if frame.len() > buf.len() {
+                    return Read::TooSmall(frame.len());
+                }
+                let frame = state.inbound.pop_front().unwrap_or_default();
+                let was_full = state.inbound_buffered >= self.limit;
+                state.inbound_buffered -= frame.len();
+                let has_room = was_full && state.inbound_buffered < self.limit;
+                drop(state);
+                buf[..frame.len()].copy_from_slice(&frame);
+                if has_room {
+                    self.inbound_room.notify_one();
+                }
+                return Read::Frame(frame.len());
+            }
+            if state.inbound_end {
+                return Read::End;
+            }
+            let now = Instant::now();
+            if now >= deadline {
+                state.inbound_notify = true;
+                return Read::Empty;
+            }
+            state = self
+                .arrived
+                .wait_timeout(state, deadline - now)
+                .map_or_else(|poisoned| poisoned.into_inner().0, |(s, _)| s);
+        }
+    }
+
+    fn end_inbound(&self) {
+        let mut state = self.lock();
+        state.inbound_end = true;
+        let notify = std::mem::take(&mut state.inbound_notify);
+        drop(state);
+        self.arrived.notify_all();
+        if notify {
+            ready(self.id);
+        }
+    }
+}
+
 /// The response body a stream feeds. Dropping it (the response is done,
 /// or the client left) closes the stream.
 pub struct StreamBody {
@@ -232,10 +312,64 @@ impl http_body::Body for StreamBody {
     }
 }
 
+/// The frames for a stream's producer, fed beside its body.
+pub struct Inbound(Arc<Stream>);
+
+impl StreamBody {
+    /// The frames for the producer, fed apart from the body.
+    pub fn inbound(&self) -> Inbound {
+        Inbound(Arc::clone(&self.stream))
+    }
+
+    /// Keeps the stream open for its producer after this body is dropped,
+    /// until the producer ends it: its frames may still be unread.
+    pub fn keep_until_end(&self) {
+        self.stream.lock().kept = true;
+    }
+}
+
+impl Inbound {
+    /// Adds `frame` for the producer to read; whether their buffer is
+    /// full now (read no more from the client until it has room).
+    pub fn push(&self, frame: Bytes) -> bool {
+        let stream = &self.0;
+        let mut state = stream.lock();
+        state.inbound_buffered += frame.len();
+        state.inbound.push_back(frame);
+        let full = state.inbound_buffered >= stream.limit;
+        let notify = std::mem::take(&mut state.inbound_notify);
+        drop(state);
+        stream.arrived.notify_all();
+        if notify {
+            ready(stream.id);
+        }
+        full
+    }
+
+    /// Waits until the frames for the producer have room.
+    pub async fn room(&self) {
+        loop {
+            let room = self.0.inbound_room.notified();
+            if self.0.lock().inbound_buffered < self.0.limit {
+                return;
+            }
+            room.await;
+        }
+    }
+
+    /// No more frames for the producer will come.
+    pub fn end(&self) {
+        self.0.end_inbound();
+    }
+}
+
 impl Drop for StreamBody {
     fn drop(&mut self) {
-        streams().open.lock_map().remove(&self.stream.id);
+        if !self.stream.lock().kept {
+            streams().open.lock_map().remove(&self.stream.id);
+        }
         self.stream.gone();
+        self.stream.end_inbound();
     }
 }
 
@@ -292,8 +426,15 @@ pub fn open(id: u64, first: Bytes, limit: usize, send_timeout: Duration) -> Stre
             notify: false,
             full_since: None,
             reader: None,
+            inbound: VecDeque::new(),
+            inbound_buffered: 0,
+            inbound_end: false,
+            inbound_notify: false,
+            kept: false,
         }),
         room: Condvar::new(),
+        arrived: Condvar::new(),
+        inbound_room: tokio::sync::Notify::new(),
         limit: limit.max(1),
         send_timeout,
     });
@@ -314,6 +455,15 @@ pub fn send(id: u64, chunk: &[u8], wait: Duration) -> Sent {
     match find(id) {
         Some(stream) => stream.send(chunk, wait),
         None => Sent::Gone,
+    }
+}
+
+/// Reads the next frame for the producer of stream `id` into `buf`,
+/// waiting up to `wait` for one. An id with no open stream is `End`.
+pub fn read(id: u64, buf: &mut [u8], wait: Duration) -> Read {
+    match find(id) {
+        Some(stream) => stream.read(buf, wait),
+        None => Read::End,
     }
 }
 

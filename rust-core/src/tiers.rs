@@ -11,13 +11,15 @@ use std::time::{Duration, Instant};
 
 use axum::body::Body;
 use axum::body::{Bytes, HttpBody};
-use axum::extract::Request;
+use axum::extract::ws::WebSocketUpgrade;
+use axum::extract::{FromRequestParts, Request};
 use axum::http::StatusCode;
 use axum::response::Response;
 use http_body_util::BodyExt;
 
 use crate::cache::{Cache, Kept, Plan, Rendered};
 use crate::compression::{Compression, Gzipped};
+use crate::deadlines::Upgrading;
 use crate::dispatch::{self, Rejected, Reply};
 use crate::files;
 use crate::forms::{self, FormError};
@@ -29,6 +31,7 @@ use crate::responses::{
 };
 use crate::routes::forwarded::Client;
 use crate::routes::StaticResponse;
+use crate::websocket;
 use crate::wire::RequestParts;
 
 /// The largest request body a handler is given unless told otherwise.
@@ -107,6 +110,63 @@ pub async fn cached(
                 Some(kept) => copy(&kept),
                 None => wait(render).await,
             }
+        }
+    }
+}
+
+/// Answers a request to a WebSocket route. The handler is asked with the
+/// request: a stream head accepts (the socket is then served by
+/// [`websocket::run`], its subprotocol and headers those of the head),
+/// a whole response refuses the connection with that response. A request
+/// that is no WebSocket handshake gets 426.
+pub async fn websocket(
+    handler: u32,
+    params: Vec<String>,
+    client: Client,
+    request: Request,
+) -> Answered {
+    let (mut parts, _) = request.into_parts();
+    let upgrade = match WebSocketUpgrade::from_request_parts(&mut parts, &()).await {
+        Ok(upgrade) => upgrade,
+        Err(why) => {
+            return Answered::Whole(json_detail(
+                StatusCode::UPGRADE_REQUIRED,
+                &format!("Upgrade Required: this route takes WebSocket connections ({why})"),
+            ))
+        }
+    };
+    let reply = match ask(handler, false, params, &client, &parts, Body::empty()).await {
+        Ok(reply) => reply,
+        Err(response) => return Answered::Whole(response),
+    };
+    match reply {
+        Reply::Whole(response) => Answered::Whole(response),
+        Reply::Stream(head, body) => {
+            let max = limits::ws_max_size();
+            let mut upgrade = upgrade.max_message_size(max).max_frame_size(max);
+            let protocol = axum::http::header::SEC_WEBSOCKET_PROTOCOL;
+            if let Some(chosen) = head.headers.get(&protocol) {
+                upgrade.set_selected_protocol(chosen.clone());
+            }
+            if let Some(upgrading) = parts.extensions.get::<Upgrading>() {
+                upgrading.upgraded();
+            }
+            let mut response = upgrade.on_upgrade(move |socket| websocket::run(socket, body));
+            for (name, value) in &head.headers {
+                if name != protocol {
+                    response.headers_mut().append(name, value.clone());
+                }
+            }
+            Answered::Body(response)
+        }
+        Reply::File(..) => {
+            log::event(
+                SufastLogLevel::Error,
+                format_args!(
+                    "handler {handler} answered a WebSocket with a file; the client got a 500"
+                ),
+            );
+            Answered::Whole(internal_error())
         }
     }
 }

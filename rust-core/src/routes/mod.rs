@@ -29,6 +29,8 @@ pub enum Serve {
     Static(StaticResponse, Option<Box<StaticResponse>>),
     /// By the handler with this id, per request; `form`: it reads a form.
     Dynamic { handler: u32, form: bool },
+    /// A WebSocket connection for the handler with this id.
+    WebSocket { handler: u32 },
     /// By the handler, through the route's cache.
     Cached { handler: u32, cache: Arc<Cache> },
     /// From a directory; `part`: which of the route's entries matched.
@@ -48,6 +50,7 @@ impl Route {
         let serve = match action {
             Action::Static(response) => Serve::Static(response, None),
             Action::Dynamic { handler, form } => Serve::Dynamic { handler, form },
+            Action::WebSocket { handler } => Serve::WebSocket { handler },
             Action::Cached {
                 handler,
                 ttl,

@@ -84,6 +84,9 @@ pub enum Action {
     /// Ask the handler with this id for every request.
     /// `form`: the handler reads a form, parsed before it is asked.
     Dynamic { handler: u32, form: bool },
+    /// Take WebSocket connections for the handler with this id (see
+    /// [`crate::websocket`]).
+    WebSocket { handler: u32 },
     /// Ask the handler, then keep its response per path and query for
     /// `ttl`, at most `max_entries` of them.
     Cached {
@@ -386,14 +389,15 @@ fn parse_files(fields: &[(String, Json)]) -> Result<Action, String> {
 /// A route served by a handler: `{"kind": "dynamic", "handler": 1}` or
 /// `{"kind": "cached", "handler": 1, "ttl_ms": 5000, "max_entries": 100}`.
 fn parse_handler(kind: &Json, fields: &[(String, Json)]) -> Result<Action, String> {
-    let cached = match kind {
-        Json::String(k) if k == "dynamic" => false,
-        Json::String(k) if k == "cached" => true,
+    let (cached, websocket) = match kind {
+        Json::String(k) if k == "dynamic" => (false, false),
+        Json::String(k) if k == "cached" => (true, false),
+        Json::String(k) if k == "websocket" => (false, true),
         other => {
             return Err(format!(
-                "kind must be \"static\", \"dynamic\", \"cached\" or \"files\", got {}",
-                describe(other)
-            ))
+            "kind must be \"static\", \"dynamic\", \"cached\", \"files\" or \"websocket\", got {}",
+            describe(other)
+        ))
         }
     };
     let mut handler = None;
@@ -412,7 +416,7 @@ fn parse_handler(kind: &Json, fields: &[(String, Json)]) -> Result<Action, Strin
         match field.as_str() {
             "kind" => {}
             "handler" => handler = Some(number(u32::MAX.into())? as u32),
-            "form" if !cached => match value {
+            "form" if !cached && !websocket => match value {
                 Json::Bool(b) => form = *b,
                 other => {
                     return Err(format!(
@@ -443,6 +447,8 @@ fn parse_handler(kind: &Json, fields: &[(String, Json)]) -> Result<Action, Strin
                     describe(kind),
                     if cached {
                         ", ttl_ms, stale_ttl_ms, max_entries"
+                    } else if websocket {
+                        ""
                     } else {
                         ", form"
                     }
@@ -451,6 +457,9 @@ fn parse_handler(kind: &Json, fields: &[(String, Json)]) -> Result<Action, Strin
         }
     }
     let handler = handler.ok_or_else(|| format!("kind {} needs a handler id", describe(kind)))?;
+    if websocket {
+        return Ok(Action::WebSocket { handler });
+    }
     if !cached {
         return Ok(Action::Dynamic { handler, form });
     }
