@@ -27,6 +27,7 @@ use std::sync::{Arc, Weak};
 use std::time::{Duration, Instant};
 
 use axum::body::Body;
+use axum::response::Response;
 use hyper::body::Incoming;
 use hyper::server::conn::http1;
 use hyper_util::rt::{TokioIo, TokioTimer};
@@ -145,8 +146,7 @@ pub async fn serve(
             }
             async move {
                 let response = handle(settings, Some(peer), request).await;
-                drop(busy);
-                Ok::<_, Infallible>(response)
+                Ok::<_, Infallible>(busy.until_sent(response))
             }
         });
         let connection = builder
@@ -270,9 +270,55 @@ impl Busy {
     }
 }
 
+impl Busy {
+    /// `response`, with the request counted busy until its body is sent
+    /// when that may take a while (a stream, a file, a large body): a
+    /// body still on its way is no idle connection, and its client reads
+    /// nothing meanwhile. A small whole body goes out in one write, so
+    /// it ends the request at once, which costs no wrapper.
+    fn until_sent(self, response: Response) -> Response {
+        let quick = axum::body::HttpBody::size_hint(response.body())
+            .exact()
+            .is_some_and(|len| len <= QUICK_BODY);
+        if quick {
+            return response;
+        }
+        response.map(|body| Body::new(Sending { body, _busy: self }))
+    }
+}
+
 impl Drop for Busy {
     fn drop(&mut self) {
         self.0.request_done();
+    }
+}
+
+/// The largest whole body that ends its request when handed to hyper.
+const QUICK_BODY: u64 = 64 * 1024;
+
+/// A response body that holds its request busy until it is dropped.
+struct Sending {
+    body: Body,
+    _busy: Busy,
+}
+
+impl axum::body::HttpBody for Sending {
+    type Data = axum::body::Bytes;
+    type Error = axum::Error;
+
+    fn poll_frame(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Result<http_body::Frame<Self::Data>, Self::Error>>> {
+        std::pin::Pin::new(&mut self.body).poll_frame(cx)
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.body.is_end_stream()
+    }
+
+    fn size_hint(&self) -> http_body::SizeHint {
+        self.body.size_hint()
     }
 }
 
