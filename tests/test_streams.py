@@ -472,3 +472,26 @@ def test_a_plain_response_still_streams_nothing(client, app):
     response = client.get("/plain")
     assert response.headers["content-length"] == "5"
     assert "transfer-encoding" not in response.headers
+
+
+def test_a_stream_quiet_for_longer_than_keepalive_timeout_is_not_cut(make_app):
+    # The connection's idle deadline is for the time between requests; a
+    # response still on its way is no idle connection.
+    app = make_app(keepalive_timeout=0.2)
+    release = threading.Event()
+
+    @app.get("/pause")
+    def pause():
+        yield b"before "
+        release.wait(10)
+        yield b"after"
+
+    port = app.start(access_log=False)
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+    conn.request("GET", "/pause")
+    response = conn.getresponse()
+    assert response.read(7) == b"before "
+    time.sleep(0.6)  # three keep-alive timeouts with nothing sent
+    release.set()
+    assert response.read() == b"after"
+    conn.close()

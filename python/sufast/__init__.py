@@ -22,6 +22,7 @@ from .requests import Request
 from .responses import FileResponse, HTMLResponse, JSONResponse, PlainTextResponse, RedirectResponse, Response, StreamingResponse
 from .sse import EventSourceResponse, ServerSentEvent
 from .staticfiles import StaticFiles
+from .websockets import WebSocket, WebSocketDisconnect
 
 #: The seed's name for ``App``.
 Sufast = App
@@ -54,6 +55,8 @@ __all__ = [
     "UploadFile",
     "FormData",
     "StaticFiles",
+    "WebSocket",
+    "WebSocketDisconnect",
     "HTTPException",
     "RequestValidationError",
     "SufastError",

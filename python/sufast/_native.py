@@ -55,6 +55,7 @@ _SYMBOLS = (
     ("sufast_respond_end", (c_uint64, c_bool), c_int32),
     ("sufast_respond_file", (c_uint64, c_char_p, c_size_t, c_char_p, c_size_t), c_int32),
     ("sufast_stream_ready_fd", (), c_int32),
+    ("sufast_stream_read", (c_uint64, POINTER(c_char), c_size_t, c_uint32, POINTER(c_size_t)), c_int32),
     ("sufast_stream_ready", (POINTER(c_uint64), c_size_t), c_size_t),
     ("sufast_parse_form", (c_char_p, c_size_t, c_char_p, c_size_t, c_void_p, c_size_t, POINTER(ctypes.c_uint16)), c_size_t),
     ("sufast_set_limits", (c_uint32, ctypes.c_uint64), c_bool),
@@ -344,6 +345,8 @@ def responder() -> Callable[[int, bytes], Optional[str]]:
 
 # What the stream exports return (SufastSent in include/sufast.h).
 SENT_OK, SENT_FULL, SENT_GONE, SENT_FAILED = 0, 1, 2, 3
+# What sufast_stream_read returns (SufastRead).
+READ_FRAME, READ_EMPTY, READ_END, READ_TOO_SMALL, READ_FAILED = 0, 1, 2, 3, 4
 
 
 class Streamer:
@@ -376,6 +379,11 @@ class Streamer:
     def file(self, request_id: int, head: bytes, path: bytes) -> int:
         """Answers with ``head`` and the file at ``path``, sent by the library."""
         return self._file(request_id, head, len(head), path, len(path))
+
+    def read(self, request_id: int, buffer: "ctypes.Array[ctypes.c_char]", length: c_size_t) -> int:
+        """Reads the next frame the client sent into ``buffer`` without
+        waiting; its length goes into ``length``."""
+        return self._lib.sufast_stream_read(request_id, buffer, len(buffer), 0, ctypes.byref(length))
 
     def ready_fd(self) -> int:
         """The ready socket's descriptor (owned by the library)."""

@@ -173,6 +173,8 @@ class HandlerPool:
             return  # the server stopped
         if type(data) is bytes:
             self._send(endpoint, request, data)
+        elif data is None:  # a WebSocket: answered through it
+            pass
         else:  # a stream or a file
             await _streams.send_async(request.id, data, f"{request.method} {request.path}: route {endpoint.name}")
         if request._scope is not None:

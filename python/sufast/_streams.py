@@ -28,6 +28,8 @@ logger = logging.getLogger("sufast")
 
 # The largest chunk the library takes in one call; larger ones are split.
 _MAX_CHUNK = 1 << 20
+# The largest WebSocket message the library sends, with its kind byte.
+MAX_MESSAGE = (16 << 20) + 1
 # How long one wait for room lasts before the chunk is offered again (the
 # library closes a stream that stays full for send_timeout_ms).
 _WAIT_MS = 1000
@@ -121,6 +123,7 @@ async def send_async(request_id: int, streamed: Streamed, where: str) -> None:
         return
     source = streamed.source
     streamer = _streamer()
+    watch()
     if not _opened(streamer, request_id, streamed, where):
         await _aclose(source, where)
         return
@@ -193,11 +196,19 @@ def _opened(streamer: _native.Streamer, request_id: int, streamed: Streamed, whe
     return code == _native.SENT_OK
 
 
+def _respond(request_id: int, data: bytes) -> Optional[str]:
+    """Answers ``request_id`` whole (``sufast_respond``)."""
+    respond = getattr(_local, "respond", None)
+    if respond is None:
+        respond = _local.respond = _native.responder()
+    return respond(request_id, data)
+
+
 def _refuse(request_id: int, where: str, why: str) -> None:
     from .handlers import INTERNAL_ERROR
 
     logger.error("%s: %s; the client got a 500", where, why)
-    _native.responder()(request_id, INTERNAL_ERROR)
+    _respond(request_id, INTERNAL_ERROR)
 
 
 def _failed(where: str, exc: BaseException) -> None:
@@ -250,20 +261,35 @@ class _Ready:
 _watches: Dict[int, _Ready] = {}
 
 
-async def _room(request_id: int) -> None:
-    """Waits until the stream of ``request_id`` has room or is gone (or a
-    second passed: the chunk is offered again either way)."""
+def watch() -> "_Ready":
+    """The running loop's watch on the ready socket, made on first use.
+    Made before a stream's first call that may report full or empty, so
+    that the library has the socket to tell it on."""
     loop = asyncio.get_running_loop()
     ready = _watches.get(id(loop))
-    if ready is None or ready.loop is not loop or loop.is_closed():
+    if ready is None or ready.loop is not loop:
         ready = _watches[id(loop)] = _Ready(loop)
+    return ready
+
+
+def _expire(future: "asyncio.Future[None]") -> None:
+    if not future.done():
+        future.set_result(None)
+
+
+async def _room(request_id: int, timeout: Optional[float] = _WAIT_MS / 1000) -> None:
+    """Waits until the stream of ``request_id`` has room, has a frame to
+    read, or is gone (or ``timeout`` passed: the call is made again
+    either way; ``None``: no timeout)."""
+    ready = watch()
     future = ready.waiting.get(request_id)
     if future is None or future.done():
-        future = ready.waiting[request_id] = loop.create_future()
+        future = ready.waiting[request_id] = ready.loop.create_future()
+    timer = ready.loop.call_later(timeout, _expire, future) if timeout is not None else None
     try:
-        await asyncio.wait_for(asyncio.shield(future), _WAIT_MS / 1000)
-    except asyncio.TimeoutError:
-        pass
+        await future
     finally:
+        if timer is not None:
+            timer.cancel()
         if ready.waiting.get(request_id) is future:
             del ready.waiting[request_id]

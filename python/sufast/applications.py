@@ -24,7 +24,7 @@ from .limits import server_limits
 from .logs import configure_logger, log_options
 from .responses import HeadersInput, normalize_headers
 from ._pool import HandlerPool
-from .handlers import Endpoint, ExceptionHandlers
+from .handlers import Endpoint, ExceptionHandlers, WebSocketEndpoint
 from .middleware import HTTPMiddleware, names
 from .params import Depends, check_path_parameters, check_path_style
 from .models import DEFAULT_RESPONSE_MODEL, resolve_response_model
@@ -76,6 +76,7 @@ class App(Decorators):
         upload_spool_size: int = 1024 * 1024,
         stream_buffer: int = 256 * 1024,
         send_timeout: float = 30.0,
+        ws_max_size: int = 1024 * 1024,
         dependencies: Optional[Sequence[Depends]] = None,
         exception_handlers: Optional[Mapping[Union[int, type], Callable[..., Any]]] = None,
         lifespan: Optional[Callable[["App"], Any]] = None,
@@ -136,7 +137,9 @@ class App(Decorators):
         is written to a temporary file as it arrives, not kept in memory.
         A streamed response buffers at most ``stream_buffer`` bytes (plus
         one chunk) before its producer waits; a client that reads nothing
-        for ``send_timeout`` seconds while it waits is disconnected.
+        for ``send_timeout`` seconds while it waits is disconnected. A
+        WebSocket message over ``ws_max_size`` bytes closes its socket
+        with 1009.
 
         ``title``, ``version`` and ``description`` head the OpenAPI
         document (``app.openapi()``), which the server sends from
@@ -210,6 +213,7 @@ class App(Decorators):
             upload_spool_size=upload_spool_size,
             stream_buffer=stream_buffer,
             send_timeout=send_timeout,
+            ws_max_size=ws_max_size,
         )
         self._max_pending = max_pending
         self._max_body_size = max_body_size
@@ -341,6 +345,7 @@ class App(Decorators):
         operation_id: Optional[str] = None,
         include_in_schema: bool = True,
         deprecated: Optional[bool] = None,
+        _websocket: bool = False,
         _stacklevel: int = 2,
     ) -> Route:
         """Registers ``endpoint`` for ``method`` requests to ``path``.
@@ -384,7 +389,8 @@ class App(Decorators):
                 responses=responses, operation_id=operation_id, include_in_schema=include_in_schema, deprecated=deprecated,
             )  # fmt: skip
             route = self._register(
-                name, method, path, endpoint, status_code, headers, dynamic, cache_ttl, cache_max_entries, stale_ttl, _stacklevel + 1, extra, output
+                name, method, path, endpoint, status_code, headers, dynamic, cache_ttl, cache_max_entries, stale_ttl, _stacklevel + 1, extra, output,
+                _websocket,
             )
             route.tags = [str(tag) for tag in tags or []]
             for key, value in info.items():
@@ -418,6 +424,7 @@ class App(Decorators):
         stacklevel: int,
         dependencies: List[Depends],
         output: Optional[Callable[[Any], Any]] = None,
+        websocket: bool = False,
     ) -> Route:
         check_path_style(path)
         if cache_ttl is not None:
@@ -434,8 +441,14 @@ class App(Decorators):
                 raise ValueError(f"route {name}: stale_ttl must be a number of seconds from cache_ttl ({cache_ttl}) to 4000000, got {stale_ttl!r}")
         elif cache_max_entries is not None or stale_ttl is not None:
             raise ValueError(f"route {name}: cache_max_entries and stale_ttl need cache_ttl")
+        if websocket:
+            if not inspect.iscoroutinefunction(endpoint):
+                raise TypeError("a WebSocket handler must be async def")
+            if cache_ttl is not None:
+                raise ValueError("a WebSocket route cannot have cache_ttl")
         per_request = (
-            dynamic
+            websocket
+            or dynamic
             or not self._precompute
             or inspect.isgeneratorfunction(endpoint)
             or inspect.isasyncgenfunction(endpoint) or cache_ttl is not None or bool(parameters(endpoint)) or bool(dependencies)
@@ -471,13 +484,15 @@ class App(Decorators):
             if route is None:
                 per_request = True
                 handler_id = self._next_handler
-                handler = Endpoint(name, path, endpoint, status_code, headers, dependencies, self._exception_handlers, output)
-                if cache_ttl is None and self._middleware:
+                kind = WebSocketEndpoint if websocket else Endpoint
+                handler = kind(name, path, endpoint, status_code, headers, dependencies, self._exception_handlers, output)
+                if cache_ttl is None and self._middleware and not websocket:
                     handler.use_middleware(self._middleware, self._pool.run_on_loop)
                 route = Route(
                     method, path, endpoint, handler_id=handler_id, cache_ttl=cache_ttl, cache_max_entries=cache_max_entries, stale_ttl=stale_ttl
                 )
-                route.form = cache_ttl is None and handler.arguments.reads_form
+                route.form = cache_ttl is None and handler.arguments.reads_form and not websocket
+                route.websocket = websocket
             _native.check_routes(route_entry_table(method, path, route.table_entry()))
             if route.error is not None:
                 warnings.warn(

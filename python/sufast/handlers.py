@@ -16,8 +16,9 @@ from .background import BackgroundTasks
 from .exceptions import HTTPException
 from . import middleware as _middleware
 from .middleware import HTTPMiddleware, compose, run_here
-from .params import Arguments, Depends, RequestValidationError
+from .params import Arguments, Depends, RequestValidationError, _scope_of
 from .requests import Request
+from .websockets import WebSocket, WebSocketDisconnect
 from .responses import (
     BODILESS,
     HeadersInput,
@@ -590,3 +591,51 @@ class Endpoint:
         )
         return INTERNAL_ERROR
 
+
+
+class WebSocketEndpoint(Endpoint):
+    """An ``@app.websocket`` handler: it gets a ``WebSocket`` and answers
+    through it (accept, messages, close) rather than with a return value.
+    An exception before ``accept()`` refuses the connection (403 for a
+    parameter that does not validate or an ``HTTPException``'s status,
+    else 500); after it, closes it with 1008 or 1011. Either way it is
+    logged, as for HTTP routes."""
+
+    async def call_async(self, request: Request) -> None:  # type: ignore[override]
+        websocket = WebSocket(request)
+        _scope_of(request).values[WebSocket] = websocket
+        request._awaitable = True
+        failed = False
+        try:
+            kwargs = await self.solve_async(request) if self.arguments.is_async else self.prepare(request)
+            await self.function(**kwargs)
+        except asyncio.CancelledError:
+            websocket.finish(True)
+            raise
+        except WebSocketDisconnect:
+            pass
+        except (RequestValidationError, HTTPException) as exc:
+            request._scope.raised = exc
+            if isinstance(exc, HTTPException):
+                status, detail = exc.status_code, exc.detail
+            else:
+                status, detail = 403, exc.errors()
+            if not websocket.answered:
+                websocket.refuse(status, detail)
+            else:
+                await websocket.close(1008, str(detail)[:120])
+        except BaseException as exc:
+            request._scope.raised = exc
+            failed = True
+            _observe(exc)
+            logger.error(
+                "%s %s: route %s: the WebSocket handler raised %s; %s",
+                request.method,
+                request.path,
+                self.name,
+                type(exc).__name__,
+                "it is closed with 1011" if websocket.accepted else "the client got a 500",
+                exc_info=exc,
+            )
+        websocket.finish(failed)
+        return None

@@ -22,6 +22,7 @@ DEFAULTS: Dict[str, Optional[Number]] = {
     "upload_spool_size": 1024 * 1024,
     "stream_buffer": 256 * 1024,
     "send_timeout": 30.0,
+    "ws_max_size": 1024 * 1024,
 }
 
 # keyword: (library option, smallest, largest); timeouts in seconds.
@@ -39,6 +40,7 @@ _COUNTS = {
     "max_part_size": ("max_part_size", 1, (1 << 32) - 1),
     "upload_spool_size": ("upload_spool_size", 0, (1 << 32) - 1),
     "stream_buffer": ("stream_buffer", 1, 1 << 30),
+    "ws_max_size": ("ws_max_size", 1, 1 << 30),
 }
 
 

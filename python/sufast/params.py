@@ -31,6 +31,7 @@ from .forms import UploadFile
 from .models import is_model
 from .models import validator as model_validator
 from .requests import Request, RequestScope
+from .websockets import WebSocket
 
 __all__ = [
     "Arguments",
@@ -520,6 +521,8 @@ class Arguments:
             return marker.source, _value_extractor(marker.source, key, annotation, default, where), key
         if annotation is Request or (name == "request" and annotation is inspect.Parameter.empty):
             return "request", _the_request, name
+        if annotation is WebSocket or annotation == "WebSocket" or (name == "websocket" and annotation is inspect.Parameter.empty):
+            return "request", _the_websocket, name
         if annotation is BackgroundTasks:
             return "background", _background_tasks, name
         if name in path_index:
@@ -663,6 +666,13 @@ def _scope_of(request: Request) -> RequestScope:
     if scope is None:
         scope = request._scope = RequestScope()
     return scope
+
+
+def _the_websocket(request: Request) -> Any:
+    websocket = request._scope.values.get(WebSocket) if request._scope is not None else None
+    if websocket is None:
+        raise TypeError("a WebSocket parameter is only given to @app.websocket handlers")
+    return websocket
 
 
 def _background_tasks(request: Request) -> BackgroundTasks:

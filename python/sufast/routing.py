@@ -60,6 +60,14 @@ class Decorators:
         for ``add_route``."""
         return self._decorator("DELETE", path, options)
 
+    def websocket(self, path: str, *, dependencies: Optional[Sequence[Any]] = None) -> Callable[[Handler], Handler]:
+        """Registers an ``async def`` handler for WebSocket connections to
+        ``path``: it takes a ``WebSocket`` (annotated, or named
+        ``websocket``), and path, query, header and cookie parameters and
+        ``dependencies`` as HTTP handlers do. HTTP middleware does not
+        apply; a plain request to the path gets 426."""
+        return self._decorator("GET", path, {"_websocket": True, "dependencies": dependencies, "include_in_schema": False})
+
     def _decorator(self, method: str, path: str, options: Dict[str, Any]) -> Callable[[Handler], Handler]:
         def register(endpoint: Handler) -> Handler:
             self.add_route(method, path, endpoint, _stacklevel=4, **options)
@@ -275,6 +283,8 @@ class Route:
         #: Whether its handler reads a form: the server parses form bodies
         #: for it as they arrive (per-request tiers only).
         self.form = False
+        #: Whether it takes WebSocket connections (``@app.websocket``).
+        self.websocket = False
 
     @property
     def tier(self) -> str:
@@ -282,6 +292,8 @@ class Route:
         ``dynamic`` (runs per request)."""
         if self.handler_id is None:
             return "static"
+        if self.websocket:
+            return "websocket"
         return "dynamic" if self.cache_ttl is None else "cached"
 
     @property
@@ -292,6 +304,8 @@ class Route:
     def table_entry(self) -> Dict[str, Any]:
         """This route in the route-table format (see README)."""
         if self.handler_id is not None:
+            if self.websocket:
+                return {"kind": "websocket", "handler": self.handler_id}
             if self.cache_ttl is None:
                 if self.form:
                     return {"kind": "dynamic", "handler": self.handler_id, "form": True}
