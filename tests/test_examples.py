@@ -240,3 +240,22 @@ def test_the_readme_streams_example_serves_as_it_says(tmp_path, monkeypatch):
         assert response.headers["content-disposition"] == 'attachment; filename="report.csv"'
         assert client.get("/report", headers={"If-None-Match": response.headers["etag"]}).status_code == 304
         assert client.get("/report", headers={"Range": "bytes=0-1"}).content == b"id"
+
+
+def test_the_readme_websocket_example_chats(monkeypatch):
+    from sufast.testclient import TestClient
+    from websockets.sync.client import connect
+
+    namespace: Dict[str, Any] = {}
+    exec(compile(readme_block("### WebSockets"), "README.md", "exec", dont_inherit=True), namespace)
+    app = namespace["app"]
+    with TestClient(app) as client:
+        port = client._port
+        with connect(f"ws://127.0.0.1:{port}/chat/lobby?name=ada") as ada:
+            ada.send("hello")
+            assert ada.recv() == '{"from":"ada","text":"hello"}'
+            with connect(f"ws://127.0.0.1:{port}/chat/lobby") as guest:
+                guest.send("hi")
+                assert guest.recv() == '{"from":"guest","text":"hi"}'
+                assert ada.recv() == '{"from":"guest","text":"hi"}'
+        assert client.get("/chat/lobby").status_code == 426
