@@ -6,7 +6,9 @@ exits by itself. Each of a server's routes for servers.ITEM gets the same
 body and must answer 200 or 201 with the item's id, and a route that
 validates must refuse servers.ITEM_INVALID. A server that serves
 servers.STATIC must send that file's bytes as text/plain; nginx, which
-serves only that, is checked on nothing else. Servers that support CORS
+serves only that, is checked on nothing else. A server with a WebSocket
+echo (servers.WEBSOCKET) must send back a text and a binary message with
+their type and answer a close (bench/ws_echo.py). Servers that support CORS
 are checked once more with it.
 
     .venv-bench/bin/python bench/check_servers.py [--only NAME[,NAME]] [--workers N]
@@ -18,6 +20,7 @@ feature (exit status EXIT_UNSUPPORTED), is reported as skipped.
 from __future__ import annotations
 
 import argparse
+import asyncio
 import http.client
 import subprocess
 import sys
@@ -28,6 +31,7 @@ from typing import Dict, List, Optional, Tuple
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import servers  # noqa: E402
+import ws_echo  # noqa: E402
 
 ORIGIN = "https://example.com"
 # Padding routes present with the default 10 routes (5 endpoints + 5 padding).
@@ -103,9 +107,21 @@ def check_static(server: servers.Server, port: int) -> List[str]:
     return []
 
 
+def check_websocket(server: servers.Server, port: int) -> List[str]:
+    """servers.WEBSOCKET: a text and a binary message echoed, a close answered."""
+    notes: List[str] = []
+    found = asyncio.run(ws_echo.check(port, servers.WEBSOCKET, notes))
+    shown = "; ".join(found) or "text and binary echoed" + ("" if notes else ", close answered")
+    print(f"  {'ok  ' if not found else 'FAIL'} WS   {servers.WEBSOCKET:16} {shown}")
+    for note in notes:
+        print(f"  note {note}")
+    return [f"{server.name} WebSocket {servers.WEBSOCKET}: {failure}" for failure in found]
+
+
 def check_all(server: servers.Server, port: int) -> List[str]:
     failures = check_plain(server, port) if server.endpoints else []
     failures += check_items(server, port)
+    failures += check_websocket(server, port) if server.websocket else []
     return failures + (check_static(server, port) if server.static else [])
 
 

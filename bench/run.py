@@ -48,6 +48,8 @@ STRUCTURE = "one Depends, one middleware"
 ITEMS = "10-field model body"
 COMPRESSED = "gzip, 1 KB of JSON"
 STATIC = "static file 1 KB"
+WEBSOCKET_MESSAGE = 64  # bytes of text in each WebSocket message
+WEBSOCKET = f"WebSocket echo {WEBSOCKET_MESSAGE} B"
 # Peers measured on the model body only, and on the static file only.
 ITEMS_ONLY = {"litestar-uvicorn"}
 STATIC_ONLY = {"nginx"}
@@ -69,6 +71,9 @@ class Scenario:
     variants: Optional[List[Tuple[str, str, Dict[str, str], Optional[str]]]] = None
     pin: bool = True
     baseline: str = "axum"
+    # WebSocket messages echoed on `path` by bench/ws_echo.py instead of
+    # wrk's requests: "req/s" are then messages per second, CPU per message.
+    websocket: bool = False
 
 
 # --- processes -------------------------------------------------------------
@@ -232,6 +237,8 @@ def parse_latency(output: str, percentile: str) -> float:
 
 def load(server: Server, scenario: Scenario, seconds: float, pinned: bool) -> Sample:
     """Runs wrk against one server and reads the server's CPU around it."""
+    if scenario.websocket:
+        return ws_load(server, scenario, seconds, pinned)
     # wrk takes whole seconds.
     argv = ["wrk", "-t1", f"-c{CONNECTIONS}", f"-d{max(1, round(seconds))}s", "--latency"]
     for name, value in scenario.headers.items():
@@ -271,6 +278,52 @@ def load(server: Server, scenario: Scenario, seconds: float, pinned: bool) -> Sa
         other_util=max(0.0, machine - server_cpu - client_cpu) / wall,
         errors=errors,
     )
+
+
+def ws_load(server: Server, scenario: Scenario, seconds: float, pinned: bool) -> Sample:
+    """Runs bench/ws_echo.py (CONNECTIONS connections, one message in
+    flight on each) against one server, like wrk in load()."""
+    argv = [str(ROOT / servers.PYTHON), str(HERE / "ws_echo.py"), "--port", str(server.port)]
+    argv += ["--path", server.path or scenario.path, "--connections", str(CONNECTIONS)]
+    argv += ["--size", str(WEBSOCKET_MESSAGE), "--seconds", str(seconds)]
+    argv = ["taskset", "-c", CLIENT_CORE, *argv] if pinned else argv
+    children = resource.getrusage(resource.RUSAGE_CHILDREN)
+    cpu, busy, start = server.cpu_seconds(), machine_busy_seconds(), time.monotonic()
+    result = subprocess.run(argv, capture_output=True, text=True)
+    wall = time.monotonic() - start
+    server_cpu = server.cpu_seconds() - cpu
+    machine = machine_busy_seconds() - busy
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    client_cpu = (after.ru_utime - children.ru_utime) + (after.ru_stime - children.ru_stime)
+    try:
+        out = json.loads(result.stdout)
+    except ValueError:
+        raise RuntimeError(f"cannot read ws_echo.py's output (exit status {result.returncode}):\n{result.stdout}\n{result.stderr}") from None
+    if not out["messages"]:
+        raise RuntimeError(f"no WebSocket message echoed by {server.label}:\n{result.stderr[-2000:]}\n{server.output()}")
+    # wall includes the client's start and its connecting; the measured
+    # window is out["seconds"]. Utilisation over wall, as for wrk.
+    return Sample(
+        requests=out["messages"],
+        seconds=out["seconds"],
+        rps=out["rate"],
+        p50_us=out["p50_us"],
+        p99_us=out["p99_us"],
+        cpu_us=server_cpu / max(out["messages"], 1) * 1e6,
+        server_util=server_cpu / wall,
+        client_util=client_cpu / wall,
+        other_util=max(0.0, machine - server_cpu - client_cpu) / wall,
+        errors=out["errors"],
+    )
+
+
+def websocket_scenario(available: List[str]) -> Optional[Scenario]:
+    """The WebSocket echo on sufast, Starlette on uvicorn and Robyn,
+    against sufast; None without sufast."""
+    names = [name for name in ("sufast", "starlette-uvicorn", "robyn") if name in available and servers.SERVERS[name].websocket]
+    if "sufast" not in names:
+        return None
+    return Scenario(WEBSOCKET, servers.WEBSOCKET, names, baseline="sufast", websocket=True)
 
 
 # --- scenarios -------------------------------------------------------------
@@ -365,6 +418,11 @@ def scenarios(available: List[str], quick: bool) -> List[Scenario]:
             baseline="sufast precomputed",
         ),
     ]
+    # The WebSocket echo, in QUICK=1 too (it adds about 15 s there: three
+    # servers, three rounds of 1 s).
+    websocket = websocket_scenario(available)
+    if websocket:
+        found.append(websocket)
     if quick:
         return found
     found += [
@@ -554,7 +612,13 @@ def report(results: Dict[str, Dict[str, List[Sample]]], baselines: Dict[str, str
         f"- method: server pinned to core {SERVER_CORE}, wrk (1 thread, {CONNECTIONS} connections) to core {CLIENT_CORE};"
         f" {meta['rounds']} interleaved rounds of {meta['seconds']} s after a {meta['warmup']} s warm-up;"
         " ratios are the median of per-round ratios to the baseline of the same round (range in brackets);"
-        " CPU is the server's whole process group, from /proc.",
+        " CPU is the server's whole process group, from /proc."
+        + (
+            f" {WEBSOCKET}: bench/ws_echo.py in wrk's place ({CONNECTIONS} connections, one message in flight on each);"
+            " req/s are messages/s, CPU µs/req is per message."
+            if WEBSOCKET in results
+            else ""
+        ),
         "- versions: " + ", ".join(f"{k} {v}" for k, v in meta["versions"].items()),
         "",
         "| scenario | server | req/s | p50 µs | p99 µs | CPU µs/req | CPU vs baseline | req/s vs baseline | flags |",
@@ -584,13 +648,16 @@ def report(results: Dict[str, Dict[str, List[Sample]]], baselines: Dict[str, str
         met = value[0] <= limit if limit > 0 else value[0] >= -limit
         checks.append({"target": text, "median": value[0], "low": value[1], "high": value[2], "met": met})
         lines.append(f"| {text} | {fmt_ratio(value)} | {'yes' if met else 'no'} |")
-    def cpu_ratio_target(samples: Dict[str, List[Sample]], label: str, base: str, limit: float, text: str) -> None:
-        """A target that ``label``'s CPU per request is at most ``limit``
-        times ``base``'s, from the per-round ratios of one scenario."""
+    def cpu_ratio_target(
+        samples: Dict[str, List[Sample]], label: str, base: str, limit: float, text: str, metric: str = "cpu_us"
+    ) -> None:
+        """A target that ``label``'s CPU per request (or ``metric``) is at
+        most ``limit`` times ``base``'s, or at least ``-limit`` times for a
+        negative ``limit``, from the per-round ratios of one scenario."""
         if label in samples and base in samples:
-            ratios = [a.cpu_us / b.cpu_us for a, b in zip(samples[label], samples[base])]
+            ratios = [getattr(a, metric) / getattr(b, metric) for a, b in zip(samples[label], samples[base])]
             value = (statistics.median(ratios), min(ratios), max(ratios))
-            met = value[0] <= limit
+            met = value[0] <= limit if limit > 0 else value[0] >= -limit
             checks.append({"target": text, "median": value[0], "low": value[1], "high": value[2], "met": met})
             lines.append(f"| {text} | {fmt_ratio(value)} | {'yes' if met else 'no'} |")
 
@@ -636,6 +703,9 @@ def report(results: Dict[str, Dict[str, List[Sample]]], baselines: Dict[str, str
         1.05,
         "static route with middleware registered: CPU/request ≤ 1.05× without",
     )
+    websocket = results.get(WEBSOCKET, {})
+    for peer in ("starlette-uvicorn", "robyn"):
+        cpu_ratio_target(websocket, "sufast", peer, -1.0, f"WebSocket echo: messages/s ≥ {peer}'s", metric="rps")
     if mem:
         growth = mem["after_all_mib"] / mem["after_first_mib"]
         lines.append(

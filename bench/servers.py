@@ -34,6 +34,9 @@ bench/apps/*) and whatever drives them. It needs only the standard library:
   empty; ``GET /`` answers 200 for the readiness check); it runs in the
   foreground as one process, with a config written to a directory of its
   own under the temporary directory.
+- ``Server.websocket``: the server echoes WebSocket messages on
+  ``WEBSOCKET`` (``/ws``): each text or binary message sent back as it
+  came, until the client closes (bench/ws_echo.py is the client).
 - A server that exits with ``EXIT_UNSUPPORTED`` at startup was asked for a
   feature this build of it lacks (its stderr says which).
 """
@@ -121,6 +124,9 @@ STATIC_DIR = f"{APPS}/static"
 STATIC = Endpoint("GET", "/static/file.txt", None, (ROOT / STATIC_DIR / "file.txt").read_bytes())
 STATIC_TYPE = "text/plain; charset=utf-8"
 
+# The WebSocket echo of the servers that have Server.websocket.
+WEBSOCKET = "/ws"
+
 
 class Server(NamedTuple):
     name: str
@@ -131,6 +137,7 @@ class Server(NamedTuple):
     endpoints: frozenset = frozenset(ENDPOINTS)
     items: Dict[str, str] = {}  # {kind: path} for ITEM (see above)
     static: bool = False  # serves STATIC
+    websocket: bool = False  # echoes WebSocket messages on WEBSOCKET
     cwd: Path = ROOT
 
     def command(self, port: int, options: Optional[dict] = None) -> Tuple[List[str], Dict[str, str]]:
@@ -297,7 +304,7 @@ DICT_ITEMS = {"dict": "/items"}
 
 _DEFINITIONS: List[Server] = [
     Server("axum", _axum, frozenset({"routes", "cors"})),
-    Server("sufast", _script("sufast_app.py"), ALL, items=SUFAST_ITEMS, static=True),
+    Server("sufast", _script("sufast_app.py"), ALL, items=SUFAST_ITEMS, static=True, websocket=True),
     Server(
         "sufast-baseline",
         lambda port, opts: [PYTHON, f"{BASELINE}/{APPS}/sufast_app.py"],
@@ -313,10 +320,11 @@ _DEFINITIONS: List[Server] = [
         needs=("starlette", "uvicorn", "uvloop", "httptools"),
         items=DICT_ITEMS,
         static=True,
+        websocket=True,  # uvicorn[standard] brings the websockets package
     ),
     Server("starlette-granian", _granian("starlette_app"), PORTABLE, needs=("starlette", "granian", "uvloop"), items=DICT_ITEMS, static=True),
     # One process, one worker (set in robyn_app.py).
-    Server("robyn", _script("robyn_app.py"), frozenset({"routes"}), needs=("robyn",), items=DICT_ITEMS),
+    Server("robyn", _script("robyn_app.py"), frozenset({"routes"}), needs=("robyn",), items=DICT_ITEMS, websocket=True),
     Server(
         "robyn-const",
         _script("robyn_app.py"),

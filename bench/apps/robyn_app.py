@@ -6,9 +6,9 @@
 ``ROBYN_CONST=1`` registers `/` and `/cached` with ``const=True``: Robyn
 calls them once and serves the stored response from Rust afterwards, like
 sufast's static tier. Handlers are plain ``def`` (Robyn calls them on its
-worker directly) except `/async/users/{id}`. Robyn encodes returned dicts
-with orjson: compact, UTF-8, ``application/json``, the same bytes as the
-other servers. Configuration: see bench_common.py (BENCH_PORT, BENCH_ROUTES).
+worker directly) except `/async/users/{id}` and the WebSocket echo `/ws`.
+Robyn encodes returned dicts with orjson: compact, UTF-8,
+``application/json``, the same bytes as the other servers. Configuration: see bench_common.py (BENCH_PORT, BENCH_ROUTES).
 """
 
 import json
@@ -21,7 +21,7 @@ import sys
 # reloader), --fast (many processes) or the docs.
 sys.argv = sys.argv[:1]
 
-from robyn import Request, Response, Robyn  # noqa: E402
+from robyn import Request, Response, Robyn, WebSocketAdapter, WebSocketDisconnect  # noqa: E402
 from robyn.argument_parser import Config  # noqa: E402
 
 import bench_common as bench  # noqa: E402
@@ -85,6 +85,23 @@ def create_item(request: Request):
     # The body as a plain dict, as /echo reads it.
     item = json.loads(request.body)
     return {"id": item["id"]}
+
+
+# Each text or binary message sent back as it came, until the client
+# closes (Robyn 0.88's channel-backed API; the connection is accepted by
+# Robyn). The public receive_text()/receive_bytes() convert a message to
+# the one type; _receive(), which both call, keeps the frame's type.
+@app.websocket("/ws")
+async def ws_echo(websocket: WebSocketAdapter):
+    try:
+        while True:
+            message = await websocket._receive()
+            if isinstance(message, str):
+                await websocket.send_text(message)
+            else:
+                await websocket.send_bytes(bytes(message))
+    except WebSocketDisconnect:
+        pass
 
 
 def add_padding() -> None:

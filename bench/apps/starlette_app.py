@@ -5,8 +5,10 @@
 
 `/users/{id}` is a plain ``def`` (Starlette runs it on its thread pool),
 the rest are ``async def``; ``/static`` is a ``StaticFiles`` mount of
-bench/apps/static. JSONResponse encodes compactly (separators
-``,`` and ``:``, UTF-8), the same bytes as the other servers.
+bench/apps/static; ``/ws`` is a WebSocket echo (uvicorn needs the
+``websockets`` or ``wsproto`` package for it, which uvicorn[standard]
+brings). JSONResponse encodes compactly (separators ``,`` and ``:``,
+UTF-8), the same bytes as the other servers.
 Configuration: see bench_common.py (BENCH_ROUTES, BENCH_CORS).
 """
 
@@ -17,8 +19,9 @@ from starlette.middleware import Middleware
 from starlette.middleware.cors import CORSMiddleware
 from starlette.requests import Request
 from starlette.responses import JSONResponse
-from starlette.routing import Mount, Route
+from starlette.routing import Mount, Route, WebSocketRoute
 from starlette.staticfiles import StaticFiles
+from starlette.websockets import WebSocket, WebSocketDisconnect
 
 import bench_common as bench
 
@@ -47,6 +50,22 @@ async def echo(request: Request) -> JSONResponse:
 async def create_item(request: Request) -> JSONResponse:
     item = await request.json()
     return JSONResponse({"id": item["id"]})
+
+
+# Each text or binary message sent back as it came, until the client closes.
+async def ws_echo(websocket: WebSocket) -> None:
+    await websocket.accept()
+    try:
+        while True:
+            message = await websocket.receive()
+            if message["type"] == "websocket.disconnect":
+                return
+            if message.get("text") is not None:
+                await websocket.send_text(message["text"])
+            else:
+                await websocket.send_bytes(message["bytes"])
+    except WebSocketDisconnect:
+        pass
 
 
 def padding():
@@ -78,6 +97,7 @@ routes = [
     Route("/cached", cached),
     Route("/echo", echo, methods=["POST"]),
     Route("/items", create_item, methods=["POST"]),
+    WebSocketRoute("/ws", ws_echo),
     *padding(),
     Mount("/static", app=StaticFiles(directory=Path(__file__).resolve().parent / "static")),
 ]

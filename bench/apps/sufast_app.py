@@ -1,6 +1,7 @@
 """The benchmark endpoints in sufast idiom: `/` is precomputed (static
 tier), `/cached` is cached (``cache_ttl=60``), the others run per request;
-``/static`` is a ``StaticFiles`` mount of bench/apps/static (files tier).
+``/static`` is a ``StaticFiles`` mount of bench/apps/static (files tier);
+``/ws`` is a WebSocket echo.
 
     BENCH_PORT=8000 python bench/apps/sufast_app.py
 
@@ -172,6 +173,22 @@ def add_padding() -> None:
 
 
 add_padding()
+
+try:
+    from sufast import WebSocket
+except ImportError:  # a sufast from before WebSockets
+    pass
+else:
+    # Each text or binary message sent back as it came, until the client closes.
+    @app.websocket("/ws")
+    async def ws_echo(websocket: WebSocket):
+        await websocket.accept()
+        async for message in websocket:
+            if isinstance(message, str):
+                await websocket.send_text(message)
+            else:
+                await websocket.send_bytes(message)
+
 
 try:
     from sufast import StaticFiles
