@@ -9,6 +9,7 @@ import email.utils
 import gzip
 import json
 import os
+import time
 
 import pytest
 from conftest import raw, request
@@ -90,6 +91,41 @@ def test_small_files_read_in_one_trip_get_the_headers_servedir_sends(app, site):
                 reply[1].pop("date", None)
             assert fast == slow, name
             assert fast[0] == 200 and fast[1]["etag"].startswith('W/"'), name
+
+
+def test_files_kept_in_memory_are_sent_as_read_and_never_after_they_change(app, site, tmp_path):
+    """A small file left unchanged for two seconds is kept in memory once
+    sent: sent again with the headers of one read from disk, and dropped
+    as soon as it changes, goes or leads out of the directory."""
+    time.sleep(2.1)
+    far_future = "If-Unmodified-Since: Fri, 01 Jan 2100 00:00:00 GMT\r\n"
+    with served(app, site, html=True):
+        port = app.port
+        for name in ("hello.txt", "logo.png", "docs/"):
+            first, kept, slow = (split(get_raw(port, f"/static/{name}", extra)) for extra in ("", "", far_future))
+            for reply in (first, kept, slow):
+                reply[1].pop("date", None)
+            assert first == kept == slow, name
+        etag = split(get_raw(port, "/static/hello.txt"))[1]["etag"]
+        status, headers, body = split(get_raw(port, "/static/hello.txt", f"If-None-Match: {etag}\r\n"))
+        assert (status, headers["etag"], body) == (304, etag, b"")
+        # As browsers revalidate: If-Modified-Since beside it is not evaluated.
+        modified = split(get_raw(port, "/static/hello.txt"))[1]["last-modified"]
+        browser = f"Accept-Encoding: gzip, deflate, br\r\nIf-Modified-Since: {modified}\r\n"
+        assert split(get_raw(port, "/static/hello.txt", f"{browser}If-None-Match: {etag}\r\n"))[0] == 304
+        status, _, body = split(get_raw(port, "/static/hello.txt", f'{browser}If-None-Match: "other"\r\n'))
+        assert (status, body) == (200, b"hello, files\n")
+
+        (site / "hello.txt").write_text("hello, changed\n")
+        status, headers, body = split(get_raw(port, "/static/hello.txt"))
+        assert (status, body) == (200, b"hello, changed\n") and headers["etag"] != etag
+        (site / "docs" / "index.html").unlink()
+        assert split(get_raw(port, "/static/docs/"))[0] == 404
+        if hasattr(os, "symlink"):
+            (site / "logo.png").unlink()
+            os.symlink(tmp_path / "secret.txt", site / "logo.png")
+            status, _, body = split(get_raw(port, "/static/logo.png"))
+            assert (status, body) == (404, NOT_FOUND)
 
 
 def test_last_modified_and_etag_answer_conditional_requests_with_304(app, site):

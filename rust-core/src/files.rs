@@ -13,18 +13,32 @@
 //! `tokio::fs` inside `ServeDir`).
 //!
 //! A small file (at most [`SMALL_FILE`] bytes) asked for without a range
-//! or a date condition, with no precompressed sibling the client takes,
+//! or a date condition (but for an If-Modified-Since that If-None-Match
+//! overrides, as browsers send them), with no precompressed sibling the
+//! client takes,
 //! is read in the same trip to the blocking pool that found it and sent
 //! with the headers ServeDir would send: one trip instead of the half
 //! dozen ServeDir makes for open, metadata and reads.
+//!
+//! Such a file is kept too, with the headers it is sent with, in a
+//! bounded cache of the mount's ([`CACHE_ENTRIES`], [`CACHE_BYTES`]),
+//! when no symlink leads to it and it has not changed for [`SETTLE`].
+//! A request the cache answers makes no trip at all: on the worker, one
+//! `lstat` of the root, of each directory on the way and of the file
+//! itself (a page-cached stat, as nginx makes on its event loop) must
+//! find what was found when it was kept, and no precompressed sibling
+//! the client takes may have appeared; anything else drops the entry and
+//! the request goes the whole way. A file changed, removed or replaced
+//! (by a symlink too) is so seen by the next request.
 
+use std::collections::HashMap;
 use std::fs::Metadata;
 use std::io;
 use std::path::{Component, Path, PathBuf};
 use std::pin::Pin;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
-use std::time::UNIX_EPOCH;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use axum::body::{Body, Bytes};
 use axum::extract::Request;
@@ -42,6 +56,18 @@ use crate::routes::StaticResponse;
 
 /// The largest file read whole in the trip that finds it.
 pub(crate) const SMALL_FILE: u64 = 64 * 1024;
+
+/// The most small files a mount keeps in memory.
+pub(crate) const CACHE_ENTRIES: usize = 1024;
+
+/// The most bytes of content a mount keeps in memory.
+pub(crate) const CACHE_BYTES: usize = 16 * 1024 * 1024;
+
+/// How long a file must have been left unchanged (its status change
+/// time) before it is kept: a write in the same tick of the file
+/// system's clock could leave the size and times as they were, one after
+/// this long cannot.
+pub(crate) const SETTLE: Duration = Duration::from_secs(2);
 
 /// Which of a files route's router entries matched.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -61,6 +87,9 @@ pub struct Files {
     root: PathBuf,
     html: bool,
     dir: ServeDir,
+    cache: Cache,
+    /// [`SETTLE`], but in tests.
+    settle: Duration,
 }
 
 impl Files {
@@ -72,11 +101,24 @@ impl Files {
             // Directories are resolved here, where the mount's prefix is
             // known: ServeDir's redirect would leave it out.
             .append_index_html_on_directories(false);
-        Files { root, html, dir }
+        Files {
+            root,
+            html,
+            dir,
+            cache: Cache::default(),
+            settle: SETTLE,
+        }
     }
 
     pub fn directory(&self) -> &Path {
         &self.root
+    }
+
+    /// Keeps files however recently they changed.
+    #[cfg(test)]
+    fn settled_at_once(mut self) -> Self {
+        self.settle = Duration::ZERO;
+        self
     }
 
     /// Whether a directory answers with its `index.html` and a missing
@@ -99,26 +141,42 @@ pub async fn serve(
         Part::Root => "",
         Part::Inside => params.first().map_or("", String::as_str),
     };
+    let encodings = Encodings::accepted(request.headers());
+    // Ranges and date conditions are ServeDir's to answer, but for an
+    // If-Modified-Since beside If-None-Match, which is not evaluated
+    // (RFC 9110, 13.2.2; see `conditions`).
+    let whole = {
+        let has = |name| request.headers().contains_key(name);
+        !(has(header::RANGE) || has(header::IF_RANGE) || has(header::IF_UNMODIFIED_SINCE))
+            && (!has(header::IF_MODIFIED_SINCE) || has(header::IF_NONE_MATCH))
+    };
+    // Only a path found before is kept: what relative_path refuses never is.
+    if whole {
+        if let Some(small) = files.cache.fresh(raw, encodings) {
+            return small.send(&request);
+        }
+    }
     let Some(relative) = relative_path(raw) else {
         return owned(not_found());
     };
     let slash = raw.is_empty() || raw.ends_with('/');
-    let encodings = Encodings::accepted(request.headers());
-    // Ranges and date conditions are ServeDir's to answer.
-    let whole = ![
-        header::RANGE,
-        header::IF_RANGE,
-        header::IF_MODIFIED_SINCE,
-        header::IF_UNMODIFIED_SINCE,
-    ]
-    .iter()
-    .any(|name| request.headers().contains_key(name));
     let found = {
         let files = Arc::clone(&files);
-        tokio::task::spawn_blocking(move || find(&files, &relative, slash, encodings, whole)).await
+        let key = Box::<str>::from(raw);
+        tokio::task::spawn_blocking(move || {
+            let started = SystemTime::now();
+            let found = find(&files, &relative, slash, encodings, whole);
+            if let Found::Small(small) = &found {
+                if let Some(entry) = Entry::new(&files, small, started) {
+                    files.cache.keep(key, entry);
+                }
+            }
+            found
+        })
+        .await
     };
     match found {
-        Ok(Found::Small(path, meta, content)) => send_small(&path, &meta, content, &request),
+        Ok(Found::Small(small)) => small.send(&request),
         Ok(Found::File(path, meta)) => send(&files, &path, &meta, request).await,
         Ok(Found::Directory) => redirect(&request),
         Ok(Found::Missing { page: true }) => not_found_page(&files, request).await,
@@ -165,7 +223,7 @@ enum Found {
     /// A file to send: its path below the root and its metadata.
     File(PathBuf, Metadata),
     /// A small file, read already.
-    Small(PathBuf, Metadata, Bytes),
+    Small(Arc<Small>),
     /// A directory with an `index.html`, asked for without the trailing
     /// slash its relative links need.
     Directory,
@@ -234,7 +292,7 @@ fn file(root: &Path, relative: &Path, encodings: Encodings, whole: bool) -> Foun
         // Read as found; one that changed size since is left to ServeDir.
         if let Ok(content) = std::fs::read(root.join(relative)) {
             if content.len() as u64 == meta.len() {
-                return Found::Small(relative.to_owned(), meta, Bytes::from(content));
+                return Found::Small(Arc::new(Small::new(relative, meta, content.into())));
             }
         }
     }
@@ -436,40 +494,282 @@ fn unreadable(method: &Method, target: &str, path: &Path, why: &io::Error) -> Re
 }
 
 /// A small file read already, with the headers ServeDir sends (and
-/// [`finish`] adds) for it.
-fn send_small(relative: &Path, meta: &Metadata, content: Bytes, request: &Request) -> Response {
-    let etag = etag(meta);
-    if let Some(etag) = &etag {
-        if none_match_fails(request.headers(), etag) {
-            return not_modified(etag.clone());
+/// [`finish`] adds) for it, made once however often it is sent.
+#[derive(Debug)]
+struct Small {
+    /// Its path below the root.
+    relative: PathBuf,
+    meta: Metadata,
+    content: Bytes,
+    etag: Option<HeaderValue>,
+    headers: HeaderMap,
+}
+
+impl Small {
+    fn new(relative: &Path, meta: Metadata, content: Bytes) -> Self {
+        let etag = etag(&meta);
+        let mut headers = HeaderMap::with_capacity(8);
+        let kind = mime_guess::from_path(relative)
+            .first_raw()
+            .unwrap_or("application/octet-stream");
+        let kind = if kind.starts_with("text/") && !kind.contains("charset") {
+            HeaderValue::try_from(format!("{kind}; charset=utf-8")).ok()
+        } else {
+            Some(HeaderValue::from_static(kind))
+        };
+        if let Some(kind) = kind {
+            headers.insert(header::CONTENT_TYPE, kind);
+        }
+        headers.insert(header::ACCEPT_RANGES, HeaderValue::from_static("bytes"));
+        if let Some(date) = meta
+            .modified()
+            .ok()
+            .and_then(|time| HeaderValue::try_from(httpdate::fmt_http_date(time)).ok())
+        {
+            headers.insert(header::LAST_MODIFIED, date);
+        }
+        if let Some(etag) = &etag {
+            headers.insert(header::ETAG, etag.clone());
+        }
+        headers.insert(header::VARY, HeaderValue::from_static("Accept-Encoding"));
+        Small {
+            relative: relative.to_owned(),
+            meta,
+            content,
+            etag,
+            headers,
         }
     }
-    let mut response = Response::new(Body::from(content));
-    let headers = response.headers_mut();
-    let kind = mime_guess::from_path(relative)
-        .first_raw()
-        .unwrap_or("application/octet-stream");
-    let kind = if kind.starts_with("text/") && !kind.contains("charset") {
-        HeaderValue::try_from(format!("{kind}; charset=utf-8")).ok()
-    } else {
-        Some(HeaderValue::from_static(kind))
-    };
-    if let Some(kind) = kind {
-        headers.insert(header::CONTENT_TYPE, kind);
+
+    /// The answer to `request`: the file, or a 304 when `If-None-Match`
+    /// names it.
+    fn send(&self, request: &Request) -> Response {
+        if let Some(etag) = &self.etag {
+            if none_match_fails(request.headers(), etag) {
+                return not_modified(etag.clone());
+            }
+        }
+        let mut response = Response::new(Body::from(self.content.clone()));
+        *response.headers_mut() = self.headers.clone();
+        response
     }
-    headers.insert(header::ACCEPT_RANGES, HeaderValue::from_static("bytes"));
-    if let Some(date) = meta
-        .modified()
-        .ok()
-        .and_then(|time| HeaderValue::try_from(httpdate::fmt_http_date(time)).ok())
-    {
-        headers.insert(header::LAST_MODIFIED, date);
+}
+
+/// A mount's small files kept in memory, by the raw path that found each:
+/// at most [`CACHE_ENTRIES`] of them and [`CACHE_BYTES`] of content.
+#[derive(Debug, Default)]
+struct Cache {
+    held: Mutex<Held>,
+}
+
+#[derive(Debug, Default)]
+struct Held {
+    entries: HashMap<Box<str>, Arc<Entry>>,
+    /// The content of all entries.
+    bytes: usize,
+}
+
+impl Cache {
+    fn held(&self) -> std::sync::MutexGuard<'_, Held> {
+        self.held
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
-    if let Some(etag) = etag {
-        headers.insert(header::ETAG, etag);
+
+    /// The file kept for `raw`, if it is still what is on disk and no
+    /// precompressed sibling of it that the client takes has appeared.
+    /// Blocks on a few `lstat`s, as a page-cached stat does; an entry
+    /// found stale is dropped.
+    fn fresh(&self, raw: &str, encodings: Encodings) -> Option<Arc<Small>> {
+        let entry = Arc::clone(self.held().entries.get(raw)?);
+        if entry.fresh(encodings) {
+            return Some(Arc::clone(&entry.small));
+        }
+        let mut held = self.held();
+        if held
+            .entries
+            .get(raw)
+            .is_some_and(|kept| Arc::ptr_eq(kept, &entry))
+        {
+            held.entries.remove(raw);
+            held.bytes -= entry.small.content.len();
+        }
+        None
     }
-    headers.insert(header::VARY, HeaderValue::from_static("Accept-Encoding"));
-    response
+
+    /// Keeps `entry` for `raw`, dropping others to stay within bounds.
+    fn keep(&self, raw: Box<str>, entry: Entry) {
+        let size = entry.small.content.len();
+        if size > CACHE_BYTES {
+            return;
+        }
+        let mut held = self.held();
+        if let Some(old) = held.entries.remove(&raw) {
+            held.bytes -= old.small.content.len();
+        }
+        while held.entries.len() >= CACHE_ENTRIES || held.bytes + size > CACHE_BYTES {
+            // Any one: the cheapest to find.
+            let Some(key) = held.entries.keys().next().cloned() else {
+                break;
+            };
+            if let Some(old) = held.entries.remove(&key) {
+                held.bytes -= old.small.content.len();
+            }
+        }
+        held.bytes += size;
+        held.entries.insert(raw, Arc::new(entry));
+    }
+
+    #[cfg(test)]
+    fn len(&self) -> usize {
+        self.held().entries.len()
+    }
+}
+
+/// A small file kept, with what must be found again on disk to send it.
+#[derive(Debug)]
+struct Entry {
+    small: Arc<Small>,
+    /// The root and each directory below it on the way to the file, each
+    /// with its device and inode: none may have been replaced (by a
+    /// symlink either).
+    directories: Vec<(PathBuf, Identity)>,
+    /// The file: no symlink, its stamp unchanged.
+    path: PathBuf,
+    stamp: Stamp,
+    /// Its `.gz` and `.br` siblings, none there when it was kept.
+    gzip: PathBuf,
+    br: PathBuf,
+}
+
+impl Entry {
+    /// Blocking: `small` (found under `files` in a search begun at
+    /// `started`) as an entry to keep, or `None` when it may not be kept:
+    /// reached through a symlink, changed less than the settle time
+    /// before, changed since it was read, or where stamps are unknown.
+    fn new(files: &Files, small: &Arc<Small>, started: SystemTime) -> Option<Entry> {
+        let stamp = Stamp::of(&small.meta)?;
+        if !stamp.settled(started, files.settle) {
+            return None;
+        }
+        let path = files.root.join(&small.relative);
+        let mut directories = Vec::new();
+        let mut directory = files.root.clone();
+        let mut parts = small.relative.components().peekable();
+        loop {
+            let meta = std::fs::symlink_metadata(&directory).ok()?;
+            if !meta.is_dir() {
+                return None;
+            }
+            directories.push((directory.clone(), Identity::of(&meta)?));
+            match parts.next() {
+                Some(part) if parts.peek().is_some() => directory.push(part),
+                _ => break,
+            }
+        }
+        // Read after the metadata was taken: the same stamp now means the
+        // content read is the file's.
+        let now = std::fs::symlink_metadata(&path).ok()?;
+        if !now.is_file() || Stamp::of(&now)? != stamp {
+            return None;
+        }
+        let sibling = |extension: &str| {
+            let mut name = path.as_os_str().to_owned();
+            name.push(extension);
+            PathBuf::from(name)
+        };
+        Some(Entry {
+            small: Arc::clone(small),
+            directories,
+            gzip: sibling(".gz"),
+            br: sibling(".br"),
+            path,
+            stamp,
+        })
+    }
+
+    /// Blocking (a few `lstat`s): whether the entry may answer a request
+    /// that takes `encodings`.
+    fn fresh(&self, encodings: Encodings) -> bool {
+        let same_directory = |(path, identity): &(PathBuf, Identity)| {
+            std::fs::symlink_metadata(path)
+                .is_ok_and(|meta| meta.is_dir() && Identity::of(&meta) == Some(*identity))
+        };
+        if !self.directories.iter().all(same_directory) {
+            return false;
+        }
+        let same_file = std::fs::symlink_metadata(&self.path)
+            .is_ok_and(|meta| meta.is_file() && Stamp::of(&meta) == Some(self.stamp));
+        if !same_file {
+            return false;
+        }
+        // A sibling that appeared is sent instead, or refuses the file.
+        let absent = |path: &PathBuf| matches!(std::fs::symlink_metadata(path), Err(why) if why.kind() == io::ErrorKind::NotFound);
+        (!encodings.gzip || absent(&self.gzip)) && (!encodings.br || absent(&self.br))
+    }
+}
+
+/// Which file a directory entry is: device and inode.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct Identity {
+    device: u64,
+    inode: u64,
+}
+
+impl Identity {
+    #[cfg(unix)]
+    fn of(meta: &Metadata) -> Option<Self> {
+        use std::os::unix::fs::MetadataExt;
+        Some(Identity {
+            device: meta.dev(),
+            inode: meta.ino(),
+        })
+    }
+
+    #[cfg(not(unix))]
+    fn of(_: &Metadata) -> Option<Self> {
+        None
+    }
+}
+
+/// What a new version of a file changes: which file it is, its size and
+/// its modification and status change times, to the nanosecond.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct Stamp {
+    identity: Identity,
+    len: u64,
+    modified: (i64, i64),
+    changed: (i64, i64),
+}
+
+impl Stamp {
+    #[cfg(unix)]
+    fn of(meta: &Metadata) -> Option<Self> {
+        use std::os::unix::fs::MetadataExt;
+        Some(Stamp {
+            identity: Identity::of(meta)?,
+            len: meta.len(),
+            modified: (meta.mtime(), meta.mtime_nsec()),
+            changed: (meta.ctime(), meta.ctime_nsec()),
+        })
+    }
+
+    #[cfg(not(unix))]
+    fn of(_: &Metadata) -> Option<Self> {
+        None
+    }
+
+    /// Whether the file's last change was `settle` or more before `started`.
+    fn settled(&self, started: SystemTime, settle: Duration) -> bool {
+        let Ok(started) = started.duration_since(UNIX_EPOCH) else {
+            return false;
+        };
+        let (seconds, nanos) = self.changed;
+        let changed = i128::from(seconds) * 1_000_000_000 + i128::from(nanos);
+        let started = i128::try_from(started.as_nanos()).unwrap_or(i128::MAX);
+        let settle = i128::try_from(settle.as_nanos()).unwrap_or(i128::MAX);
+        changed.saturating_add(settle) <= started
+    }
 }
 
 /// The root's `404.html`, with status 404, whatever the request's
@@ -514,7 +814,9 @@ fn etag(meta: &Metadata) -> Option<HeaderValue> {
 /// Whether `If-None-Match` names `etag` (or is `*`): the weak comparison
 /// RFC 9110 (13.1.2) asks for.
 fn none_match_fails(headers: &HeaderMap, etag: &HeaderValue) -> bool {
-    let opaque = |tag: &[u8]| -> Vec<u8> { tag.strip_prefix(b"W/").unwrap_or(tag).to_vec() };
+    fn opaque(tag: &[u8]) -> &[u8] {
+        tag.strip_prefix(b"W/").unwrap_or(tag)
+    }
     let ours = opaque(etag.as_bytes());
     headers.get_all(header::IF_NONE_MATCH).iter().any(|value| {
         value
@@ -888,5 +1190,168 @@ mod tests {
         )
         .await;
         assert_eq!(body(r).await, "in");
+    }
+
+    async fn fetch(
+        files: &Arc<Files>,
+        raw: &str,
+        headers: &[(header::HeaderName, &'static str)],
+    ) -> (StatusCode, HeaderMap, String) {
+        let r = serve(
+            files.clone(),
+            Part::Inside,
+            vec![raw.into()],
+            get("/s/x", headers),
+        )
+        .await;
+        let (status, headers) = (r.status(), r.headers().clone());
+        (status, headers, body(r).await)
+    }
+
+    #[tokio::test]
+    async fn files_changed_since_they_were_kept_are_sent_fresh() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path().canonicalize().unwrap();
+        std::fs::create_dir(root.join("sub")).unwrap();
+        std::fs::write(root.join("sub/a.txt"), "hello").unwrap();
+        let files = Arc::new(Files::new(root.clone(), false).settled_at_once());
+
+        let (status, first, text) = fetch(&files, "sub/a.txt", &[]).await;
+        assert_eq!((status, text.as_str()), (StatusCode::OK, "hello"));
+        assert_eq!(files.cache.len(), 1);
+        // Kept: the same headers, and a 304 for its ETag.
+        let (_, again, text) = fetch(&files, "sub/a.txt", &[]).await;
+        assert_eq!((again, text.as_str()), (first.clone(), "hello"));
+        let tag: &'static str = Box::leak(first[header::ETAG].to_str().unwrap().into());
+        let (status, headers, _) =
+            fetch(&files, "sub/a.txt", &[(header::IF_NONE_MATCH, tag)]).await;
+        assert_eq!(
+            (status, &headers[header::ETAG]),
+            (StatusCode::NOT_MODIFIED, &first[header::ETAG])
+        );
+
+        // A new size.
+        std::fs::write(root.join("sub/a.txt"), "hello, again").unwrap();
+        let (_, headers, text) = fetch(&files, "sub/a.txt", &[]).await;
+        assert_eq!(text, "hello, again");
+        assert_ne!(headers[header::ETAG], first[header::ETAG]);
+        // The same size, an older modification time (as `cp -p` leaves).
+        std::fs::write(root.join("sub/a.txt"), "HELLO, AGAIN").unwrap();
+        std::fs::File::options()
+            .write(true)
+            .open(root.join("sub/a.txt"))
+            .unwrap()
+            .set_modified(UNIX_EPOCH + Duration::from_secs(1_000_000_000))
+            .unwrap();
+        assert_eq!(fetch(&files, "sub/a.txt", &[]).await.2, "HELLO, AGAIN");
+        // Replaced by another file renamed over it.
+        std::fs::write(root.join("new"), "hello, world").unwrap();
+        std::fs::rename(root.join("new"), root.join("sub/a.txt")).unwrap();
+        assert_eq!(fetch(&files, "sub/a.txt", &[]).await.2, "hello, world");
+        assert_eq!(fetch(&files, "sub/a.txt", &[]).await.2, "hello, world");
+
+        // A precompressed sibling that appears is sent to who takes it.
+        std::fs::write(root.join("sub/a.txt.gz"), "zipped").unwrap();
+        let (_, headers, text) =
+            fetch(&files, "sub/a.txt", &[(header::ACCEPT_ENCODING, "gzip")]).await;
+        assert_eq!(
+            (text.as_str(), &headers[header::CONTENT_ENCODING]),
+            ("zipped", &HeaderValue::from_static("gzip"))
+        );
+        assert_eq!(fetch(&files, "sub/a.txt", &[]).await.2, "hello, world");
+
+        // Removed: not found, the entry dropped.
+        std::fs::remove_file(root.join("sub/a.txt")).unwrap();
+        assert_eq!(
+            fetch(&files, "sub/a.txt", &[]).await.0,
+            StatusCode::NOT_FOUND
+        );
+        assert_eq!(files.cache.len(), 0);
+
+        // A file changed a moment ago is not kept: a write in the same
+        // tick could leave its stamp as it was.
+        let files = Arc::new(Files::new(root.clone(), false));
+        std::fs::write(root.join("b.txt"), "b").unwrap();
+        assert_eq!(fetch(&files, "b.txt", &[]).await.2, "b");
+        assert_eq!(files.cache.len(), 0);
+    }
+
+    #[cfg(unix)]
+    #[tokio::test]
+    async fn files_kept_then_replaced_by_symlinks_out_of_the_root_are_refused() {
+        let outside = tempfile::tempdir().unwrap();
+        let away = outside.path().canonicalize().unwrap();
+        std::fs::write(away.join("secret"), "s").unwrap();
+        std::fs::create_dir(away.join("sub")).unwrap();
+        std::fs::write(away.join("sub/a.txt"), "secret a").unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path().canonicalize().unwrap();
+        std::fs::create_dir(root.join("sub")).unwrap();
+        std::fs::write(root.join("sub/a.txt"), "in a").unwrap();
+        std::fs::write(root.join("b.txt"), "in b").unwrap();
+        std::fs::write(root.join("c.txt"), "in c").unwrap();
+        std::os::unix::fs::symlink(root.join("c.txt"), root.join("alias.txt")).unwrap();
+        let files = Arc::new(Files::new(root.clone(), false).settled_at_once());
+        for (raw, text) in [("sub/a.txt", "in a"), ("b.txt", "in b"), ("c.txt", "in c")] {
+            assert_eq!(fetch(&files, raw, &[]).await.2, text);
+        }
+        // What a symlink leads to is not kept: the link could change.
+        assert_eq!(fetch(&files, "alias.txt", &[]).await.2, "in c");
+        assert_eq!(files.cache.len(), 3);
+
+        let not_found = (
+            StatusCode::NOT_FOUND,
+            r#"{"detail": "Not Found"}"#.to_owned(),
+        );
+        // The file replaced by a symlink out of the root.
+        std::fs::remove_file(root.join("b.txt")).unwrap();
+        std::os::unix::fs::symlink(away.join("secret"), root.join("b.txt")).unwrap();
+        let (status, _, text) = fetch(&files, "b.txt", &[]).await;
+        assert_eq!((status, text), not_found);
+        // A directory on the way replaced by one.
+        std::fs::rename(root.join("sub"), root.join("moved")).unwrap();
+        std::os::unix::fs::symlink(away.join("sub"), root.join("sub")).unwrap();
+        let (status, _, text) = fetch(&files, "sub/a.txt", &[]).await;
+        assert_eq!((status, text), not_found);
+        // A precompressed sibling out of the root that appears refuses it.
+        std::os::unix::fs::symlink(away.join("secret"), root.join("c.txt.gz")).unwrap();
+        let (status, _, text) = fetch(&files, "c.txt", &[(header::ACCEPT_ENCODING, "gzip")]).await;
+        assert_eq!((status, text), not_found);
+        assert_eq!(files.cache.len(), 0);
+    }
+
+    #[test]
+    fn the_cache_stays_within_its_bounds() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path().canonicalize().unwrap();
+        std::fs::write(root.join("a"), "a").unwrap();
+        let files = Files::new(root.clone(), false).settled_at_once();
+        let meta = std::fs::metadata(root.join("a")).unwrap();
+        let entry = |size: usize| {
+            let small = Arc::new(Small::new(
+                Path::new("a"),
+                meta.clone(),
+                vec![0; size].into(),
+            ));
+            Entry::new(&files, &small, SystemTime::now()).unwrap()
+        };
+        for i in 0..CACHE_ENTRIES + 10 {
+            files.cache.keep(i.to_string().into(), entry(1));
+        }
+        assert_eq!(files.cache.len(), CACHE_ENTRIES);
+        assert_eq!(files.cache.held().bytes, CACHE_ENTRIES);
+        let big = usize::try_from(SMALL_FILE).unwrap();
+        for i in 0..CACHE_BYTES / big + 10 {
+            files.cache.keep(format!("big{i}").into(), entry(big));
+        }
+        let held = files.cache.held();
+        assert!(held.bytes <= CACHE_BYTES, "{}", held.bytes);
+        assert_eq!(
+            held.bytes,
+            held.entries
+                .values()
+                .map(|e| e.small.content.len())
+                .sum::<usize>()
+        );
     }
 }
