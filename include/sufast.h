@@ -37,10 +37,11 @@
 
 /*
  The version of the request-record and response layouts: 1 had six
- lengths in a record, 2 added the scheme, 3 the held body. A new field
- or order is a new number. Compare it with `sufast_layout_version()`.
+ lengths in a record, 2 added the scheme, 3 the held body, 4 the
+ streamed body ([`STREAMED_BODY`]). A new field, order or meaning is a
+ new number. Compare it with `sufast_layout_version()`.
  */
-#define SUFAST_LAYOUT_VERSION 3
+#define SUFAST_LAYOUT_VERSION 4
 
 /*
  The largest body a request record carries itself; a larger one is held
@@ -48,6 +49,12 @@
  way to the handler instead of into the record and again out of it.
  */
 #define INLINE_BODY (64 * 1024)
+
+/*
+ The held length of a body that streams in (a route with `"stream":
+ true`): it is read with `sufast_stream_read` as it arrives.
+ */
+#define STREAMED_BODY UINT32_MAX
 
 /*
  Why the last call on this thread failed. The numbers are part of the ABI:
@@ -546,7 +553,13 @@ SufastSent sufast_respond_file(uint64_t id,
 /*
  Reads the next frame the client sent on the stream of request `id`
  into `buf` (`cap` bytes, owned by the caller), waiting up to `wait_ms`
- for one, and stores its length in `*len`. On a WebSocket route the
+ for one, and stores its length in `*len`. On a route with `"stream":
+ true` the frames are the request body as it arrives (its record's
+ held length is `STREAMED_BODY`), and `SUFAST_READ_END` is its end; a
+ body that broke off is `SUFAST_READ_FAILED` with
+ `SUFAST_ERROR_CODE_GONE`, and the last error starts with the status to
+ answer it with (408, 413), or says the client left (or the request
+ was answered) before the body was read. On a WebSocket route the
  frames are the client's messages, a kind byte and the payload (1
  text, 2 binary, 8 close: a u16 code, little-endian, and the reason);
  the close is the last frame. Frames wait in a buffer of

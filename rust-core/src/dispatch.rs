@@ -164,9 +164,16 @@ pub struct Pending {
     reply: oneshot::Receiver<Reply>,
     /// The reply arrived, so `respond` already removed the request.
     answered: bool,
+    /// Where its body streams in to the handler, if it does.
+    feed: Option<stream::BodyFeed>,
 }
 
 impl Pending {
+    /// Where the body streams in, for a request whose body does.
+    pub fn take_feed(&mut self) -> Option<stream::BodyFeed> {
+        self.feed.take()
+    }
+
     /// The handler's response; `None` if the queue closed first.
     pub async fn reply(&mut self) -> Option<Reply> {
         let reply = (&mut self.reply).await.ok();
@@ -220,6 +227,11 @@ pub fn submit(parts: &RequestParts<'_>, files: Vec<TempPath>) -> Result<Pending,
     if queue().saturated.load(Ordering::Relaxed) {
         return Err(Rejected::Full);
     }
+    // Made before the record can be taken: the handler's first read
+    // finds it.
+    let feed = parts
+        .streamed
+        .then(|| stream::feed(id, limits::stream_buffer(), limits::send_timeout()));
     let mut state = state();
     if !state.open {
         return Err(Rejected::Closed);
@@ -246,6 +258,7 @@ pub fn submit(parts: &RequestParts<'_>, files: Vec<TempPath>) -> Result<Pending,
         id,
         reply,
         answered: false,
+        feed,
     })
 }
 

@@ -485,7 +485,13 @@ pub enum SufastRead {
 
 /// Reads the next frame the client sent on the stream of request `id`
 /// into `buf` (`cap` bytes, owned by the caller), waiting up to `wait_ms`
-/// for one, and stores its length in `*len`. On a WebSocket route the
+/// for one, and stores its length in `*len`. On a route with `"stream":
+/// true` the frames are the request body as it arrives (its record's
+/// held length is `STREAMED_BODY`), and `SUFAST_READ_END` is its end; a
+/// body that broke off is `SUFAST_READ_FAILED` with
+/// `SUFAST_ERROR_CODE_GONE`, and the last error starts with the status to
+/// answer it with (408, 413), or says the client left (or the request
+/// was answered) before the body was read. On a WebSocket route the
 /// frames are the client's messages, a kind byte and the payload (1
 /// text, 2 binary, 8 close: a u16 code, little-endian, and the reason);
 /// the close is the last frame. Frames wait in a buffer of
@@ -517,6 +523,9 @@ pub unsafe extern "C" fn sufast_stream_read(
             stream::Read::Empty => (SufastRead::Empty, 0),
             stream::Read::End => (SufastRead::End, 0),
             stream::Read::TooSmall(n) => (SufastRead::TooSmall, n),
+            stream::Read::Failed(why) => {
+                return Err(error::Error::new(SufastErrorCode::Gone, why));
+            }
         };
         // SAFETY: checked non-null; the caller guarantees it is writable.
         unsafe { len.write(size) };

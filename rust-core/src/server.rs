@@ -24,7 +24,7 @@ use crate::instance::instance;
 use crate::limits::Limits;
 use crate::log::{self, SufastAccessLog, SufastLogLevel};
 use crate::routes::forwarded::Client;
-use crate::routes::{Lookup, RouteTable, Serve};
+use crate::routes::{BodyKind, Lookup, RouteTable, Serve};
 use crate::tiers::Answered;
 use crate::{dispatch, listener, responses, tiers};
 
@@ -183,9 +183,9 @@ enum Answer {
     Stored(Response),
     /// Send a response made for this request.
     Made(Response),
-    /// Ask a handler: its id, whether it reads a form, the parameter
+    /// Ask a handler: its id, how it gets the body, the parameter
     /// values, the route's cache, the client.
-    Handler(u32, bool, Vec<String>, Option<Arc<Cache>>, Client),
+    Handler(u32, BodyKind, Vec<String>, Option<Arc<Cache>>, Client),
     /// Send from a directory: which part of its route matched, the raw
     /// parameter values.
     Files(Arc<Files>, Part, Vec<String>),
@@ -195,7 +195,7 @@ enum Answer {
 
 /// What answers once the table is let go.
 enum Later {
-    Handler(u32, bool, Vec<String>, Option<Arc<Cache>>, Client),
+    Handler(u32, BodyKind, Vec<String>, Option<Arc<Cache>>, Client),
     Files(Arc<Files>, Part, Vec<String>),
     WebSocket(u32, Vec<String>, Client),
 }
@@ -208,24 +208,28 @@ fn answer(routes: &RouteTable, request: &Request, client: Client) -> Answer {
                 Some(gzip) if compression::accepts_gzip(request.headers()) => gzip,
                 _ => response,
             })),
-            Serve::Dynamic { handler, form } => {
-                Answer::Handler(*handler, *form, params, None, client)
+            Serve::Dynamic { handler, body } => {
+                Answer::Handler(*handler, *body, params, None, client)
             }
             Serve::WebSocket { handler } => Answer::WebSocket(*handler, params, client),
-            Serve::Cached { handler, cache } => {
-                Answer::Handler(*handler, false, params, Some(cache.clone()), client)
-            }
+            Serve::Cached { handler, cache } => Answer::Handler(
+                *handler,
+                BodyKind::Whole,
+                params,
+                Some(cache.clone()),
+                client,
+            ),
             Serve::Files { files, part } => Answer::Files(Arc::clone(files), *part, params),
         },
         Lookup::NotFound => match routes.app_wide().not_found_handler() {
-            Some(handler) => Answer::Handler(handler, false, Vec::new(), None, client),
+            Some(handler) => Answer::Handler(handler, BodyKind::Whole, Vec::new(), None, client),
             None => Answer::Made(responses::owned(responses::not_found())),
         },
         Lookup::MethodNotAllowed(allow) => match routes.app_wide().method_not_allowed_handler() {
             // The handler gets the Allow value the 405 would carry.
             Some(handler) => {
                 let allow = String::from_utf8_lossy(allow.as_bytes()).into_owned();
-                Answer::Handler(handler, false, vec![allow], None, client)
+                Answer::Handler(handler, BodyKind::Whole, vec![allow], None, client)
             }
             None => Answer::Made(responses::owned(responses::method_not_allowed(allow))),
         },

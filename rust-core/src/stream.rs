@@ -84,6 +84,11 @@ struct State {
     /// Kept open for the producer until it ends the stream, though
     /// nobody reads it (a WebSocket's frames may still be unread).
     kept: bool,
+    /// Why the frames for the producer ended early (a request body that
+    /// broke off), for its read to say once they are read.
+    inbound_error: Option<&'static str>,
+    /// A response body reads this stream ([`open`] took it over).
+    answering: bool,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -206,6 +211,8 @@ pub enum Read {
     End,
     /// The next frame needs this many bytes.
     TooSmall(usize),
+    /// None will come, for this reason.
+    Failed(&'static str),
 }
 
 impl Stream {
@@ -229,7 +236,10 @@ impl Stream {
                 return Read::Frame(frame.len());
             }
             if state.inbound_end {
-                return Read::End;
+                return match state.inbound_error {
+                    Some(why) => Read::Failed(why),
+                    None => Read::End,
+                };
             }
             let now = Instant::now();
             if now >= deadline {
@@ -411,17 +421,40 @@ fn streams() -> &'static Streams {
 
 /// Opens the stream of request `id`, `first` its first chunk, with a
 /// buffer of `limit` bytes; the body to send.
+/// A request whose body streams in has its stream already ([`feed`]):
+/// the response takes it over, its frames still readable.
 pub fn open(id: u64, first: Bytes, limit: usize, send_timeout: Duration) -> StreamBody {
-    let mut chunks = VecDeque::new();
-    let buffered = first.len();
-    if !first.is_empty() {
-        chunks.push_back(first);
+    let stream = {
+        let mut open = streams().open.lock_map();
+        match open.get(&id) {
+            Some(stream) => Arc::clone(stream),
+            None => {
+                let stream = new_stream(id, limit, send_timeout);
+                open.insert(id, Arc::clone(&stream));
+                stream
+            }
+        }
+    };
+    {
+        let mut state = stream.lock();
+        state.answering = true;
+        if !first.is_empty() {
+            state.buffered += first.len();
+            state.chunks.push_back(first);
+        }
     }
-    let stream = Arc::new(Stream {
+    StreamBody {
+        stream,
+        put_off: false,
+    }
+}
+
+fn new_stream(id: u64, limit: usize, send_timeout: Duration) -> Arc<Stream> {
+    Arc::new(Stream {
         id,
         state: Mutex::new(State {
-            chunks,
-            buffered,
+            chunks: VecDeque::new(),
+            buffered: 0,
             end: End::Open,
             notify: false,
             full_since: None,
@@ -431,17 +464,72 @@ pub fn open(id: u64, first: Bytes, limit: usize, send_timeout: Duration) -> Stre
             inbound_end: false,
             inbound_notify: false,
             kept: false,
+            inbound_error: None,
+            answering: false,
         }),
         room: Condvar::new(),
         arrived: Condvar::new(),
         inbound_room: tokio::sync::Notify::new(),
         limit: limit.max(1),
         send_timeout,
-    });
+    })
+}
+
+/// The stream a request's body flows in through, to its handler, as it
+/// arrives. Dropped before the body ended (the client left, or the
+/// request was answered), the handler's next read fails.
+pub struct BodyFeed {
+    inbound: Inbound,
+}
+
+/// Opens the stream that request `id`'s body will flow in through, with
+/// a buffer of `limit` bytes.
+pub fn feed(id: u64, limit: usize, send_timeout: Duration) -> BodyFeed {
+    let stream = new_stream(id, limit, send_timeout);
     streams().open.lock_map().insert(id, Arc::clone(&stream));
-    StreamBody {
-        stream,
-        put_off: false,
+    BodyFeed {
+        inbound: Inbound(stream),
+    }
+}
+
+impl BodyFeed {
+    /// Adds a piece of the body; whether the buffer is full now.
+    pub fn push(&self, piece: Bytes) -> bool {
+        self.inbound.push(piece)
+    }
+
+    /// Waits until the buffer has room.
+    pub async fn room(&self) {
+        self.inbound.room().await;
+    }
+
+    /// The body is complete.
+    pub fn end(&self) {
+        self.inbound.end();
+    }
+
+    /// The body broke off, for `why`.
+    pub fn fail(&self, why: &'static str) {
+        let mut state = self.inbound.0.lock();
+        if state.inbound_end {
+            return;
+        }
+        state.inbound_error = Some(why);
+        drop(state);
+        self.inbound.end();
+    }
+}
+
+impl Drop for BodyFeed {
+    fn drop(&mut self) {
+        let stream = &self.inbound.0;
+        self.fail("the request was answered, or its client left, before its body was read");
+        if !stream.lock().answering {
+            let mut open = streams().open.lock_map();
+            if open.get(&stream.id).is_some_and(|s| Arc::ptr_eq(s, stream)) {
+                open.remove(&stream.id);
+            }
+        }
     }
 }
 

@@ -30,7 +30,9 @@ use crate::responses::{
     bad_body, body_too_slow, gateway_timeout, internal_error, json_detail, too_large, unavailable,
 };
 use crate::routes::forwarded::Client;
+use crate::routes::BodyKind;
 use crate::routes::StaticResponse;
+use crate::stream;
 use crate::websocket;
 use crate::wire::RequestParts;
 
@@ -51,16 +53,17 @@ pub enum Answered {
     Body(Response),
 }
 
-/// Answers `request` with the handler `handler`, per request; `form`: the
-/// handler reads a form, which is parsed here (see [`crate::forms`]).
+/// Answers `request` with the handler `handler`, per request; `reads`:
+/// how it gets the body (a form is parsed here, see [`crate::forms`]; a
+/// stream flows in beside the request, see [`crate::stream`]).
 pub async fn dynamic(
     handler: u32,
-    form: bool,
+    reads: BodyKind,
     params: Vec<String>,
     client: Client,
     request: Request,
 ) -> Answered {
-    call(handler, form, params, &client, request).await
+    call(handler, reads, params, &client, request).await
 }
 
 /// Answers `request` from `cache`, rendering through `handler` when the
@@ -85,7 +88,7 @@ pub async fn cached(
         Plan::Bypass => (
             whole(
                 handler,
-                dynamic(handler, false, params, client, request).await,
+                dynamic(handler, BodyKind::Whole, params, client, request).await,
             ),
             Gzipped::NotYet,
         ),
@@ -96,7 +99,7 @@ pub async fn cached(
             tokio::spawn(async move {
                 let response = whole(
                     handler,
-                    call(handler, false, params, &client, request).await,
+                    call(handler, BodyKind::Whole, params, &client, request).await,
                 );
                 let gzip = match compression {
                     Some(compression) => compression.ahead(&response).await,
@@ -135,7 +138,16 @@ pub async fn websocket(
             ))
         }
     };
-    let reply = match ask(handler, false, params, &client, &parts, Body::empty()).await {
+    let reply = match ask(
+        handler,
+        BodyKind::Whole,
+        params,
+        &client,
+        &parts,
+        Body::empty(),
+    )
+    .await
+    {
         Ok(reply) => reply,
         Err(response) => return Answered::Whole(response),
     };
@@ -209,13 +221,13 @@ async fn wait(mut render: Rendered) -> (StaticResponse, Gzipped) {
 /// 408, 413, 503 or 500.
 async fn call(
     handler: u32,
-    form: bool,
+    reads: BodyKind,
     params: Vec<String>,
     client: &Client,
     request: Request,
 ) -> Answered {
     let (parts, body) = request.into_parts();
-    let reply = match ask(handler, form, params, client, &parts, body).await {
+    let reply = match ask(handler, reads, params, client, &parts, body).await {
         Ok(reply) => reply,
         Err(response) => return Answered::Whole(response),
     };
@@ -234,14 +246,17 @@ async fn call(
 /// `call` up to the handler's reply; every failure is a response.
 async fn ask(
     handler: u32,
-    form: bool,
+    reads: BodyKind,
     params: Vec<String>,
     client: &Client,
     parts: &axum::http::request::Parts,
     body: Body,
 ) -> Result<Reply, StaticResponse> {
     let max_body = instance().max_body.load(Ordering::Relaxed);
-    let kind = if form {
+    if reads == BodyKind::Stream {
+        return ask_streaming(handler, params, client, parts, body, max_body).await;
+    }
+    let kind = if reads == BodyKind::Form {
         forms::kind(&parts.headers)
     } else {
         None
@@ -262,26 +277,123 @@ async fn ask(
             Err(why) => return Err(form_error(parts, why)),
         },
     };
+    let submitted = submit(handler, &params, client, parts, &body, false, files);
+    // The record holds its own copy: the body need not wait for the handler.
+    drop(body);
+    reply_to(handler, parts, submitted.map_err(refused)?, None).await
+}
+
+/// Queues the request for `handler` with `body` (or, `streamed`, none:
+/// it streams in).
+fn submit(
+    handler: u32,
+    params: &[String],
+    client: &Client,
+    parts: &axum::http::request::Parts,
+    body: &[Bytes],
+    streamed: bool,
+    files: Vec<tempfile::TempPath>,
+) -> Result<dispatch::Pending, Rejected> {
     let request = RequestParts {
         handler,
         method: parts.method.as_str(),
         path: parts.uri.path(),
         query: parts.uri.query().unwrap_or(""),
         client,
-        params: &params,
+        params,
         headers: &parts.headers,
-        body: &body,
+        body,
+        streamed,
     };
-    let submitted = dispatch::submit(&request, files);
-    // The record holds its own copy: the body need not wait for the handler.
-    drop(body);
-    let mut pending = match submitted {
-        Ok(pending) => pending,
-        Err(Rejected::TooLarge) => return Err(too_large()),
-        Err(Rejected::Full | Rejected::Closed) => return Err(unavailable()),
+    dispatch::submit(&request, files)
+}
+
+/// The answer to a request the queue refused.
+fn refused(why: Rejected) -> StaticResponse {
+    match why {
+        Rejected::TooLarge => too_large(),
+        Rejected::Full | Rejected::Closed => unavailable(),
+    }
+}
+
+/// `ask` for a route whose handler reads the body as it arrives: the
+/// request goes to the handler at once, and the body flows in beside it,
+/// held to `max_body` and `body_timeout` (a failure is what the
+/// handler's next read says).
+async fn ask_streaming(
+    handler: u32,
+    params: Vec<String>,
+    client: &Client,
+    parts: &axum::http::request::Parts,
+    body: Body,
+    max_body: usize,
+) -> Result<Reply, StaticResponse> {
+    if body.size_hint().lower() > max_body as u64 {
+        return Err(too_large());
+    }
+    let mut pending =
+        submit(handler, &params, client, parts, &[], true, Vec::new()).map_err(refused)?;
+    let feed = pending.take_feed();
+    let pump = async {
+        if let Some(feed) = &feed {
+            pump(body, feed, max_body, limits::body_timeout()).await;
+        }
     };
+    reply_to(handler, parts, pending, Some(Box::pin(pump))).await
+}
+
+/// Feeds `body` to the handler through `feed` as it arrives.
+async fn pump(mut body: Body, feed: &stream::BodyFeed, limit: usize, pause: Duration) {
+    let mut size = 0;
+    loop {
+        let frame = match tokio::time::timeout(pause, body.frame()).await {
+            Err(_) => {
+                return feed.fail("408 Request Timeout: the body paused longer than body_timeout")
+            }
+            Ok(None) => return feed.end(),
+            // A body cut off (or garbled) is a client gone, as Starlette has it.
+            Ok(Some(Err(_))) => {
+                return feed.fail("the client went away before its body was complete")
+            }
+            Ok(Some(Ok(frame))) => frame,
+        };
+        let Ok(data) = frame.into_data() else {
+            continue; // trailers
+        };
+        size += data.len();
+        if size > limit {
+            return feed.fail("413 Payload Too Large: the body is larger than max_body_size");
+        }
+        if !data.is_empty() && feed.push(data) {
+            feed.room().await;
+        }
+    }
+}
+
+/// Waits for the handler's reply to `pending`, up to `request_timeout`,
+/// driving `beside` (a body flowing in) meanwhile.
+async fn reply_to(
+    handler: u32,
+    parts: &axum::http::request::Parts,
+    mut pending: dispatch::Pending,
+    beside: Option<std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send + '_>>>,
+) -> Result<Reply, StaticResponse> {
     let deadline = limits::request_timeout();
-    match tokio::time::timeout(deadline, pending.reply()).await {
+    let replied = async {
+        match beside {
+            None => pending.reply().await,
+            Some(mut beside) => {
+                let mut fed = false;
+                loop {
+                    tokio::select! {
+                        reply = pending.reply() => break reply,
+                        () = &mut beside, if !fed => fed = true,
+                    }
+                }
+            }
+        }
+    };
+    match tokio::time::timeout(deadline, replied).await {
         Ok(reply) => reply.ok_or_else(unavailable),
         Err(_) => {
             pending.expire();

@@ -15,6 +15,11 @@
 //! u32 × n lengths of the percent-decoded path parameter values
 //! the bytes of: method, path, query, host, scheme, parameters…, headers, body
 //! ```
+//! A body that streams in (a route with `"stream": true`) has the held
+//! length [`STREAMED_BODY`], `u32::MAX`, and none of it is in the record:
+//! the handler reads it with `sufast_stream_read`, piece by piece, as it
+//! arrives; the end of the frames is the end of the body.
+//!
 //! A body of at most [`INLINE_BODY`] bytes is in the record (its length is
 //! the body length, the held length is 0). A larger one is not: the record
 //! gives its length as the held length, and the library keeps the body
@@ -41,14 +46,19 @@ use crate::routes::forwarded::Client;
 use crate::routes::spec::{is_managed_header, StaticResponse};
 
 /// The version of the request-record and response layouts: 1 had six
-/// lengths in a record, 2 added the scheme, 3 the held body. A new field
-/// or order is a new number. Compare it with `sufast_layout_version()`.
-pub const SUFAST_LAYOUT_VERSION: u32 = 3;
+/// lengths in a record, 2 added the scheme, 3 the held body, 4 the
+/// streamed body ([`STREAMED_BODY`]). A new field, order or meaning is a
+/// new number. Compare it with `sufast_layout_version()`.
+pub const SUFAST_LAYOUT_VERSION: u32 = 4;
 
 /// The largest body a request record carries itself; a larger one is held
 /// by the library for `sufast_take_body`, so that it is copied once on its
 /// way to the handler instead of into the record and again out of it.
 pub const INLINE_BODY: usize = 64 * 1024;
+
+/// The held length of a body that streams in (a route with `"stream":
+/// true`): it is read with `sufast_stream_read` as it arrives.
+pub const STREAMED_BODY: u32 = u32::MAX;
 
 const FIXED: usize = 4 + 8 + 4 + 2 + 2 + 8 * 4;
 
@@ -63,6 +73,8 @@ pub struct RequestParts<'a> {
     pub headers: &'a HeaderMap,
     /// The body as the pieces it arrived in.
     pub body: &'a [Bytes],
+    /// The body is not here: it streams in, read with `sufast_stream_read`.
+    pub streamed: bool,
 }
 
 impl RequestParts<'_> {
@@ -80,6 +92,7 @@ impl RequestParts<'_> {
     pub fn encode(&self, id: u64) -> Option<Vec<u8>> {
         let host = self.client.host();
         let (body_len, held_len) = match self.body_len() {
+            _ if self.streamed => (0, STREAMED_BODY as usize),
             n if n > INLINE_BODY => (0, n),
             n => (n, 0),
         };
@@ -284,6 +297,7 @@ mod tests {
             params: &params,
             headers: &headers,
             body: &[Bytes::from_static(b"x"), Bytes::from_static(b"yz")],
+            streamed: false,
         };
         let record = parts.encode(9).unwrap();
         let u32_at = |i: usize| u32::from_le_bytes(record[i..i + 4].try_into().unwrap());
@@ -320,6 +334,7 @@ mod tests {
             params: &[],
             headers: &headers,
             body: &body[..1],
+            streamed: false,
         };
         assert!(!parts.holds_body(), "exactly INLINE_BODY bytes ride along");
         assert_eq!(

@@ -19,7 +19,7 @@ use crate::error::Error;
 use crate::files::{Files, Part};
 use app_wide::AppWide;
 use pattern::Param;
-pub use spec::{Action, RouteSpec, StaticResponse};
+pub use spec::{Action, BodyKind, RouteSpec, StaticResponse};
 
 /// How a matched route is answered.
 #[derive(Debug)]
@@ -27,8 +27,8 @@ pub enum Serve {
     /// The stored response, and its gzip variant when the app compresses
     /// and the response is worth it (made once, with the table).
     Static(StaticResponse, Option<Box<StaticResponse>>),
-    /// By the handler with this id, per request; `form`: it reads a form.
-    Dynamic { handler: u32, form: bool },
+    /// By the handler with this id, per request; `body`: how it gets the body.
+    Dynamic { handler: u32, body: BodyKind },
     /// A WebSocket connection for the handler with this id.
     WebSocket { handler: u32 },
     /// By the handler, through the route's cache.
@@ -49,7 +49,7 @@ impl Route {
     fn new(params: Vec<Param>, action: Action) -> Self {
         let serve = match action {
             Action::Static(response) => Serve::Static(response, None),
-            Action::Dynamic { handler, form } => Serve::Dynamic { handler, form },
+            Action::Dynamic { handler, body } => Serve::Dynamic { handler, body },
             Action::WebSocket { handler } => Serve::WebSocket { handler },
             Action::Cached {
                 handler,

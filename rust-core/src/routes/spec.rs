@@ -76,6 +76,18 @@ pub struct StaticResponse {
     pub body: Bytes,
 }
 
+/// How a dynamic route's handler gets the request body.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum BodyKind {
+    /// Read whole, in the record (or held for `sufast_take_body`).
+    Whole,
+    /// Parsed as a form as it arrives (`"form": true`).
+    Form,
+    /// Handed over as it arrives, read with `sufast_stream_read`
+    /// (`"stream": true`).
+    Stream,
+}
+
 /// What the server does for a route.
 #[derive(Clone, Debug)]
 pub enum Action {
@@ -83,7 +95,7 @@ pub enum Action {
     Static(StaticResponse),
     /// Ask the handler with this id for every request.
     /// `form`: the handler reads a form, parsed before it is asked.
-    Dynamic { handler: u32, form: bool },
+    Dynamic { handler: u32, body: BodyKind },
     /// Take WebSocket connections for the handler with this id (see
     /// [`crate::websocket`]).
     WebSocket { handler: u32 },
@@ -405,6 +417,7 @@ fn parse_handler(kind: &Json, fields: &[(String, Json)]) -> Result<Action, Strin
     let mut stale = None;
     let mut max_entries = None;
     let mut form = false;
+    let mut stream = false;
     for (field, value) in fields {
         let number = |limit: i128| match value {
             Json::Int(n) if (0..=limit).contains(n) => Ok(*n),
@@ -416,6 +429,15 @@ fn parse_handler(kind: &Json, fields: &[(String, Json)]) -> Result<Action, Strin
         match field.as_str() {
             "kind" => {}
             "handler" => handler = Some(number(u32::MAX.into())? as u32),
+            "stream" if !cached && !websocket => match value {
+                Json::Bool(b) => stream = *b,
+                other => {
+                    return Err(format!(
+                        "stream must be true or false, got {}",
+                        describe(other)
+                    ))
+                }
+            },
             "form" if !cached && !websocket => match value {
                 Json::Bool(b) => form = *b,
                 other => {
@@ -450,7 +472,7 @@ fn parse_handler(kind: &Json, fields: &[(String, Json)]) -> Result<Action, Strin
                     } else if websocket {
                         ""
                     } else {
-                        ", form"
+                        ", form, stream"
                     }
                 ))
             }
@@ -461,7 +483,15 @@ fn parse_handler(kind: &Json, fields: &[(String, Json)]) -> Result<Action, Strin
         return Ok(Action::WebSocket { handler });
     }
     if !cached {
-        return Ok(Action::Dynamic { handler, form });
+        let body = match (form, stream) {
+            (true, true) => {
+                return Err("a route reads its body as a form or as a stream, not both".into())
+            }
+            (true, false) => BodyKind::Form,
+            (false, true) => BodyKind::Stream,
+            (false, false) => BodyKind::Whole,
+        };
+        return Ok(Action::Dynamic { handler, body });
     }
     let ttl = ttl.ok_or("kind \"cached\" needs ttl_ms")?;
     if ttl.is_zero() {
@@ -621,14 +651,14 @@ mod tests {
         .unwrap()
         .routes;
         let actions: Vec<String> = specs.iter().map(|s| format!("{:?}", s.action)).collect();
-        assert_eq!(actions[0], "Dynamic { handler: 7, form: false }");
+        assert_eq!(actions[0], "Dynamic { handler: 7, body: Whole }");
         let form =
             parse_table(br#"{"POST": {"/f": {"kind": "dynamic", "handler": 3, "form": true}}}"#)
                 .unwrap()
                 .routes;
         assert_eq!(
             format!("{:?}", form[0].action),
-            "Dynamic { handler: 3, form: true }"
+            "Dynamic { handler: 3, body: Form }"
         );
         assert_eq!(
             actions[1],
