@@ -259,3 +259,18 @@ def test_the_readme_websocket_example_chats(monkeypatch):
                 assert guest.recv() == '{"from":"guest","text":"hi"}'
                 assert ada.recv() == '{"from":"guest","text":"hi"}'
         assert client.get("/chat/lobby").status_code == 426
+
+
+def test_the_readme_upload_stream_example_hashes_as_it_reads():
+    import hashlib
+
+    from sufast.testclient import TestClient
+
+    namespace: Dict[str, Any] = {}
+    exec(compile(readme_block("### `Request`"), "README.md", "exec", dont_inherit=True), namespace)
+    app = namespace["app"]
+    assert app.routes[0].table_entry()["stream"] is True
+    body = b"payload " * 100_000
+    with TestClient(app) as client:
+        answer = client.post("/uploads", content=body).json()
+    assert answer == {"size": len(body), "sha256": hashlib.sha256(body).hexdigest()}

@@ -495,3 +495,116 @@ def test_a_stream_quiet_for_longer_than_keepalive_timeout_is_not_cut(make_app):
     release.set()
     assert response.read() == b"after"
     conn.close()
+
+
+# request.stream() -------------------------------------------------------
+
+
+def test_request_bodies_stream_in_with_bounded_memory(make_app):
+    from sufast import Request
+
+    app = make_app(max_body_size=512 * MiB, stream_buffer=256 * 1024)
+
+    @app.post("/upload")
+    async def upload(request: Request):
+        size = pieces = 0
+        async for chunk in request.stream():
+            size += len(chunk)
+            pieces += 1
+        return {"size": size, "pieces": pieces}
+
+    @app.post("/sync")
+    def sync_upload(request: Request):
+        return {"size": sum(len(chunk) for chunk in request.stream())}
+
+    assert [r.table_entry().get("stream") for r in app.routes] == [True, True]
+    port = app.start(access_log=False)
+    chunk = b"u" * MiB
+
+    def body():
+        for _ in range(200):
+            yield chunk
+
+    base = rss_bytes()
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+    conn.request("POST", "/upload", body=body(), headers={"content-length": str(200 * MiB)})
+    reply = conn.getresponse()
+    assert reply.status == 200
+    answer = __import__("json").loads(reply.read())
+    conn.close()
+    assert answer["size"] == 200 * MiB and answer["pieces"] > 1
+    # Read whole, 200 MiB would have been held at once.
+    assert rss_bytes() - base < 50 * MiB
+    reply = request(port, "POST", "/sync", body=b"s" * 100_000)
+    assert reply.status == 200 and reply.text == '{"size":100000}'
+
+
+def test_a_streamed_body_over_the_limit_or_gone_fails_the_read(make_app):
+    from sufast import ClientDisconnect, Request
+
+    app = make_app(max_body_size=1 * MiB)
+    seen = {}
+
+    @app.post("/limited")
+    async def limited(request: Request):
+        size = 0
+        try:
+            async for chunk in request.stream():
+                size += len(chunk)
+        except Exception as exc:
+            seen["error"] = exc
+            raise
+        return {"size": size}
+
+    port = app.start(access_log=False)
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+    conn.putrequest("POST", "/limited")
+    conn.putheader("transfer-encoding", "chunked")
+    conn.endheaders()
+    piece = b"x" * 65536
+    try:
+        for _ in range(40):
+            conn.send(b"%x\r\n%s\r\n" % (len(piece), piece))
+        conn.send(b"0\r\n\r\n")
+    except (BrokenPipeError, ConnectionResetError):
+        pass
+    reply = conn.getresponse()
+    assert reply.status == 413
+    assert b"max_body_size" in reply.read()
+    conn.close()
+
+    done = threading.Event()
+
+    @app.post("/left")
+    def left(request: Request):
+        try:
+            for _ in request.stream():
+                pass
+        except ClientDisconnect as exc:
+            seen["left"] = exc
+        finally:
+            done.set()
+        return {}
+
+    with connect(port) as sock:
+        sock.sendall(b"POST /left HTTP/1.1\r\nhost: x\r\ncontent-length: 100000\r\n\r\n" + b"y" * 1000)
+    assert done.wait(10)
+    assert isinstance(seen.get("left"), ClientDisconnect)
+
+
+def test_body_still_works_where_the_body_streams_and_stream_works_everywhere(client, app):
+    from sufast import Request
+
+    @app.post("/either")
+    async def either(request: Request, whole: bool = False):
+        if whole:
+            return {"body": (await request.body()).decode()}
+        return {"chunks": [chunk.decode() async for chunk in request.stream()]}
+
+    @app.post("/plain")
+    def plain(request: Request, n: int = 0):
+        return {"chunks": [chunk.decode() for chunk in request.stream()], "n": n}
+
+    assert client.post("/either?whole=true", content=b"abc").json() == {"body": "abc"}
+    assert "".join(client.post("/either", content=b"abcdef").json()["chunks"]) == "abcdef"
+    assert client.post("/plain", content=b"xyz").json() == {"chunks": ["xyz"], "n": 0}

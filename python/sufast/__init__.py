@@ -18,7 +18,7 @@ from .exceptions import HTTPException, RequestValidationError, RouteError, Route
 from .forms import FormData, UploadFile
 from .params import Body, Cookie, Depends, File, Form, Header, Path, Query
 from .routing import Router
-from .requests import Request
+from .requests import ClientDisconnect, Request
 from .responses import FileResponse, HTMLResponse, JSONResponse, PlainTextResponse, RedirectResponse, Response, StreamingResponse
 from .sse import EventSourceResponse, ServerSentEvent
 from .staticfiles import StaticFiles
@@ -42,6 +42,7 @@ __all__ = [
     "EventSourceResponse",
     "ServerSentEvent",
     "Request",
+    "ClientDisconnect",
     "Depends",
     "BackgroundTasks",
     "Router",

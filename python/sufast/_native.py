@@ -67,7 +67,7 @@ _SYMBOLS = (
 
 #: The request-record and response layout ``requests.decode_records`` and
 #: ``responses`` speak (SUFAST_LAYOUT_VERSION in include/sufast.h).
-LAYOUT_VERSION = 3
+LAYOUT_VERSION = 4
 
 _lock = threading.Lock()
 _lib: Optional[ctypes.CDLL] = None
@@ -380,10 +380,10 @@ class Streamer:
         """Answers with ``head`` and the file at ``path``, sent by the library."""
         return self._file(request_id, head, len(head), path, len(path))
 
-    def read(self, request_id: int, buffer: "ctypes.Array[ctypes.c_char]", length: c_size_t) -> int:
-        """Reads the next frame the client sent into ``buffer`` without
-        waiting; its length goes into ``length``."""
-        return self._lib.sufast_stream_read(request_id, buffer, len(buffer), 0, ctypes.byref(length))
+    def read(self, request_id: int, buffer: "ctypes.Array[ctypes.c_char]", length: c_size_t, wait_ms: int = 0) -> int:
+        """Reads the next frame the client sent into ``buffer``, waiting up
+        to ``wait_ms`` (the GIL released); its length goes into ``length``."""
+        return self._lib.sufast_stream_read(request_id, buffer, len(buffer), wait_ms, ctypes.byref(length))
 
     def ready_fd(self) -> int:
         """The ready socket's descriptor (owned by the library)."""

@@ -493,6 +493,11 @@ class App(Decorators):
                 )
                 route.form = cache_ttl is None and handler.arguments.reads_form and not websocket
                 route.websocket = websocket
+                # A handler whose code calls stream() gets its body as it
+                # arrives, unless a parameter reads the body whole.
+                route.stream = (
+                    cache_ttl is None and not websocket and not handler.arguments.reads_body and _calls_stream(endpoint)
+                )
             _native.check_routes(route_entry_table(method, path, route.table_entry()))
             if route.error is not None:
                 warnings.warn(
@@ -924,3 +929,18 @@ def _stop_at_exit() -> None:
     serving = _serving
     if serving is not None:
         serving.stop(timeout=1.0)
+
+
+def _calls_stream(endpoint: Callable[..., Any]) -> bool:
+    """Whether the handler's own code calls something named ``stream``
+    (``request.stream()``), nested functions included."""
+    code = getattr(inspect.unwrap(endpoint), "__code__", None)
+    if code is None:
+        code = getattr(getattr(endpoint, "__call__", None), "__code__", None)
+    pending = [code] if code is not None else []
+    while pending:
+        code = pending.pop()
+        if "stream" in code.co_names:
+            return True
+        pending.extend(const for const in code.co_consts if inspect.iscode(const))
+    return False

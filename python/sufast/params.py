@@ -469,6 +469,10 @@ class Arguments:
         self.reads_form = any(p.source in ("form", "file") for p in self.params) or any(
             d.arguments.reads_form for _, d in self._dependencies
         )
+        #: Whether a parameter (here or in a dependency) reads the body.
+        self.reads_body = any(p.source in ("body", "form", "file") for p in self.params) or any(
+            d.arguments.reads_body for _, d in self._dependencies
+        )
         readers = [(name, _BY_CONVERTOR.get(convertor, _to_str)) for name, convertor in self.path_params]
 
         def read_path_params(values: List[str]) -> Dict[str, Any]:

@@ -13,7 +13,12 @@ from .datastructures import Headers, MultiDict, State
 from .exceptions import HTTPException
 from .forms import FormData, decode_form, is_form
 
-__all__ = ["Address", "Headers", "QueryParams", "Request", "decode_records"]
+__all__ = ["Address", "ClientDisconnect", "Headers", "QueryParams", "Request", "decode_records"]
+
+
+class ClientDisconnect(Exception):
+    """The client went away before the request body was read (or the
+    request was answered first): raised by ``request.stream()``."""
 
 
 class Address(NamedTuple):
@@ -54,6 +59,12 @@ class _Ready:
 
 
 _MISSING = object()
+# The body of a route whose handler reads it as it arrives (the record's
+# held length is STREAMED_BODY), until it is read; then what was read.
+_STREAMED = object()
+_CONSUMED = object()
+# SufastRead's held length of a streamed body (STREAMED_BODY in the header).
+_STREAMED_HELD = 0xFFFFFFFF
 
 
 class RequestScope:
@@ -234,11 +245,40 @@ class Request:
         """The body as bytes. On a route whose handler takes ``Form()`` or
         ``File()`` parameters a form body was parsed as it arrived (large
         files went to disk); read it with ``form()`` there."""
+        if self._body is _STREAMED:
+            return self._read_streamed(lambda data: data)
         return self._give(self._raw_body())
 
     def text(self) -> Any:
         """The body decoded as UTF-8 (invalid bytes are replaced)."""
+        if self._body is _STREAMED:
+            return self._read_streamed(lambda data: data.decode("utf-8", "replace"))
         return self._give(self._raw_body().decode("utf-8", "replace"))
+
+    def stream(self) -> "BodyStream":
+        """The body as it arrives: ``async for chunk in request.stream()``
+        in ``async def`` code, ``for chunk in request.stream()`` in ``def``
+        code. On a route whose handler's code calls ``stream()`` (and that
+        reads no body parameter), the server hands the body over piece by
+        piece with bounded memory (``stream_buffer``); elsewhere the body
+        was read whole and comes as one chunk. Once streamed, the body is
+        gone: ``body()`` then raises ``RuntimeError``. A body that breaks
+        off raises ``HTTPException`` (408, 413, 400) or
+        ``ClientDisconnect``."""
+        return BodyStream(self)
+
+    def _read_streamed(self, convert: Callable[[bytes], Any]) -> Any:
+        if self._awaitable:
+
+            async def read() -> Any:
+                data = b"".join([chunk async for chunk in BodyStream(self)])
+                self._body = data
+                return convert(data)
+
+            return read()
+        data = b"".join(BodyStream(self))
+        self._body = data
+        return convert(data)
 
     def _raw_body(self) -> bytes:
         if self.handler in form_handlers and self._parsed_form():
@@ -246,6 +286,12 @@ class Request:
                 f"{self.method} {self.path}: the body was parsed as a form as it arrived, since the route "
                 "reads Form() or File() parameters; read it with request.form()"
             )
+        if self._body is _STREAMED:
+            if self._awaitable:
+                raise RuntimeError(f"{self.method} {self.path}: the body streams in; await request.body() first")
+            self._body = b"".join(BodyStream(self))
+        if self._body is _CONSUMED:
+            raise RuntimeError(f"{self.method} {self.path}: the body was read with request.stream() already")
         return self._body
 
     def form(self) -> Any:
@@ -302,7 +348,7 @@ class Request:
     def _json_value(self) -> Any:
         if self._json is _MISSING:
             try:
-                self._json = json.loads(self._body)
+                self._json = json.loads(self._raw_body())
             except (ValueError, UnicodeDecodeError) as exc:
                 raise HTTPException(400, f"Invalid JSON body: {exc}") from None
         return self._json
@@ -377,7 +423,9 @@ def decode_records(data: bytes, take_body: Optional[Callable[[int, int], Optiona
         headers = data[pos : pos + n_headers]
         pos += n_headers
         offset = record_end
-        if n_held:
+        if n_held == _STREAMED_HELD:
+            body = _STREAMED  # read with request.stream() as it arrives
+        elif n_held:
             if take_body is None:
                 raise ValueError(f"request {rid} holds back its body of {n_held} bytes and no take_body was given")
             held = take_body(rid, n_held)
@@ -388,3 +436,93 @@ def decode_records(data: bytes, take_body: Optional[Callable[[int, int], Optiona
             body = data[pos : pos + n_body]
         requests.append(Request(rid, handler, method, path, query, host, port, params, headers, body, scheme))
     return requests
+
+
+class BodyStream:
+    """``request.stream()``: the body's pieces, by ``for`` or ``async for``."""
+
+    def __init__(self, request: Request) -> None:
+        self._request = request
+
+    def _whole(self) -> Iterator[bytes]:
+        request = self._request
+        body = request._body
+        if body is _CONSUMED:
+            raise RuntimeError(f"{request.method} {request.path}: the body was streamed already")
+        if body:
+            yield body
+
+    def __iter__(self) -> Iterator[bytes]:
+        request = self._request
+        if request._body is not _STREAMED:
+            yield from self._whole()
+            return
+        request._body = _CONSUMED
+        reader = _Reader(request.id)
+        while True:
+            chunk = reader.read(1000)
+            if chunk is None:
+                return
+            if chunk:
+                yield chunk
+
+    async def _pieces(self) -> Any:
+        request = self._request
+        if request._body is not _STREAMED:
+            for chunk in self._whole():
+                yield chunk
+            return
+        from . import _streams
+
+        request._body = _CONSUMED
+        reader = _Reader(request.id)
+        _streams.watch()
+        while True:
+            chunk = reader.read(0)
+            if chunk is None:
+                return
+            if chunk:
+                yield chunk
+            else:
+                await _streams._room(request.id, None)
+
+    def __aiter__(self) -> Any:
+        return self._pieces()
+
+
+class _Reader:
+    """Reads a streamed body's pieces from the library."""
+
+    def __init__(self, request_id: int) -> None:
+        import ctypes
+
+        from . import _native
+
+        self._id = request_id
+        self._native = _native
+        self._streamer = _native.streamer()
+        self._buffer = ctypes.create_string_buffer(64 * 1024)
+        self._length = ctypes.c_size_t()
+
+    def read(self, wait_ms: int) -> Optional[bytes]:
+        """The next piece, ``b""`` if none came within ``wait_ms``, ``None``
+        at the end."""
+        import ctypes
+
+        native = self._native
+        while True:
+            code = self._streamer.read(self._id, self._buffer, self._length, wait_ms)
+            if code == native.READ_FRAME:
+                return ctypes.string_at(self._buffer, self._length.value)
+            if code == native.READ_EMPTY:
+                return b""
+            if code == native.READ_END:
+                return None
+            if code == native.READ_TOO_SMALL:
+                self._buffer = ctypes.create_string_buffer(self._length.value)
+                continue
+            why = self._streamer.error()
+            status = why[:3]
+            if status in ("408", "413"):
+                raise HTTPException(int(status), why[4:])
+            raise ClientDisconnect(why)

@@ -285,6 +285,9 @@ class Route:
         self.form = False
         #: Whether it takes WebSocket connections (``@app.websocket``).
         self.websocket = False
+        #: Whether its handler reads the body as it arrives (its code
+        #: calls ``request.stream()``): the server hands it over in pieces.
+        self.stream = False
 
     @property
     def tier(self) -> str:
@@ -309,6 +312,8 @@ class Route:
             if self.cache_ttl is None:
                 if self.form:
                     return {"kind": "dynamic", "handler": self.handler_id, "form": True}
+                if self.stream:
+                    return {"kind": "dynamic", "handler": self.handler_id, "stream": True}
                 return {"kind": "dynamic", "handler": self.handler_id}
             entry = {
                 "kind": "cached",
