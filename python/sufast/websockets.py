@@ -57,6 +57,10 @@ class WebSocket:
         self._streamer = _native.streamer()
         self._buffer = ctypes.create_string_buffer(64 * 1024)
         self._length = ctypes.c_size_t()
+        # The calls a message costs, bound once.
+        self._length_ref = ctypes.byref(self._length)
+        self._read = self._streamer._lib.sufast_stream_read
+        self._chunk = self._streamer._chunk
         #: Whether ``accept()`` went through.
         self.accepted = False
         #: Whether the connection is over: closed by either side.
@@ -99,10 +103,11 @@ class WebSocket:
             raise RuntimeError("accept() the WebSocket before receiving")
         if self.close_code is not None:
             raise WebSocketDisconnect(self.close_code)
+        read, buffer, length_ref = self._read, self._buffer, self._length_ref
         while True:
-            code = self._streamer.read(self._id, self._buffer, self._length)
-            if code == _native.READ_FRAME:
-                data = ctypes.string_at(self._buffer, self._length.value)
+            code = read(self._id, buffer, len(buffer), 0, length_ref)
+            if code == 0:  # READ_FRAME
+                data = ctypes.string_at(buffer, self._length.value)
                 return data[0], data[1:]
             if code == _native.READ_EMPTY:
                 # The library tells the ready socket when a frame comes,
@@ -110,7 +115,7 @@ class WebSocket:
                 await _streams._room(self._id, None)
                 continue
             if code == _native.READ_TOO_SMALL:
-                self._buffer = ctypes.create_string_buffer(self._length.value)
+                buffer = self._buffer = ctypes.create_string_buffer(self._length.value)
                 continue
             if code == _native.READ_END:
                 return _CLOSE, _CODE.pack(1006)
@@ -128,17 +133,23 @@ class WebSocket:
             return {"type": "websocket.receive", "text": payload.decode("utf-8")}
         if kind == _BINARY:
             return {"type": "websocket.receive", "bytes": payload}
+        return self._closed_by_client(payload)
+
+    async def _message(self) -> Union[str, bytes]:
+        kind, payload = await self._frame()
+        if kind == _TEXT:
+            return payload.decode("utf-8")
+        if kind == _BINARY:
+            return payload
+        message = self._closed_by_client(payload)
+        raise WebSocketDisconnect(message["code"], message["reason"])
+
+    def _closed_by_client(self, payload: bytes) -> Dict[str, Any]:
         code = _CODE.unpack_from(payload)[0] if len(payload) >= 2 else 1005
         reason = payload[2:].decode("utf-8", "replace")
         self.close_code = code
         self.closed = True
         return {"type": "websocket.disconnect", "code": code, "reason": reason}
-
-    async def _message(self) -> Union[str, bytes]:
-        message = await self.receive()
-        if message["type"] == "websocket.disconnect":
-            raise WebSocketDisconnect(message["code"], message.get("reason"))
-        return message["text"] if "text" in message else message["bytes"]
 
     async def receive_text(self) -> str:
         """The next message, which must be text."""
@@ -202,7 +213,7 @@ class WebSocket:
         if len(frame) > _streams.MAX_MESSAGE:
             raise ValueError(f"a WebSocket message of {len(frame) - 1} bytes is larger than the 16 MiB the server sends")
         while True:
-            code = self._streamer.chunk(self._id, frame, 0)
+            code = self._chunk(self._id, frame, len(frame), 0)
             if code == _native.SENT_OK:
                 return
             if code == _native.SENT_FULL:
