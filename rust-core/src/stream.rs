@@ -613,8 +613,10 @@ pub fn ready_fd() -> io::Result<i32> {
 /// empties the ready socket; ids that did not fit keep it readable.
 pub fn take_ready(out: &mut [u64]) -> usize {
     if let Some((_, read, _)) = &*streams().socket.lock_map() {
+        // One write per wake-up, so a short read empties it: stopping
+        // there saves the read that would only say so.
         let mut sink = [0u8; 64];
-        while matches!((&*read).read(&mut sink), Ok(n) if n > 0) {}
+        while matches!((&*read).read(&mut sink), Ok(n) if n == sink.len()) {}
     }
     let mut ready = streams().ready.lock_map();
     let n = ready.len().min(out.len());

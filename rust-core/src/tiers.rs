@@ -117,6 +117,9 @@ pub async fn cached(
     }
 }
 
+/// The read buffer of a WebSocket connection.
+const WS_READ_BUFFER: usize = 8 * 1024;
+
 /// Answers a request to a WebSocket route. The handler is asked with the
 /// request: a stream head accepts (the socket is then served by
 /// [`websocket::run`], its subprotocol and headers those of the head),
@@ -155,7 +158,13 @@ pub async fn websocket(
         Reply::Whole(response) => Answered::Whole(response),
         Reply::Stream(head, body) => {
             let max = limits::ws_max_size();
-            let mut upgrade = upgrade.max_message_size(max).max_frame_size(max);
+            // tungstenite zeroes its read buffer's free space on each read
+            // (128 KiB by default): a small buffer keeps that cheap, and
+            // larger messages are read in more pieces.
+            let mut upgrade = upgrade
+                .max_message_size(max)
+                .max_frame_size(max)
+                .read_buffer_size(WS_READ_BUFFER);
             let protocol = axum::http::header::SEC_WEBSOCKET_PROTOCOL;
             if let Some(chosen) = head.headers.get(&protocol) {
                 upgrade.set_selected_protocol(chosen.clone());
