@@ -61,6 +61,8 @@ class WebSocket:
         self._length_ref = ctypes.byref(self._length)
         self._read = self._streamer._lib.sufast_stream_read
         self._chunk = self._streamer._chunk
+        # The loop's watch on the ready socket, from accept() on.
+        self._ready: Any = None
         #: Whether ``accept()`` went through.
         self.accepted = False
         #: Whether the connection is over: closed by either side.
@@ -85,7 +87,7 @@ class WebSocket:
         pairs = [(name.lower(), value) for name, value in (headers or [])]
         if subprotocol is not None:
             pairs.append(("sec-websocket-protocol", subprotocol))
-        _streams.watch()
+        self._ready = _streams.watch()
         code = self._streamer.head(self._id, encode_head(200, pairs))
         self.answered = True
         if code == _native.SENT_FAILED:
@@ -111,8 +113,13 @@ class WebSocket:
                 return data[0], data[1:]
             if code == _native.READ_EMPTY:
                 # The library tells the ready socket when a frame comes,
-                # or that none will (watched since accept()).
-                await _streams._room(self._id, None)
+                # or that none will (watched since accept()); its reader
+                # takes the future out as it sets it.
+                waiting = self._ready.waiting
+                future = waiting.get(self._id)
+                if future is None or future.done():
+                    future = waiting[self._id] = self._ready.loop.create_future()
+                await future
                 continue
             if code == _native.READ_TOO_SMALL:
                 buffer = self._buffer = ctypes.create_string_buffer(self._length.value)
@@ -175,12 +182,19 @@ class WebSocket:
         return self._messages()
 
     async def _messages(self) -> AsyncIterator[Union[str, bytes]]:
+        frame = self._frame
         while True:
             try:
-                message = await self._message()
+                kind, payload = await frame()
             except WebSocketDisconnect:
                 return
-            yield message
+            if kind == _TEXT:
+                yield payload.decode("utf-8")
+            elif kind == _BINARY:
+                yield payload
+            else:
+                self._closed_by_client(payload)
+                return
 
     async def iter_text(self) -> AsyncIterator[str]:
         """Each text message until the client closes."""
@@ -206,6 +220,11 @@ class WebSocket:
     # Sending ---------------------------------------------------------
 
     async def _send(self, frame: bytes) -> None:
+        # Most sends are taken at once: one call, then the checks only
+        # when it was not.
+        if self.accepted and not self.closed and len(frame) <= _streams.MAX_MESSAGE:
+            if self._chunk(self._id, frame, len(frame), 0) == _native.SENT_OK:
+                return
         if not self.accepted:
             raise RuntimeError("accept() the WebSocket before sending")
         if self.closed:
@@ -226,7 +245,11 @@ class WebSocket:
 
     async def send_text(self, data: str) -> None:
         """Sends a text message."""
-        await self._send(b"\x01" + data.encode("utf-8"))
+        frame = b"\x01" + data.encode("utf-8")
+        if self.accepted and not self.closed and len(frame) <= _streams.MAX_MESSAGE:
+            if self._chunk(self._id, frame, len(frame), 0) == _native.SENT_OK:
+                return
+        await self._send(frame)
 
     async def send_bytes(self, data: bytes) -> None:
         """Sends a binary message."""
