@@ -380,19 +380,7 @@ async fn send(files: &Files, relative: &Path, meta: &Metadata, request: Request)
         // The file went away since it was found.
         Ok(response) if response.status() == StatusCode::NOT_FOUND => owned(not_found()),
         Ok(response) => finish(response, etag),
-        Err(why) => {
-            log::event(
-                SufastLogLevel::Error,
-                format_args!(
-                    "{method} {target}: cannot read {}: {why}; the client got a 500",
-                    files.root.join(relative).display()
-                ),
-            );
-            owned(json_detail(
-                StatusCode::INTERNAL_SERVER_ERROR,
-                "Internal Server Error: the file could not be read",
-            ))
-        }
+        Err(why) => unreadable(&method, &target, &files.root.join(relative), &why),
     }
 }
 
