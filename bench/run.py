@@ -666,12 +666,7 @@ def report(results: Dict[str, Dict[str, List[Sample]]], baselines: Dict[str, str
         ("sufast cached", "sufast precomputed", "cpu_us", 1.1, "cached: CPU/request ≤ 1.1× precomputed"),
         ("sufast async", "sufast sync", "rps", -0.8, "async: req/s ≥ 0.8× sync"),
     ):
-        if label in tiers and base in tiers:
-            ratios = [getattr(a, metric) / getattr(b, metric) for a, b in zip(tiers[label], tiers[base])]
-            value = (statistics.median(ratios), min(ratios), max(ratios))
-            met = value[0] <= limit if limit > 0 else value[0] >= -limit
-            checks.append({"target": text, "median": value[0], "low": value[1], "high": value[2], "met": met})
-            lines.append(f"| {text} | {fmt_ratio(value)} | {'yes' if met else 'no'} |")
+        cpu_ratio_target(tiers, label, base, limit, text, metric)
     items = results.get(ITEMS, {})
     for label, base, limit, text in (
         ("sufast dataclass", "fastapi-uvicorn pydantic", 0.5, "10-field body as a model: CPU/request ≤ 0.5× FastAPI's (pydantic)"),
