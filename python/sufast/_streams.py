@@ -14,6 +14,7 @@ time, as Starlette does.
 from __future__ import annotations
 
 import asyncio
+import ctypes
 import inspect
 import logging
 import threading
@@ -238,6 +239,64 @@ async def _aclose(source: Any, where: str) -> None:
             logger.error("%s: closing the stream's generator raised %s", where, type(exc).__name__, exc_info=exc)
     else:
         _close(source, where)
+
+
+class ReadFailed(Exception):
+    """The frames for a stream ended early; the library's reason."""
+
+
+class FrameReader:
+    """Reads the frames a client sends on a request's stream (a streamed
+    body's pieces, a WebSocket's messages) with ``sufast_stream_read``,
+    into a buffer that grows for a larger frame."""
+
+    def __init__(self, request_id: int) -> None:
+        streamer = _streamer()
+        self._id = request_id
+        self._call = streamer._lib.sufast_stream_read
+        self._error = streamer.error
+        self._buffer = ctypes.create_string_buffer(64 * 1024)
+        self._length = ctypes.c_size_t()
+        self._length_ref = ctypes.byref(self._length)
+        self._ready: Optional[_Ready] = None
+
+    def read(self, wait_ms: int = 0) -> Optional[bytes]:
+        """The next frame, ``b""`` if none came within ``wait_ms`` (the
+        GIL released meanwhile), ``None`` once none will come. Raises
+        ``ReadFailed`` when they ended early."""
+        call, length_ref = self._call, self._length_ref
+        while True:
+            buffer = self._buffer
+            code = call(self._id, buffer, len(buffer), wait_ms, length_ref)
+            if code == _native.READ_FRAME:
+                return ctypes.string_at(buffer, self._length.value)
+            if code == _native.READ_EMPTY:
+                return b""
+            if code == _native.READ_END:
+                return None
+            if code == _native.READ_TOO_SMALL:
+                self._buffer = ctypes.create_string_buffer(self._length.value)
+                continue
+            raise ReadFailed(self._error())
+
+    async def next(self) -> Optional[bytes]:
+        """``read`` on the event loop: waits for a frame on the ready
+        socket, holding no thread."""
+        ready = self._ready
+        if ready is None:
+            # Watched before the first read that can find none, so that
+            # the library has the socket to tell.
+            ready = self._ready = watch()
+        while True:
+            frame = self.read(0)
+            if frame != b"":
+                return frame
+            # The watch's reader takes the future out as it sets it.
+            waiting = ready.waiting
+            future = waiting.get(self._id)
+            if future is None or future.done():
+                future = waiting[self._id] = ready.loop.create_future()
+            await future
 
 
 class _Ready:

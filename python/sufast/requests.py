@@ -457,10 +457,15 @@ class BodyStream:
         if request._body is not _STREAMED:
             yield from self._whole()
             return
+        from ._streams import FrameReader, ReadFailed
+
         request._body = _CONSUMED
-        reader = _Reader(request.id)
+        reader = FrameReader(request.id)
         while True:
-            chunk = reader.read(1000)
+            try:
+                chunk = reader.read(1000)
+            except ReadFailed as failed:
+                raise _read_failed(str(failed)) from None
             if chunk is None:
                 return
             if chunk:
@@ -472,57 +477,27 @@ class BodyStream:
             for chunk in self._whole():
                 yield chunk
             return
-        from . import _streams
+        from ._streams import FrameReader, ReadFailed
 
         request._body = _CONSUMED
-        reader = _Reader(request.id)
-        _streams.watch()
+        reader = FrameReader(request.id)
         while True:
-            chunk = reader.read(0)
+            try:
+                chunk = await reader.next()
+            except ReadFailed as failed:
+                raise _read_failed(str(failed)) from None
             if chunk is None:
                 return
-            if chunk:
-                yield chunk
-            else:
-                await _streams._room(request.id, None)
+            yield chunk
 
     def __aiter__(self) -> Any:
         return self._pieces()
 
 
-class _Reader:
-    """Reads a streamed body's pieces from the library."""
-
-    def __init__(self, request_id: int) -> None:
-        import ctypes
-
-        from . import _native
-
-        self._id = request_id
-        self._native = _native
-        self._streamer = _native.streamer()
-        self._buffer = ctypes.create_string_buffer(64 * 1024)
-        self._length = ctypes.c_size_t()
-
-    def read(self, wait_ms: int) -> Optional[bytes]:
-        """The next piece, ``b""`` if none came within ``wait_ms``, ``None``
-        at the end."""
-        import ctypes
-
-        native = self._native
-        while True:
-            code = self._streamer.read(self._id, self._buffer, self._length, wait_ms)
-            if code == native.READ_FRAME:
-                return ctypes.string_at(self._buffer, self._length.value)
-            if code == native.READ_EMPTY:
-                return b""
-            if code == native.READ_END:
-                return None
-            if code == native.READ_TOO_SMALL:
-                self._buffer = ctypes.create_string_buffer(self._length.value)
-                continue
-            why = self._streamer.error()
-            status = why[:3]
-            if status in ("408", "413"):
-                raise HTTPException(int(status), why[4:])
-            raise ClientDisconnect(why)
+def _read_failed(why: str) -> Exception:
+    """What a streamed body that ended early raises: its status when the
+    library names one (408, 413), else ``ClientDisconnect``."""
+    status = why[:3]
+    if status in ("408", "413"):
+        return HTTPException(int(status), why[4:])
+    return ClientDisconnect(why)

@@ -15,7 +15,6 @@ whole messages through the request's stream, on the app's event loop.
 
 from __future__ import annotations
 
-import ctypes
 import json
 import struct
 from typing import Any, AsyncIterator, Dict, Iterable, Optional, Tuple, Union
@@ -55,14 +54,9 @@ class WebSocket:
         self._request = request
         self._id: int = request.id
         self._streamer = _native.streamer()
-        self._buffer = ctypes.create_string_buffer(64 * 1024)
-        self._length = ctypes.c_size_t()
-        # The calls a message costs, bound once.
-        self._length_ref = ctypes.byref(self._length)
-        self._read = self._streamer._lib.sufast_stream_read
+        self._reader = _streams.FrameReader(self._id)
+        # The call a sent message costs, bound once.
         self._chunk = self._streamer._chunk
-        # The loop's watch on the ready socket, from accept() on.
-        self._ready: Any = None
         #: Whether ``accept()`` went through.
         self.accepted = False
         #: Whether the connection is over: closed by either side.
@@ -87,7 +81,7 @@ class WebSocket:
         pairs = [(name.lower(), value) for name, value in (headers or [])]
         if subprotocol is not None:
             pairs.append(("sec-websocket-protocol", subprotocol))
-        self._ready = _streams.watch()
+        _streams.watch()
         code = self._streamer.head(self._id, encode_head(200, pairs))
         self.answered = True
         if code == _native.SENT_FAILED:
@@ -105,28 +99,13 @@ class WebSocket:
             raise RuntimeError("accept() the WebSocket before receiving")
         if self.close_code is not None:
             raise WebSocketDisconnect(self.close_code)
-        read, buffer, length_ref = self._read, self._buffer, self._length_ref
-        while True:
-            code = read(self._id, buffer, len(buffer), 0, length_ref)
-            if code == 0:  # READ_FRAME
-                data = ctypes.string_at(buffer, self._length.value)
-                return data[0], data[1:]
-            if code == _native.READ_EMPTY:
-                # The library tells the ready socket when a frame comes,
-                # or that none will (watched since accept()); its reader
-                # takes the future out as it sets it.
-                waiting = self._ready.waiting
-                future = waiting.get(self._id)
-                if future is None or future.done():
-                    future = waiting[self._id] = self._ready.loop.create_future()
-                await future
-                continue
-            if code == _native.READ_TOO_SMALL:
-                buffer = self._buffer = ctypes.create_string_buffer(self._length.value)
-                continue
-            if code == _native.READ_END:
-                return _CLOSE, _CODE.pack(1006)
-            raise RuntimeError(f"the WebSocket cannot be read: {self._streamer.error()}")
+        try:
+            data = await self._reader.next()
+        except _streams.ReadFailed as failed:
+            raise RuntimeError(f"the WebSocket cannot be read: {failed}") from None
+        if data is None:
+            return _CLOSE, _CODE.pack(1006)
+        return data[0], data[1:]
 
     async def receive(self) -> Dict[str, Any]:
         """The next message as Starlette gives it:
