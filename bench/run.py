@@ -74,6 +74,8 @@ class Scenario:
     # WebSocket messages echoed on `path` by bench/ws_echo.py instead of
     # wrk's requests: "req/s" are then messages per second, CPU per message.
     websocket: bool = False
+    # Concurrent connections of the load generator.
+    connections: int = CONNECTIONS
 
 
 # --- processes -------------------------------------------------------------
@@ -240,7 +242,7 @@ def load(server: Server, scenario: Scenario, seconds: float, pinned: bool) -> Sa
     if scenario.websocket:
         return ws_load(server, scenario, seconds, pinned)
     # wrk takes whole seconds.
-    argv = ["wrk", "-t1", f"-c{CONNECTIONS}", f"-d{max(1, round(seconds))}s", "--latency"]
+    argv = ["wrk", "-t1", f"-c{scenario.connections}", f"-d{max(1, round(seconds))}s", "--latency"]
     for name, value in scenario.headers.items():
         argv += ["-H", f"{name}: {value}"]
     script = lua_script(scenario)
@@ -281,10 +283,10 @@ def load(server: Server, scenario: Scenario, seconds: float, pinned: bool) -> Sa
 
 
 def ws_load(server: Server, scenario: Scenario, seconds: float, pinned: bool) -> Sample:
-    """Runs bench/ws_echo.py (CONNECTIONS connections, one message in
+    """Runs bench/ws_echo.py (scenario.connections, one message in
     flight on each) against one server, like wrk in load()."""
     argv = [str(ROOT / servers.PYTHON), str(HERE / "ws_echo.py"), "--port", str(server.port)]
-    argv += ["--path", server.path or scenario.path, "--connections", str(CONNECTIONS)]
+    argv += ["--path", server.path or scenario.path, "--connections", str(scenario.connections)]
     argv += ["--size", str(WEBSOCKET_MESSAGE), "--seconds", str(seconds)]
     argv = ["taskset", "-c", CLIENT_CORE, *argv] if pinned else argv
     children = resource.getrusage(resource.RUSAGE_CHILDREN)
