@@ -6,7 +6,8 @@ CORE := rust-core
 MANIFEST := --manifest-path $(CORE)/Cargo.toml
 TEST_VENV := .venv-test
 EXTRAS_VENV := .venv-test-extras
-EXTRAS_TESTS := tests/test_models.py tests/test_optional_models.py tests/test_testclient.py tests/test_openapi_models.py
+EXTRAS_TESTS := tests/test_models.py tests/test_optional_models.py tests/test_testclient.py tests/test_openapi_models.py \
+  tests/test_json.py tests/test_handlers.py tests/test_websockets.py
 PORT ?= 8000
 BENCH_ENV := $(if $(BASELINE),BENCH_BASELINE=$(CURDIR)/.bench-baseline)
 
@@ -59,7 +60,7 @@ test-python: build $(TEST_VENV)/.installed $(EXTRAS_VENV)/.installed
 	$(TEST_VENV)/bin/python -m pytest -q tests
 	$(EXTRAS_VENV)/bin/python -m pytest -q $(EXTRAS_TESTS)
 
-# The optional packages (pydantic, msgspec) in a venv of their own: the
+# The optional packages (pydantic, msgspec, orjson) in a venv of their own: the
 # model tests run with them there and without them in $(TEST_VENV).
 $(EXTRAS_VENV)/.installed: tests/requirements.txt tests/requirements-extras.txt
 	$(PYTHON) -m venv $(EXTRAS_VENV)
@@ -74,12 +75,13 @@ $(TEST_VENV)/.installed: tests/requirements.txt
 	touch $@
 
 ## bench: side-by-side benchmark against bare axum and peers (QUICK=1: under 2 minutes;
-##        BASELINE=<git rev>: that revision measured beside this tree in the same rounds)
+##        BASELINE=<git rev>: that revision measured beside this tree in the same rounds;
+##        TFB=1: the TechEmpower-style suite instead, bench/tfb.py, which checks its own servers)
 bench: build
 	scripts/bench-setup.sh
 	$(if $(BASELINE),scripts/bench-baseline.sh $(BASELINE))
-	$(BENCH_ENV) .venv-bench/bin/python bench/check_servers.py
-	$(BENCH_ENV) .venv-bench/bin/python bench/run.py $(if $(QUICK),--quick)
+	$(if $(TFB),,$(BENCH_ENV) .venv-bench/bin/python bench/check_servers.py)
+	$(BENCH_ENV) .venv-bench/bin/python bench/run.py $(if $(QUICK),--quick) $(if $(TFB),--tfb)
 
 clean:
 	$(CARGO) clean $(MANIFEST)

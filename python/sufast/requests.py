@@ -4,11 +4,11 @@ for what it reads."""
 
 from __future__ import annotations
 
-import json
 import struct
 from typing import Any, Callable, Dict, Iterator, List, NamedTuple, Optional, Sequence, Tuple
 from urllib.parse import parse_qsl, unquote
 
+from ._json import load_json
 from .datastructures import Headers, MultiDict, State
 from .exceptions import HTTPException
 from .forms import FormData, decode_form, is_form
@@ -348,7 +348,7 @@ class Request:
     def _json_value(self) -> Any:
         if self._json is _MISSING:
             try:
-                self._json = json.loads(self._raw_body())
+                self._json = load_json(self._raw_body())
             except (ValueError, UnicodeDecodeError) as exc:
                 raise HTTPException(400, f"Invalid JSON body: {exc}") from None
         return self._json

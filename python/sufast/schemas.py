@@ -11,7 +11,6 @@ import datetime
 import decimal
 import enum
 import inspect
-import json
 import re
 import sys
 import types
@@ -21,6 +20,7 @@ from collections import abc
 from typing import Any, Callable, Dict, Iterable, List, Optional, Sequence, Tuple
 
 from .models import is_model
+from ._json import load_json
 from .responses import dump_json
 
 __all__ = ["REF_PREFIX", "Schemas"]
@@ -238,7 +238,7 @@ def _component_name(name: str) -> str:
 
 def _jsonable(value: Any) -> Any:
     """``value`` as the JSON a response would carry (raises ``TypeError``)."""
-    return json.loads(dump_json(value))
+    return load_json(dump_json(value))
 
 
 def _json_type(values: Sequence[Any]) -> Optional[str]:

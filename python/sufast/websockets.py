@@ -15,11 +15,11 @@ whole messages through the request's stream, on the app's event loop.
 
 from __future__ import annotations
 
-import json
 import struct
 from typing import Any, AsyncIterator, Dict, Iterable, Optional, Tuple, Union
 
 from . import _native, _streams
+from ._json import load_json
 from .responses import dump_json, encode_head
 
 __all__ = ["WebSocket", "WebSocketDisconnect"]
@@ -155,7 +155,7 @@ class WebSocket:
         """The next message parsed as JSON (``mode="binary"``: from a
         binary message)."""
         message = await (self.receive_text() if mode == "text" else self.receive_bytes())
-        return json.loads(message)
+        return load_json(message)
 
     def __aiter__(self) -> AsyncIterator[Union[str, bytes]]:
         return self._messages()
@@ -194,7 +194,7 @@ class WebSocket:
     async def iter_json(self) -> AsyncIterator[Any]:
         """Each text message, parsed as JSON, until the client closes."""
         async for text in self.iter_text():
-            yield json.loads(text)
+            yield load_json(text)
 
     # Sending ---------------------------------------------------------
 
