@@ -724,7 +724,8 @@ def _marker_of(annotation: Any, default: Any) -> Tuple[Any, Any]:
 
 
 _GETTERS: Dict[str, Tuple[Callable[[Request, str], Any], Callable[[Request, str], List[str]]]] = {
-    "query": (lambda r, k: r.query_params.get(k), lambda r, k: r.query_params.getlist(k)),
+    # No query string, no parameters: nothing to parse.
+    "query": (lambda r, k: r.query_params.get(k) if r._query else None, lambda r, k: r.query_params.getlist(k) if r._query else []),
     "header": (lambda r, k: r.headers.get(k), lambda r, k: r.headers.getlist(k)),
     "cookie": (lambda r, k: r.cookies.get(k), lambda r, k: [v] if (v := r.cookies.get(k)) is not None else []),
 }

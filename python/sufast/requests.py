@@ -38,10 +38,23 @@ class QueryParams(MultiDict):
     __slots__ = ()
 
     def __init__(self, query: str) -> None:
-        super().__init__(parse_qsl(query, keep_blank_values=True))
+        super().__init__(_parse_query(query))
 
     def __repr__(self) -> str:
         return f"QueryParams({self._items!r})"
+
+
+def _parse_query(query: str) -> List[Tuple[str, str]]:
+    """``parse_qsl(query, keep_blank_values=True)``, split by hand when
+    nothing in it is encoded (no ``%``, no ``+``), which is most queries."""
+    if "%" in query or "+" in query:
+        return parse_qsl(query, keep_blank_values=True)
+    pairs = []
+    for part in query.split("&"):
+        if part:
+            name, _, value = part.partition("=")
+            pairs.append((name, value))
+    return pairs
 
 
 class _Ready:
