@@ -50,6 +50,7 @@ impl Upgrading {
     /// The connection is upgraded: from now on it is the upgrade's.
     pub fn upgraded(&self) {
         self.0.request_started();
+        self.0.upgraded.store(true, Ordering::Release);
     }
 }
 
@@ -67,6 +68,8 @@ pub struct Clock {
     evicted: AtomicBool,
     /// A request reached the service: writes are responses from now on.
     served: AtomicBool,
+    /// The connection was upgraded: no read deadline applies any more.
+    upgraded: AtomicBool,
     /// Who to wake when it is evicted: the read waiting for a head.
     reader: Mutex<Option<Waker>>,
 }
@@ -80,6 +83,7 @@ impl Clock {
             since: AtomicU64::new(0),
             evicted: AtomicBool::new(false),
             served: AtomicBool::new(false),
+            upgraded: AtomicBool::new(false),
             reader: Mutex::new(None),
         })
     }
@@ -159,9 +163,12 @@ pub struct Timed<T> {
     clock: Arc<Clock>,
     header_timeout: Duration,
     keepalive_timeout: Duration,
+    /// Set no later than the current phase's deadline (see `poll_read`).
     sleep: Pin<Box<Sleep>>,
-    /// The phase and start the sleep is set for.
-    armed: Option<(Phase, u64)>,
+    /// The task the timer (and an eviction) wakes, since the timer was set.
+    waiting: Option<Waker>,
+    /// The start of the request in flight whose timer was set.
+    busy_since: Option<u64>,
     /// The reply written in place of hyper's to a head it refused, and how
     /// much of it is written.
     refusal: Option<(Vec<u8>, usize)>,
@@ -180,7 +187,8 @@ impl<T> Timed<T> {
             clock,
             header_timeout,
             keepalive_timeout,
-            armed: Some((Phase::Head, 0)),
+            waiting: None,
+            busy_since: None,
             refusal: None,
         }
     }
@@ -256,36 +264,75 @@ impl<T: AsyncRead + AsyncWrite + Unpin> AsyncRead for Timed<T> {
             Poll::Pending => {}
         }
         let clock = &this.clock;
-        if clock.busy.load(Ordering::Acquire) > 0 {
-            return Poll::Pending;
+        let busy = clock.busy.load(Ordering::Acquire) > 0;
+        if busy && clock.upgraded.load(Ordering::Acquire) {
+            return Poll::Pending; // the upgrade's for good
         }
-        let (phase, limit) = if clock.in_head.load(Ordering::Acquire) {
-            (Phase::Head, this.header_timeout)
+        // The deadline of the phase. A request in flight has none; the
+        // timer is then kept within `keepalive_timeout` of its start all
+        // the same, since hyper may not read again after the response:
+        // the timer's wake-up is what starts the idle deadline then.
+        let (phase, limit) = if busy {
+            (None, this.keepalive_timeout)
+        } else if clock.in_head.load(Ordering::Acquire) {
+            (Some(Phase::Head), this.header_timeout)
         } else {
-            (Phase::Idle, this.keepalive_timeout)
+            (Some(Phase::Idle), this.keepalive_timeout)
         };
         let since = clock.since.load(Ordering::Acquire);
-        if this.armed != Some((phase, since)) {
-            let deadline = clock.origin + Duration::from_micros(since) + limit;
+        let deadline = clock.origin + Duration::from_micros(since) + limit;
+        // The timer is moved only to an earlier time. Moving it with every
+        // request costs a trip through tokio's timer wheel; one set too
+        // early fires, and is set again below. A request in flight moves
+        // it once (after that it is set again only as it fires).
+        let settled = busy && this.busy_since == Some(since);
+        if !settled && this.sleep.deadline() > deadline {
             this.sleep.as_mut().reset(deadline);
-            this.armed = Some((phase, since));
+            this.waiting = None;
         }
-        if this.sleep.as_mut().poll(cx).is_pending() {
-            clock.wake_me(cx.waker());
-            // An eviction between the check above and the waker's store
-            // woke the waker before this one: look again, or it is lost.
-            if clock.evicted.load(Ordering::Acquire) {
-                return Poll::Ready(Ok(()));
+        this.busy_since = if busy { Some(since) } else { None };
+        loop {
+            if !this.sleep.is_elapsed()
+                && this
+                    .waiting
+                    .as_ref()
+                    .is_some_and(|w| w.will_wake(cx.waker()))
+            {
+                // The timer and an eviction wake this task already.
+                return Poll::Pending;
             }
-            return Poll::Pending;
+            if this.sleep.as_mut().poll(cx).is_pending() {
+                clock.wake_me(cx.waker());
+                this.waiting = Some(cx.waker().clone());
+                // An eviction between the check above and the waker's store
+                // woke the waker before this one: look again, or it is lost.
+                if clock.evicted.load(Ordering::Acquire) {
+                    return Poll::Ready(Ok(()));
+                }
+                return Poll::Pending;
+            }
+            this.waiting = None;
+            let now = Instant::now();
+            match phase {
+                Some(phase) if now >= deadline => break this.phase_expired(phase, cx),
+                // Set too early, or a request in flight: set again.
+                Some(_) => this.sleep.as_mut().reset(deadline),
+                None => this.sleep.as_mut().reset(now + limit),
+            }
         }
+    }
+}
+
+impl<T: AsyncRead + AsyncWrite + Unpin> Timed<T> {
+    /// What a read gets once `phase`'s deadline passed.
+    fn phase_expired(&mut self, phase: Phase, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         match phase {
             // Reads as closed: hyper ends an idle connection quietly.
             Phase::Idle => Poll::Ready(Ok(())),
             Phase::Head => {
                 // Best effort: a client too slow to send is rarely too slow
                 // to take 200 bytes, and the socket's buffer is empty.
-                let _ = Pin::new(&mut this.io).poll_write(cx, HEAD_TIMED_OUT);
+                let _ = Pin::new(&mut self.io).poll_write(cx, HEAD_TIMED_OUT);
                 Poll::Ready(Err(io::Error::new(
                     io::ErrorKind::TimedOut,
                     "the request head took longer than header_timeout",
@@ -419,6 +466,24 @@ mod tests {
         let started = Instant::now();
         assert_eq!(server.read(&mut buf).await.unwrap(), 0);
         assert_eq!(started.elapsed(), IDLE);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_read_begun_while_busy_ends_keepalive_timeout_after_the_response() {
+        // hyper reads while a request is in flight and may not read again
+        // after its response: that one read must still end the connection.
+        let (mut server, _client, clock) = timed().await;
+        clock.request_started();
+        let reading = tokio::spawn(async move {
+            let mut buf = [0u8; 64];
+            server.read(&mut buf).await.unwrap()
+        });
+        tokio::time::sleep(HEAD * 2).await; // a slow handler: no deadline
+        assert!(!reading.is_finished());
+        clock.request_done();
+        let done = Instant::now();
+        assert_eq!(reading.await.unwrap(), 0);
+        assert_eq!(done.elapsed(), IDLE);
     }
 
     #[tokio::test(start_paused = true)]

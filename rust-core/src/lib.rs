@@ -11,7 +11,7 @@
 //! - [`instance`]: the one `Instance`, the library's only static: table,
 //!   running server, queue, limits, log settings.
 //! - [`server`]: the service, start and graceful stop.
-//! - [`listener`]: the accept loop: hyper's HTTP/1 builder with a timer,
+//! - [`listener`]: the accept loop: hyper's HTTP/1 builder,
 //!   a permit per connection, accept errors logged, graceful drain.
 //! - [`limits`]: the named limits and timeouts, with their defaults.
 //! - [`deadlines`]: a connection's read deadlines (request head, idle

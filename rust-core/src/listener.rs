@@ -1,4 +1,4 @@
-//! The accept loop: hyper's HTTP/1 connection builder with a timer, one
+//! The accept loop: hyper's HTTP/1 connection builder, one
 //! permit per connection, and a graceful drain with a deadline.
 //!
 //! - A connection is accepted only with a permit (`max_connections`). At
@@ -10,9 +10,8 @@
 //!   backlog. The first of a burst is logged.
 //! - Each socket keeps the read deadlines of [`deadlines`]: a request head
 //!   within `header_timeout`, an idle keep-alive connection for at most
-//!   `keepalive_timeout`. hyper's own header timer (it needs the timer)
-//!   stays as a backstop behind them. A head over `max_header_size` gets
-//!   431.
+//!   `keepalive_timeout`. hyper has no timer: these deadlines are the
+//!   only ones on reads. A head over `max_header_size` gets 431.
 //!
 //! [`deadlines`]: crate::deadlines
 //! - Accept errors (out of file descriptors, ...) are logged at once and
@@ -30,7 +29,7 @@ use axum::body::Body;
 use axum::response::Response;
 use hyper::body::Incoming;
 use hyper::server::conn::http1;
-use hyper_util::rt::{TokioIo, TokioTimer};
+use hyper_util::rt::TokioIo;
 use tokio::net::TcpListener;
 use tokio::sync::{oneshot, Semaphore};
 
@@ -65,9 +64,11 @@ pub async fn serve(
     let (drain, draining) = tokio::sync::watch::channel(false);
     let (done, mut all_done) = tokio::sync::mpsc::channel::<()>(1);
     let mut builder = http1::Builder::new();
+    // No timer for hyper: its header timeout would arm (and allocate) a
+    // timer for every request, where the connection's own deadlines
+    // (`Timed`) already bound each head and each idle wait.
     builder
-        .timer(TokioTimer::new())
-        .header_read_timeout(limits.header_timeout + limits.keepalive_timeout)
+        .header_read_timeout(None)
         .max_header_size(limits.max_header_size)
         .max_buf_size(limits.max_header_size.max(8192));
     let mut errors = AcceptErrors::default();
