@@ -123,6 +123,8 @@ struct Waiter {
     /// The temporary files of a form's larger uploads, deleted when the
     /// request is answered or withdrawn (see [`crate::forms`]).
     files: Vec<TempPath>,
+    /// Past this, `expire_overdue` withdraws it: `request_timeout`.
+    deadline: Instant,
 }
 
 /// The most expired requests remembered; beyond it the set starts over
@@ -174,28 +176,54 @@ impl Pending {
         self.feed.take()
     }
 
-    /// The handler's response; `None` if the queue closed first.
+    /// The handler's response; `None` if the queue closed first, or the
+    /// request was withdrawn past its `request_timeout` ([`Self::expired`]).
     pub async fn reply(&mut self) -> Option<Reply> {
         let reply = (&mut self.reply).await.ok();
-        self.answered = reply.is_some();
+        // Either way it is no longer waiting.
+        self.answered = true;
         reply
     }
 
-    /// Withdraws a request whose deadline passed: a handler that answers
-    /// it later is told (in the log) that nobody got the answer.
-    pub fn expire(mut self) {
+    /// Whether `request_timeout` passed before its handler answered (a
+    /// handler that answers it later is told, in the log, that nobody got
+    /// the answer).
+    pub fn expired(&self) -> bool {
+        state().expired.contains(&self.id)
+    }
+}
+
+/// Withdraws every request that waited past its `request_timeout`, about
+/// every twentieth of it (at least every 250 ms): its reply then ends
+/// without one, which the waiting side answers with a 504. One sweep for
+/// all requests, where a timer per request would cost each a trip through
+/// tokio's timer wheel.
+pub async fn expire_overdue() {
+    loop {
+        let every = (limits::request_timeout() / 20)
+            .clamp(Duration::from_millis(1), Duration::from_millis(250));
+        tokio::time::sleep(every).await;
+        let now = Instant::now();
         let mut state = state();
-        let withdrawn = state.waiting.remove(&self.id);
-        if withdrawn.is_some() {
-            if state.expired.len() >= MAX_EXPIRED {
-                state.expired.clear();
+        let overdue: Vec<u64> = state
+            .waiting
+            .iter()
+            .filter(|(_, waiter)| waiter.deadline <= now)
+            .map(|(id, _)| *id)
+            .collect();
+        let mut withdrawn = Vec::with_capacity(overdue.len());
+        for id in overdue {
+            if let Some(waiter) = state.waiting.remove(&id) {
+                withdrawn.push(waiter);
+                if state.expired.len() >= MAX_EXPIRED {
+                    state.expired.clear();
+                }
+                state.expired.insert(id);
             }
-            state.expired.insert(self.id);
         }
         drop(state);
-        // A held body is freed outside the lock.
+        // Their replies end (and held bodies are freed) outside the lock.
         drop(withdrawn);
-        self.answered = true;
     }
 }
 
@@ -224,6 +252,7 @@ pub fn submit(parts: &RequestParts<'_>, files: Vec<TempPath>) -> Result<Pending,
         Vec::new()
     };
     let (send, reply) = oneshot::channel();
+    let deadline = Instant::now() + limits::request_timeout();
     if queue().saturated.load(Ordering::Relaxed) {
         return Err(Rejected::Full);
     }
@@ -245,6 +274,7 @@ pub fn submit(parts: &RequestParts<'_>, files: Vec<TempPath>) -> Result<Pending,
             reply: send,
             body,
             files,
+            deadline,
         },
     );
     state.queue.push_back((id, record));
@@ -464,6 +494,7 @@ fn deliver(id: u64, reply: Reply, hold: bool) -> bool {
         reply: send,
         body,
         files,
+        ..
     }) = state.waiting.remove(&id)
     else {
         if state.expired.remove(&id) {

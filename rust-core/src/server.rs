@@ -475,6 +475,7 @@ async fn run(
 ) {
     // Ends with the runtime.
     tokio::spawn(dispatch::watch());
+    tokio::spawn(dispatch::expire_overdue());
     listener::serve(listener, settings, Limits::current(), stop_requested).await;
 }
 

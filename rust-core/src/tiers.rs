@@ -387,25 +387,25 @@ async fn reply_to(
     mut pending: dispatch::Pending,
     beside: Option<std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send + '_>>>,
 ) -> Result<Reply, StaticResponse> {
-    let deadline = limits::request_timeout();
-    let replied = async {
-        match beside {
-            None => pending.reply().await,
-            Some(mut beside) => {
-                let mut fed = false;
-                loop {
-                    tokio::select! {
-                        reply = pending.reply() => break reply,
-                        () = &mut beside, if !fed => fed = true,
-                    }
+    // `request_timeout` is kept by `dispatch::expire_overdue`, which
+    // withdraws the request: its reply then ends without one.
+    let reply = match beside {
+        None => pending.reply().await,
+        Some(mut beside) => {
+            let mut fed = false;
+            loop {
+                tokio::select! {
+                    reply = pending.reply() => break reply,
+                    () = &mut beside, if !fed => fed = true,
                 }
             }
         }
     };
-    match tokio::time::timeout(deadline, replied).await {
-        Ok(reply) => reply.ok_or_else(unavailable),
-        Err(_) => {
-            pending.expire();
+    match reply {
+        Some(reply) => Ok(reply),
+        None if !pending.expired() => Err(unavailable()),
+        None => {
+            let deadline = limits::request_timeout();
             log::event(
                 SufastLogLevel::Warning,
                 format_args!(
@@ -466,6 +466,9 @@ pub async fn read_body(
     limit: usize,
     pause: Duration,
 ) -> Result<Vec<Bytes>, BodyError> {
+    if body.is_end_stream() {
+        return Ok(Vec::new()); // no body: no timer for it
+    }
     if body.size_hint().lower() > limit as u64 {
         return Err(BodyError::TooLarge);
     }
