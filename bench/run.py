@@ -9,6 +9,7 @@ writes ``bench/results/results.md``, ``results.json`` and ``chart.png``.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import os
 import platform
@@ -37,6 +38,9 @@ import servers  # noqa: E402
 SERVER_CORE = "0"
 CLIENT_CORE = "1"
 CONNECTIONS = 16
+# The second count of connections the speed targets apply at: the main
+# scenarios run again with it, named by at().
+WIDE = 64
 TICK = os.sysconf("SC_CLK_TCK")
 ECHO_BODY = json.dumps(
     {"items": [{"id": i, "name": f"item-{i:04d}", "tags": ["a", "b"], "ok": True} for i in range(17)]},
@@ -53,6 +57,22 @@ WEBSOCKET = f"WebSocket echo {WEBSOCKET_MESSAGE} B"
 # Peers measured on the model body only, and on the static file only.
 ITEMS_ONLY = {"litestar-uvicorn"}
 STATIC_ONLY = {"nginx"}
+# The peers QUICK=1 measures beside axum and sufast in the main scenarios
+# (robyn-const where it has the route: see servers.Server.endpoints).
+QUICK_PEERS = ("fastapi-uvicorn", "robyn", "robyn-const")
+
+
+def at(name: str, connections: int) -> str:
+    """The name of scenario ``name`` run with ``connections`` connections."""
+    return name if connections == CONNECTIONS else f"{name}, {connections} connections"
+
+
+def serves(name: str, method: str, path: str) -> bool:
+    """Whether server ``name`` has the route ``method path`` (servers.Server.endpoints)."""
+    return any(
+        servers.ENDPOINTS[key].method == method and servers.ENDPOINTS[key].path == path
+        for key in servers.SERVERS[name].endpoints
+    )
 
 
 @dataclass
@@ -237,10 +257,7 @@ def parse_latency(output: str, percentile: str) -> float:
     return float(match.group(1)) * UNITS[match.group(2)] if match else float("nan")
 
 
-def load(server: Server, scenario: Scenario, seconds: float, pinned: bool) -> Sample:
-    """Runs wrk against one server and reads the server's CPU around it."""
-    if scenario.websocket:
-        return ws_load(server, scenario, seconds, pinned)
+def wrk_command(server: Server, scenario: Scenario, seconds: float, pinned: bool) -> List[str]:
     # wrk takes whole seconds.
     argv = ["wrk", "-t1", f"-c{scenario.connections}", f"-d{max(1, round(seconds))}s", "--latency"]
     for name, value in scenario.headers.items():
@@ -249,7 +266,14 @@ def load(server: Server, scenario: Scenario, seconds: float, pinned: bool) -> Sa
     if script:
         argv += ["-s", script]
     argv.append(server.url(server.path or scenario.path))
-    argv = ["taskset", "-c", CLIENT_CORE, *argv] if pinned else argv
+    return ["taskset", "-c", CLIENT_CORE, *argv] if pinned else argv
+
+
+def load(server: Server, scenario: Scenario, seconds: float, pinned: bool) -> Sample:
+    """Runs wrk against one server and reads the server's CPU around it."""
+    if scenario.websocket:
+        return ws_load(server, scenario, seconds, pinned)
+    argv = wrk_command(server, scenario, seconds, pinned)
     children = resource.getrusage(resource.RUSAGE_CHILDREN)
     cpu, busy, start = server.cpu_seconds(), machine_busy_seconds(), time.monotonic()
     result = subprocess.run(argv, capture_output=True, text=True, check=True)
@@ -363,28 +387,35 @@ def static_scenario(available: List[str]) -> Optional[Scenario]:
 
 def scenarios(available: List[str], quick: bool) -> List[Scenario]:
     everyone = [name for name in servers.ORDER if name in available and name not in ITEMS_ONLY | STATIC_ONLY]
-    plain = [name for name in everyone if name != "robyn-const"]
     ours = ["axum", "sufast"] + [name for name in ("sufast-baseline",) if name in available]
-    core = ours if quick else everyone
+    peers = ours + [name for name in QUICK_PEERS if name in available] if quick else everyone
+
+    def serving(path: str, method: str = "GET") -> List[str]:
+        return [name for name in peers if serves(name, method, path)]
+
+    core = [
+        Scenario("precomputed", "/", serving("/")),
+        Scenario("sync", "/users/123", serving("/users/123")),
+        Scenario("async", "/async/users/123", serving("/async/users/123")),
+        Scenario("cached", "/cached", serving("/cached")),
+    ]
+    # sufast's tiers side by side in the same rounds, for the targets that
+    # compare them with each other.
+    tiers = Scenario(
+        TIERS,
+        "/",
+        [],
+        variants=[
+            ("sufast precomputed", "sufast", {}, "/"),
+            ("sufast cached", "sufast", {}, "/cached"),
+            ("sufast sync", "sufast", {}, "/users/123"),
+            ("sufast async", "sufast", {}, "/async/users/123"),
+        ],
+        baseline="sufast precomputed",
+    )
     found = [
-        Scenario("precomputed", "/", core),
-        Scenario("sync", "/users/123", ours if quick else plain),
-        Scenario("async", "/async/users/123", ours if quick else plain),
-        Scenario("cached", "/cached", core),
-        # sufast's tiers side by side in the same rounds, for the targets
-        # that compare them with each other.
-        Scenario(
-            TIERS,
-            "/",
-            [],
-            variants=[
-                ("sufast precomputed", "sufast", {}, "/"),
-                ("sufast cached", "sufast", {}, "/cached"),
-                ("sufast sync", "sufast", {}, "/users/123"),
-                ("sufast async", "sufast", {}, "/async/users/123"),
-            ],
-            baseline="sufast precomputed",
-        ),
+        *core,
+        tiers,
         # What the structuring features cost per request, against the
         # same route without them.
         Scenario(
@@ -427,8 +458,15 @@ def scenarios(available: List[str], quick: bool) -> List[Scenario]:
     websocket = websocket_scenario(available)
     if websocket:
         found.append(websocket)
+    echo = Scenario("echo 1 KB", "/echo", serving("/echo", "POST"), method="POST", body=ECHO_BODY)
     found += [
-        Scenario("echo 1 KB", "/echo", plain, method="POST", body=ECHO_BODY),
+        echo,
+        # The speed targets hold at 16 and at WIDE connections: the main
+        # scenarios, and the tiers for the targets between them, again.
+        *(
+            dataclasses.replace(scenario, name=at(scenario.name, WIDE), connections=WIDE)
+            for scenario in (*core, echo, tiers)
+        ),
         Scenario("precomputed + CORS", "/", ["axum", "sufast"], headers={"Origin": ORIGIN}, options={"cors": "1"}),
         *(
             Scenario(
@@ -463,15 +501,33 @@ def scenarios(available: List[str], quick: bool) -> List[Scenario]:
     return found
 
 
-def run_scenario(scenario: Scenario, rounds: int, seconds: float, warmup: float) -> Dict[str, List[Sample]]:
+def warm_up(running: List[Server], scenario: Scenario, seconds: float, together: bool) -> None:
+    """Loads each server for ``seconds`` before the rounds: one after
+    another, or with ``together`` all at once (one wrk each, on the
+    client's core), which is shorter and warms each a little less."""
+    if not together or scenario.websocket:
+        for server in running:
+            load(server, scenario, seconds, scenario.pin)
+        return
+    clients = [
+        subprocess.Popen(wrk_command(server, scenario, seconds, scenario.pin), stdout=subprocess.DEVNULL)
+        for server in running
+    ]
+    for client in clients:
+        if client.wait():
+            raise RuntimeError(f"wrk exited with status {client.returncode} in the warm-up of {scenario.name}")
+
+
+def run_scenario(
+    scenario: Scenario, rounds: int, seconds: float, warmup: float, warm_together: bool = False
+) -> Dict[str, List[Sample]]:
     variants = scenario.variants or [(name, name, scenario.options, None) for name in scenario.servers]
     running: List[Server] = []
     try:
         for label, name, options, path in variants:
             running.append(Server(label, servers.SERVERS[name], options, scenario.pin))
             running[-1].path = path
-        for server in running:
-            load(server, scenario, warmup, scenario.pin)
+        warm_up(running, scenario, warmup, warm_together)
         samples: Dict[str, List[Sample]] = {server.label: [] for server in running}
         for round_number in range(rounds):
             for server in running:
@@ -591,7 +647,6 @@ TARGETS = [
     ("precomputed", "sufast", "cpu_us", 1.05, "precomputed: CPU/request ≤ 1.05× axum"),
     ("precomputed", "sufast", "rps", -0.95, "precomputed: req/s ≥ 0.95× axum"),
     ("precomputed + CORS", "sufast", "cpu_us", 1.05, "precomputed with CORS + global header: CPU/request ≤ 1.05× axum"),
-    ("sync", "sufast", "cpu_us", 2.0, "per-request sync: CPU/request ≤ 2.0× axum"),
     (STATIC, "sufast", "rps", -0.8, "static file 1 KB (files tier): req/s ≥ 0.8× nginx"),
     ("10 vs 10,000 routes, /", "sufast 10000", "cpu_us", 1.1, "10,000 routes: CPU/request ≤ 1.1× 10 routes (/)"),
     (
@@ -601,22 +656,68 @@ TARGETS = [
         1.1,
         "10,000 routes: CPU/request ≤ 1.1× 10 routes (/users/123)",
     ),
+    # The speed targets, at 16 and at WIDE connections (at() names the
+    # scenario of each): stored responses at bare axum's CPU/request or
+    # below, per-request routes within these multiples of it.
+    *(
+        (at(scenario, connections), "sufast", "cpu_us", float(limit), f"{at(text, connections)}: CPU/request ≤ {limit}× axum")
+        for connections in (CONNECTIONS, WIDE)
+        for scenario, text, limit in (
+            ("precomputed", "precomputed", "1.00"),
+            ("cached", "cached", "1.00"),
+            ("sync", "per-request sync", "1.7"),
+            ("echo 1 KB", "echo 1 KB", "1.15"),
+        )
+    ),
 ]
 
 
-def report(results: Dict[str, Dict[str, List[Sample]]], baselines: Dict[str, str], pinned: Dict[str, bool], mem, meta) -> Tuple[str, list]:
+def connection_counts(names: List[str], connections: Dict[str, int]) -> str:
+    """The connection counts scenarios ``names`` used, for the method line:
+    "16 connections", or "16 connections; 64 in ..." when some used another."""
+    by_count: Dict[int, List[str]] = {}
+    for name in names:
+        by_count.setdefault(connections.get(name, CONNECTIONS), []).append(name)
+    if not by_count:
+        return f"{CONNECTIONS} connections"
+    main = max(by_count, key=lambda count: (len(by_count[count]), count == CONNECTIONS))
+    text = f"{main} connections"
+    for count, found in sorted(by_count.items()):
+        if count == main:
+            continue
+        if all(name == at(name[: -len(at("", count))], count) for name in found):
+            text += f'; {count} in the {len(found)} scenarios named "…{at("", count)}"'
+        else:
+            text += f"; {count} in " + ", ".join(f'"{name}"' for name in found)
+    return text
+
+
+def report(
+    results: Dict[str, Dict[str, List[Sample]]],
+    baselines: Dict[str, str],
+    pinned: Dict[str, bool],
+    mem,
+    meta,
+    connections: Optional[Dict[str, int]] = None,
+) -> Tuple[str, list]:
+    """The markdown report and the targets' checks; ``connections`` per
+    scenario (CONNECTIONS where absent, as in results.json files that
+    predate it)."""
+    connections = connections or {}
+    wrk_connections = connection_counts([name for name in results if name != WEBSOCKET], connections)
     lines = [
         "# sufast benchmark",
         "",
         f"- date: {meta['date']}",
         f"- machine: {meta['machine']}",
         f"- command: `{meta['command']}`",
-        f"- method: server pinned to core {SERVER_CORE}, wrk (1 thread, {CONNECTIONS} connections) to core {CLIENT_CORE};"
+        f"- method: server pinned to core {SERVER_CORE}, wrk (1 thread, {wrk_connections}) to core {CLIENT_CORE};"
         f" {meta['rounds']} interleaved rounds of {meta['seconds']} s after a {meta['warmup']} s warm-up;"
         " ratios are the median of per-round ratios to the baseline of the same round (range in brackets);"
         " CPU is the server's whole process group, from /proc."
         + (
-            f" {WEBSOCKET}: bench/ws_echo.py in wrk's place ({CONNECTIONS} connections, one message in flight on each);"
+            f" {WEBSOCKET}: bench/ws_echo.py in wrk's place ({connection_counts([WEBSOCKET], connections)},"
+            " one message in flight on each);"
             " req/s are messages/s, CPU µs/req is per message."
             if WEBSOCKET in results
             else ""
@@ -663,12 +764,23 @@ def report(results: Dict[str, Dict[str, List[Sample]]], baselines: Dict[str, str
             checks.append({"target": text, "median": value[0], "low": value[1], "high": value[2], "met": met})
             lines.append(f"| {text} | {fmt_ratio(value)} | {'yes' if met else 'no'} |")
 
-    tiers = results.get(TIERS, {})
-    for label, base, metric, limit, text in (
-        ("sufast cached", "sufast precomputed", "cpu_us", 1.1, "cached: CPU/request ≤ 1.1× precomputed"),
-        ("sufast async", "sufast sync", "rps", -0.8, "async: req/s ≥ 0.8× sync"),
-    ):
-        cpu_ratio_target(tiers, label, base, limit, text, metric)
+    for count in (CONNECTIONS, WIDE):
+        # Stored responses at most Robyn const's CPU/request, in the same rounds.
+        for scenario in ("precomputed", "cached"):
+            cpu_ratio_target(
+                results.get(at(scenario, count), {}),
+                "sufast",
+                "robyn-const",
+                1.0,
+                f"{at(scenario, count)}: CPU/request ≤ Robyn const's",
+            )
+        tiers = results.get(at(TIERS, count), {})
+        for label, base, metric, limit, text in (
+            ("sufast cached", "sufast precomputed", "cpu_us", 1.1, "cached: CPU/request ≤ 1.1× precomputed"),
+            ("sufast async", "sufast sync", "rps", -0.9, "async: req/s ≥ 0.9× sync"),
+        ):
+            name, rest = text.split(": ", 1)
+            cpu_ratio_target(tiers, label, base, limit, f"{at(name, count)}: {rest}", metric)
     items = results.get(ITEMS, {})
     for label, base, limit, text in (
         ("sufast dataclass", "fastapi-uvicorn pydantic", 0.5, "10-field body as a model: CPU/request ≤ 0.5× FastAPI's (pydantic)"),
@@ -716,46 +828,176 @@ def report(results: Dict[str, Dict[str, List[Sample]]], baselines: Dict[str, str
     return "\n".join(lines), checks
 
 
-def chart(results: Dict[str, Dict[str, List[Sample]]], baselines: Dict[str, str], path: Path) -> bool:
+# Bar colours by server, the same in every panel; a variant ("sufast
+# cached", "robyn dict") takes its server's colour. Related servers in
+# pairs of shades.
+COLOURS = {
+    "axum": "#1f77b4",
+    "sufast": "#ff7f0e",
+    "sufast-baseline": "#ffbb78",
+    "fastapi-uvicorn": "#2ca02c",
+    "fastapi-granian": "#98df8a",
+    "starlette-uvicorn": "#9467bd",
+    "starlette-granian": "#c5b0d5",
+    "robyn": "#d62728",
+    "robyn-const": "#ff9896",
+    "litestar-uvicorn": "#8c564b",
+    "nginx": "#7f7f7f",
+}
+
+
+def server_of(label: str) -> str:
+    """The server a bar's label names: itself, or the longest server name
+    it starts with ("sufast precomputed" -> "sufast")."""
+    found = [name for name in COLOURS if label == name or label.startswith((name + " ", name + ","))]
+    return max(found, key=len) if found else label
+
+
+def disturbed(runs: List[Sample], pinned: bool) -> bool:
+    return any(flag.startswith("disturbed") for run in runs for flag in run.flags(pinned))
+
+
+def chart(
+    results: Dict[str, Dict[str, List[Sample]]],
+    baselines: Dict[str, str],
+    pinned: Dict[str, bool],
+    meta: dict,
+    connections: Dict[str, int],
+    path: Path,
+) -> bool:
+    """One panel per scenario: each server's (or variant's) server CPU per
+    request as a multiple of the scenario's baseline, in the same rounds."""
     try:
         import matplotlib
 
         matplotlib.use("Agg")
         import matplotlib.pyplot as plt
+        from matplotlib.patches import Patch
     except ImportError:
         print("matplotlib is not installed; no chart", file=sys.stderr)
         return False
-    names = [name for name in results if baselines[name] == "axum"]
-    labels = [s for s in servers.ORDER if any(s in results[n] for n in names)]
-    fig, ax = plt.subplots(figsize=(11, 5))
-    width = 0.8 / max(len(labels), 1)
-    for i, label in enumerate(labels):
-        values = []
-        for name in names:
-            samples = results[name]
-            values.append(ratio_summary(samples, "axum", "cpu_us")[label][0] if label in samples else 0)
-        ax.bar([x + i * width for x in range(len(names))], values, width, label=label)
-    ax.set_xticks([x + width * (len(labels) - 1) / 2 for x in range(len(names))], names)
-    ax.set_yscale("log")
-    ax.axhline(1.0, color="black", linewidth=0.8)
-    ax.set_ylabel("server CPU per request, × bare axum (log)")
-    ax.set_title("Server CPU per request relative to bare axum (lower is better)")
-    ax.legend(ncol=4, fontsize=8)
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
+    import textwrap
+
+    names = list(results)
+    if not names:
+        return False
+    columns = min(3, len(names))
+    rows = -(-len(names) // columns)
+    counts = connection_counts([name for name in names if name != WEBSOCKET], connections)
+    about = [f"{meta.get('date', '?')} · {meta.get('command', '?')} · {meta.get('machine', '?')}"]
+    about += textwrap.wrap(
+        f"server on core {SERVER_CORE}, wrk (1 thread, {counts}) on core {CLIENT_CORE};"
+        f" {meta.get('rounds', '?')} interleaved rounds of {meta.get('seconds', '?')} s;"
+        " bars: median of the per-round ratios to the baseline, whiskers: their range",
+        75 * columns,
+    )
+    versions_text = textwrap.fill("versions: " + ", ".join(f"{k} {v}" for k, v in meta.get("versions", {}).items()), 75 * columns)
+    # Inches above and below the panels: the title, the lines about the
+    # run and the legend; the versions.
+    header = 0.45 + 0.17 * len(about) + 0.5
+    footer = 0.3 + 0.15 * (versions_text.count("\n") + 1)
+    height = 4.1 * rows + header + footer
+    fig, axes = plt.subplots(rows, columns, figsize=(6.0 * columns, height), squeeze=False)
+    plt.rcParams["hatch.linewidth"] = 0.8
+    seen: List[str] = []
+    for ax, name in zip(axes.flat, names):
+        samples = results[name]
+        baseline = baselines[name]
+        cpu = ratio_summary(samples, baseline, "cpu_us")
+        labels = list(samples)
+        xs = range(len(labels))
+        medians = [cpu[label][0] for label in labels]
+        lows = [cpu[label][0] - cpu[label][1] for label in labels]
+        highs = [cpu[label][2] - cpu[label][0] for label in labels]
+        top = max(cpu[label][2] for label in labels)
+        for x, label, value in zip(xs, labels, medians):
+            server = server_of(label)
+            if server not in seen:
+                seen.append(server)
+            marked = disturbed(samples[label], pinned.get(name, True))
+            ax.bar(
+                x,
+                value,
+                0.7,
+                color=COLOURS.get(server, "#bcbd22"),
+                edgecolor="#333333" if marked else "none",
+                linewidth=0.6,
+                hatch="///" if marked else None,
+            )
+        ax.errorbar(xs, medians, yerr=[lows, highs], fmt="none", ecolor="#333333", elinewidth=0.8, capsize=2.5)
+        for x, label, value in zip(xs, labels, medians):
+            ax.annotate(
+                f"{value:.2f}×",
+                (x, cpu[label][2]),
+                xytext=(0, 3),
+                textcoords="offset points",
+                ha="center",
+                va="bottom",
+                fontsize=8 if len(labels) <= 7 else 7,
+            )
+        ax.axhline(1.0, color="black", linewidth=0.8, linestyle="--")
+        ax.set_ylim(0, max(top, 1.0) * 1.18)
+        pad = max(0, 4 - len(labels)) / 2  # a panel of two bars keeps them bar-wide
+        ax.set_xlim(-0.6 - pad, len(labels) - 0.4 + pad)
+        ticks = [
+            textwrap.fill(label, 14, break_on_hyphens=True) + ("\n(baseline)" if label == baseline else "")
+            for label in labels
+        ]
+        ax.set_xticks(list(xs), ticks, fontsize=8, rotation=30 if len(labels) > 4 else 0, ha="right" if len(labels) > 4 else "center")
+        ax.tick_params(axis="y", labelsize=8)
+        per = "message" if name == WEBSOCKET else "request"
+        base = "bare axum" if baseline == "axum" else baseline
+        ax.set_ylabel(f"server CPU per {per}\n× " + textwrap.fill(base, 26), fontsize=8.5)
+        ax.set_title(name, fontsize=10.5, fontweight="bold")
+        ax.spines[["top", "right"]].set_visible(False)
+    for ax in list(axes.flat)[len(names):]:
+        ax.axis("off")
+    fig.suptitle(
+        "sufast benchmark: server CPU per request relative to each scenario's baseline in the same round (lower is better)",
+        fontsize=13,
+        fontweight="bold",
+        y=1 - 0.18 / height,
+    )
+    fig.text(
+        0.5,
+        1 - 0.45 / height,
+        "\n".join(about),
+        ha="center",
+        va="top",
+        fontsize=9,
+    )
+    handles = [Patch(color=COLOURS.get(server, "#bcbd22"), label=server) for server in seen]
+    # Always in the legend, so that a chart without hatching says so too.
+    handles.append(Patch(facecolor="white", edgecolor="#333333", hatch="///", label="disturbed round(s)"))
+    fig.legend(
+        handles=handles,
+        loc="upper center",
+        bbox_to_anchor=(0.5, 1 - (0.5 + 0.17 * len(about)) / height),
+        ncol=min(len(handles), 12),
+        fontsize=9,
+        frameon=False,
+    )
+    fig.text(0.5, 0.12 / height, versions_text, ha="center", va="bottom", fontsize=8, color="#444444")
+    fig.tight_layout(rect=(0, footer / height, 1, 1 - header / height), h_pad=1.5, w_pad=1.5)
+    fig.savefig(path, dpi=100)
     plt.close(fig)
     return True
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--quick", action="store_true", help="a short run for development (under 2 minutes)")
+    parser.add_argument("--quick", action="store_true", help="a short run for development (about 3 minutes of measuring on 2 cores)")
     parser.add_argument("--rounds", type=int)
     parser.add_argument("--seconds", type=float)
     parser.add_argument("--only", help="run only scenarios whose name contains this text")
     parser.add_argument("--out", type=Path, default=RESULTS)
     parser.add_argument("--render", type=Path, help="only write the report again from this results.json")
+    parser.add_argument("--tfb", action="store_true", help="run the TechEmpower-style suite instead (bench/tfb.py)")
     args = parser.parse_args()
+    if args.tfb:
+        import tfb  # bench/tfb.py; it takes the other options as they were given
+
+        return tfb.main([arg for arg in sys.argv[1:] if arg != "--tfb"])
     if args.render:
         return render(args.render, args.out)
     if os.cpu_count() is None or os.cpu_count() < 2:
@@ -774,15 +1016,17 @@ def main() -> int:
     results: Dict[str, Dict[str, List[Sample]]] = {}
     baselines: Dict[str, str] = {}
     pinned: Dict[str, bool] = {}
+    connections: Dict[str, int] = {}
     started = time.monotonic()
     for scenario in plan:
         print(f"== {scenario.name}: {scenario.method} {scenario.path}", flush=True)
-        results[scenario.name] = run_scenario(scenario, rounds, seconds, warmup)
+        results[scenario.name] = run_scenario(scenario, rounds, seconds, warmup, warm_together=args.quick)
         baselines[scenario.name] = scenario.baseline
         pinned[scenario.name] = scenario.pin
+        connections[scenario.name] = scenario.connections
     mem = None
     if not args.only or "memory" in args.only:
-        total, first = (200_000, 20_000) if args.quick else (1_000_000, 100_000)
+        total, first = (100_000, 10_000) if args.quick else (1_000_000, 100_000)
         print(f"== memory: RSS idle, after {first:,} and {total:,} requests", flush=True)
         mem = memory(total, first, 2.0)
         print(f"  {mem}", flush=True)
@@ -796,19 +1040,28 @@ def main() -> int:
         "versions": versions(),
         "minutes": round((time.monotonic() - started) / 60, 1),
     }
-    write(results, baselines, pinned, mem, meta, args.out)
+    write(results, baselines, pinned, mem, meta, args.out, connections)
     print(f"written to {args.out} in {meta['minutes']} minutes")
     return 0
 
 
-def write(results, baselines, pinned, mem, meta, out: Path) -> None:
-    markdown, checks = report(results, baselines, pinned, mem, meta)
+def write(results, baselines, pinned, mem, meta, out: Path, connections: Optional[Dict[str, int]] = None) -> None:
+    connections = {name: (connections or {}).get(name, CONNECTIONS) for name in results}
+    markdown, checks = report(results, baselines, pinned, mem, meta, connections)
     out.mkdir(parents=True, exist_ok=True)
     (out / "results.md").write_text(markdown)
     raw = {name: {label: [vars(s) for s in runs] for label, runs in samples.items()} for name, samples in results.items()}
-    document = {"meta": meta, "baselines": baselines, "pinned": pinned, "results": raw, "memory": mem, "targets": checks}
+    document = {
+        "meta": meta,
+        "baselines": baselines,
+        "pinned": pinned,
+        "connections": connections,
+        "results": raw,
+        "memory": mem,
+        "targets": checks,
+    }
     (out / "results.json").write_text(json.dumps(document, indent=1))
-    chart(results, baselines, out / "chart.png")
+    chart(results, baselines, pinned, meta, connections, out / "chart.png")
     print()
     print(markdown)
 
@@ -823,7 +1076,8 @@ def render(path: Path, out: Path) -> int:
     known = {s.name: s for s in scenarios(list(servers.SERVERS), quick=False)}
     baselines = document.get("baselines") or {n: known[n].baseline if n in known else "axum" for n in results}
     pinned = document.get("pinned") or {n: known[n].pin if n in known else True for n in results}
-    write(results, baselines, pinned, document["memory"], document["meta"], out)
+    # Files from before the connection count was recorded ran CONNECTIONS.
+    write(results, baselines, pinned, document["memory"], document["meta"], out, document.get("connections"))
     return 0
 
 
