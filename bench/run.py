@@ -857,6 +857,21 @@ def disturbed(runs: List[Sample], pinned: bool) -> bool:
     return any(flag.startswith("disturbed") for run in runs for flag in run.flags(pinned))
 
 
+def pyplot():
+    """matplotlib's pyplot (headless) and its Patch, or None (and a word
+    on stderr) when matplotlib is not installed."""
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+        from matplotlib.patches import Patch
+    except ImportError:
+        print("matplotlib is not installed; no chart", file=sys.stderr)
+        return None
+    return plt, Patch
+
+
 def chart(
     results: Dict[str, Dict[str, List[Sample]]],
     baselines: Dict[str, str],
@@ -867,15 +882,10 @@ def chart(
 ) -> bool:
     """One panel per scenario: each server's (or variant's) server CPU per
     request as a multiple of the scenario's baseline, in the same rounds."""
-    try:
-        import matplotlib
-
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
-        from matplotlib.patches import Patch
-    except ImportError:
-        print("matplotlib is not installed; no chart", file=sys.stderr)
+    found = pyplot()
+    if found is None:
         return False
+    plt, Patch = found
     import textwrap
 
     names = list(results)

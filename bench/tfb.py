@@ -529,15 +529,10 @@ def chart(document: dict, path: Path) -> bool:
     """One panel per test type, a group of bars per connection count: the
     median req/s (labelled), each round as a dot; a bar with a disturbed
     round is hatched and its disturbed rounds are red crosses."""
-    try:
-        import matplotlib
-
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
-        from matplotlib.patches import Patch
-    except ImportError:
-        print("matplotlib is not installed; no chart", file=sys.stderr)
+    found = run.pyplot()
+    if found is None:
         return False
+    plt, Patch = found
     results = load_results(document)
     meta = document["meta"]
     tests = list(dict.fromkeys(document["scenarios"][name][0] for name in results))

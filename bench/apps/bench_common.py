@@ -34,6 +34,7 @@ Endpoints, with byte-identical bodies on every server:
 from __future__ import annotations
 
 import os
+import signal
 import sys
 from typing import Iterator, NoReturn, Tuple
 
@@ -102,3 +103,17 @@ class ExtraHeader:
             await send(message)
 
         await self.app(scope, receive, send_with_header)
+
+
+def stop_on_signals() -> None:
+    """Make SIGTERM and SIGINT end a Robyn app's process. With one process Robyn
+    serves from the main process, and there (Robyn 0.88) either signal stops
+    its HTTP server but leaves the Python event loop running: the process
+    never exits. Robyn leaves that loop on KeyboardInterrupt, which these
+    handlers raise."""
+
+    def interrupt(_signum, _frame):
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGTERM, interrupt)
+    signal.signal(signal.SIGINT, interrupt)

@@ -13,7 +13,6 @@ Robyn encodes returned dicts with orjson: compact, UTF-8,
 
 import json
 import os
-import signal
 import sys
 
 # Robyn reads its options from sys.argv (argparse, at import): give it an
@@ -129,21 +128,7 @@ def add_padding() -> None:
 add_padding()
 
 
-def stop_on_signals() -> None:
-    """Make SIGTERM and SIGINT end the process. With one process Robyn
-    serves from the main process, and there (Robyn 0.88) either signal stops
-    its HTTP server but leaves the Python event loop running: the process
-    never exits. Robyn leaves that loop on KeyboardInterrupt, which these
-    handlers raise."""
-
-    def interrupt(_signum, _frame):
-        raise KeyboardInterrupt
-
-    signal.signal(signal.SIGTERM, interrupt)
-    signal.signal(signal.SIGINT, interrupt)
-
-
 if __name__ == "__main__":
-    stop_on_signals()
+    bench.stop_on_signals()
     # 127.0.0.1 only; no interactive prompt if the port is taken (fail instead).
     app.start(host="127.0.0.1", port=bench.PORT, _check_port=False)

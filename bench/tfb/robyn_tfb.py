@@ -9,7 +9,6 @@ dicts and lists are encoded by Robyn (orjson, compact). Robyn sends no
 ``Server`` header by itself, so every response carries one.
 """
 
-import signal
 import sys
 from pathlib import Path
 
@@ -83,17 +82,6 @@ def article_list():
     return tfb.article_list(tfb.connection())
 
 
-def stop_on_signals() -> None:
-    """SIGTERM and SIGINT end the process (see bench/apps/robyn_app.py:
-    with one process Robyn 0.88 leaves its event loop running otherwise)."""
-
-    def interrupt(_signum, _frame):
-        raise KeyboardInterrupt
-
-    signal.signal(signal.SIGTERM, interrupt)
-    signal.signal(signal.SIGINT, interrupt)
-
-
 if __name__ == "__main__":
-    stop_on_signals()
+    bench.stop_on_signals()  # see bench/apps/bench_common.py
     app.start(host="127.0.0.1", port=bench.PORT, _check_port=False)
