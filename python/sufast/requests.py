@@ -411,28 +411,31 @@ def decode_records(data: bytes, take_body: Optional[Callable[[int, int], Optiona
     requests = []
     offset, end = 0, len(data)
     fixed = _FIXED.size
+    unpack = _FIXED.unpack_from
     while offset < end:
-        (rest, rid, handler, port, count, n_method, n_path, n_query, n_host, n_scheme, n_headers, n_body, n_held) = _FIXED.unpack_from(
-            data, offset
-        )
+        (rest, rid, handler, port, count, n_method, n_path, n_query, n_host, n_scheme, n_headers, n_body, n_held) = unpack(data, offset)
         record_end = offset + 4 + rest
         pos = offset + fixed
-        lengths = (_LENGTHS[count] if count < 16 else struct.Struct(f"<{count}I")).unpack_from(data, pos)
-        pos += 4 * count
-        method = data[pos : pos + n_method].decode("latin-1")
-        pos += n_method
-        path = data[pos : pos + n_path].decode("latin-1")
-        pos += n_path
-        query = data[pos : pos + n_query].decode("latin-1") if n_query else ""
-        pos += n_query
-        host = data[pos : pos + n_host].decode("latin-1")
-        pos += n_host
-        scheme = "http" if n_scheme == 4 else data[pos : pos + n_scheme].decode("latin-1")
-        pos += n_scheme
+        if count:
+            lengths = (_LENGTHS[count] if count < 16 else struct.Struct(f"<{count}I")).unpack_from(data, pos)
+            pos += 4 * count
+        # Method, path, query, host and scheme lie side by side, all
+        # latin-1: one decode, then slices.
+        to_query = n_method + n_path
+        to_host = to_query + n_query
+        to_scheme = to_host + n_host
+        text = data[pos : pos + to_scheme + n_scheme].decode("latin-1")
+        method = text[:n_method]
+        path = text[n_method:to_query]
+        query = text[to_query:to_host] if n_query else ""
+        host = text[to_host:to_scheme]
+        scheme = "http" if n_scheme == 4 else text[to_scheme:]
+        pos += to_scheme + n_scheme
         params = []
-        for length in lengths:
-            params.append(data[pos : pos + length].decode("utf-8"))
-            pos += length
+        if count:
+            for length in lengths:
+                params.append(data[pos : pos + length].decode("utf-8"))
+                pos += length
         headers = data[pos : pos + n_headers]
         pos += n_headers
         offset = record_end
@@ -446,7 +449,7 @@ def decode_records(data: bytes, take_body: Optional[Callable[[int, int], Optiona
                 continue
             body = held
         else:
-            body = data[pos : pos + n_body]
+            body = data[pos : pos + n_body] if n_body else b""
         requests.append(Request(rid, handler, method, path, query, host, port, params, headers, body, scheme))
     return requests
 
