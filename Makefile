@@ -7,7 +7,8 @@ MANIFEST := --manifest-path $(CORE)/Cargo.toml
 TEST_VENV := .venv-test
 EXTRAS_VENV := .venv-test-extras
 EXTRAS_TESTS := tests/test_models.py tests/test_optional_models.py tests/test_testclient.py tests/test_openapi_models.py \
-  tests/test_json.py tests/test_handlers.py tests/test_websockets.py
+  tests/test_json.py tests/test_handlers.py tests/test_websockets.py tests/test_streams.py tests/test_sse.py \
+  tests/test_middleware.py tests/test_lifespan.py
 PORT ?= 8000
 BENCH_ENV := $(if $(BASELINE),BENCH_BASELINE=$(CURDIR)/.bench-baseline)
 
@@ -60,7 +61,7 @@ test-python: build $(TEST_VENV)/.installed $(EXTRAS_VENV)/.installed
 	$(TEST_VENV)/bin/python -m pytest -q tests
 	$(EXTRAS_VENV)/bin/python -m pytest -q $(EXTRAS_TESTS)
 
-# The optional packages (pydantic, msgspec, orjson) in a venv of their own: the
+# The optional packages (pydantic, msgspec, orjson, uvloop) in a venv of their own: the
 # model tests run with them there and without them in $(TEST_VENV).
 $(EXTRAS_VENV)/.installed: tests/requirements.txt tests/requirements-extras.txt
 	$(PYTHON) -m venv $(EXTRAS_VENV)

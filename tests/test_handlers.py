@@ -511,3 +511,15 @@ def test_route_tiers(app):
     assert [(r.path, r.tier) for r in app.routes] == [
         ("/s", "static"), ("/d", "dynamic"), ("/p/{id}", "dynamic"), ("/r", "dynamic"), ("/c", "cached"),
     ]
+
+
+def test_async_handlers_run_on_uvloop_exactly_when_it_is_installed(app, client):
+    import asyncio
+    import importlib.util
+
+    async def loop_kind():
+        return type(asyncio.get_running_loop()).__module__.split(".")[0]
+
+    app.get("/loop", dynamic=True)(loop_kind)
+    expected = "uvloop" if importlib.util.find_spec("uvloop") is not None else "asyncio"
+    assert client.get("/loop").text == expected

@@ -35,6 +35,16 @@ _WATCH_EVERY = 0.1
 _STUCK_AFTER = 1.0
 
 
+def _new_loop() -> asyncio.AbstractEventLoop:
+    """The app's event loop: uvloop's when it is installed (its loop is
+    written in C and hands work between threads for less), else asyncio's."""
+    try:
+        import uvloop
+    except ImportError:
+        return asyncio.new_event_loop()
+    return uvloop.new_event_loop()
+
+
 class _Generation:
     """One start-to-stop run of the pool; threads of an earlier run exit."""
 
@@ -69,7 +79,7 @@ class HandlerPool:
     def start_loop(self) -> None:
         """Starts the event loop's thread (before the server, so that the
         app's start-up code can run on it)."""
-        loop = self._loop = asyncio.new_event_loop()
+        loop = self._loop = _new_loop()
         eager = getattr(asyncio, "eager_task_factory", None)
         if eager is not None:
             # A handler that finishes without waiting costs no loop turn.
