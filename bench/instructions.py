@@ -7,6 +7,7 @@ the count barely moves between runs.
     python bench/instructions.py /users/123
     python bench/instructions.py /items --body item        # servers.ITEM's body
     python bench/instructions.py /users/123 --package OLD/python  # another tree's package
+    python bench/instructions.py / --server axum          # bare axum, for the stored tier
 
 Needs valgrind (Debian: ``apt-get install valgrind``).
 """
@@ -51,16 +52,18 @@ def _wait_for(port: int, deadline: float) -> None:
     raise SystemExit(f"the server did not listen on port {port}")
 
 
-def total_instructions(package: Path, method: str, path: str, body: Optional[bytes], count: int, env: dict) -> int:
-    """The instructions the server ran to start, answer ``count`` requests
-    and stop."""
+def total_instructions(
+    package: Path, method: str, path: str, body: Optional[bytes], count: int, env: dict, server: str = "sufast"
+) -> int:
+    """The instructions the server (the sufast bench app, or bare axum)
+    ran to start, answer ``count`` requests and stop."""
     port = _free_port()
     with tempfile.TemporaryDirectory() as scratch:
         out = Path(scratch) / "callgrind.out"
         run_env = dict(os.environ, PYTHONPATH=str(package), BENCH_PORT=str(port), **env)
         run_env.pop("SUFAST_LIB", None)
         proc = subprocess.Popen(
-            ["valgrind", "--tool=callgrind", f"--callgrind-out-file={out}", sys.executable, str(HERE / "apps" / "sufast_app.py")],
+            ["valgrind", "--tool=callgrind", f"--callgrind-out-file={out}", *_argv(server)],
             env=run_env,
             stdout=subprocess.DEVNULL,
             stderr=subprocess.PIPE,
@@ -86,6 +89,15 @@ def total_instructions(package: Path, method: str, path: str, body: Optional[byt
     return int(found.group(1))
 
 
+def _argv(server: str) -> list:
+    if server == "axum":
+        binary = HERE.parent / servers.AXUM_BIN
+        if not binary.exists():
+            raise SystemExit(f"{binary} is missing: cargo build --release --manifest-path bench/axum-ref/Cargo.toml")
+        return [str(binary)]
+    return [sys.executable, str(HERE / "apps" / "sufast_app.py")]
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("path", help="the path to request, e.g. /users/123")
@@ -94,14 +106,16 @@ def main() -> None:
     parser.add_argument("--package", type=Path, default=HERE.parent / "python", help="the directory holding the sufast package")
     parser.add_argument("--requests", type=int, nargs=2, default=(1000, 6000), metavar=("N1", "N2"))
     parser.add_argument("--middleware", action="store_true", help="BENCH_MIDDLEWARE=1")
+    parser.add_argument("--server", choices=("sufast", "axum"), default="sufast", help="axum: the bare axum reference instead")
     args = parser.parse_args()
     body = BODIES[args.body] if args.body else None
     method = args.method or ("POST" if body is not None else "GET")
     env = {"BENCH_MIDDLEWARE": "1"} if args.middleware else {}
     n1, n2 = args.requests
-    first = total_instructions(args.package, method, args.path, body, n1, env)
-    second = total_instructions(args.package, method, args.path, body, n2, env)
-    print(f"{method} {args.path} ({args.package}): {(second - first) / (n2 - n1):,.0f} instructions/request")
+    first = total_instructions(args.package, method, args.path, body, n1, env, args.server)
+    second = total_instructions(args.package, method, args.path, body, n2, env, args.server)
+    what = "bare axum" if args.server == "axum" else args.package
+    print(f"{method} {args.path} ({what}): {(second - first) / (n2 - n1):,.0f} instructions/request")
 
 
 if __name__ == "__main__":
