@@ -127,7 +127,11 @@ class Server:
         )
         # A large route table takes a while to register (10,000 routes
         # took over a minute on the shared 2-core machine).
-        self.wait_ready(60.0 + int(options.get("routes", 0)) / 50)
+        try:
+            self.wait_ready(60.0 + int(options.get("routes", 0)) / 50)
+        except RuntimeError:
+            self.stop()  # a server that never answered must not run on
+            raise
 
     def url(self, path: str) -> str:
         return f"http://127.0.0.1:{self.port}{path}"
