@@ -75,7 +75,7 @@ $(TEST_VENV)/.installed: tests/requirements.txt
 	$(TEST_VENV)/bin/python -m pip install --quiet -r tests/requirements.txt
 	touch $@
 
-## bench: side-by-side benchmark against bare axum and peers (QUICK=1: about 3.5 minutes;
+## bench: side-by-side benchmark against bare axum and peers (QUICK=1: about 3 minutes;
 ##        BASELINE=<git rev>: that revision measured beside this tree in the same rounds;
 ##        TFB=1: the TechEmpower-style suite instead, bench/tfb.py, which checks its own servers)
 bench: build

@@ -1003,7 +1003,7 @@ def chart(
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--quick", action="store_true", help="a short run for development (about 3 minutes of measuring on 2 cores)")
+    parser.add_argument("--quick", action="store_true", help="a short run for development (about 2.5 minutes of measuring on 2 cores)")
     parser.add_argument("--rounds", type=int)
     parser.add_argument("--seconds", type=float)
     parser.add_argument("--only", help="run only scenarios whose name contains this text")
