@@ -1001,6 +1001,15 @@ def chart(
     return True
 
 
+def cannot_measure() -> Optional[str]:
+    """Why this machine cannot run the benchmark, or None."""
+    if os.cpu_count() is None or os.cpu_count() < 2:
+        return "the benchmark pins the server and the load generator to two different cores; this machine has fewer"
+    if shutil.which("wrk") is None:
+        return "wrk is not installed (make bench installs it)"
+    return None
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--quick", action="store_true", help="a short run for development (about 2.5 minutes of measuring on 2 cores)")
@@ -1017,11 +1026,9 @@ def main() -> int:
         return tfb.main([arg for arg in sys.argv[1:] if arg != "--tfb"])
     if args.render:
         return render(args.render, args.out)
-    if os.cpu_count() is None or os.cpu_count() < 2:
-        print("the benchmark pins the server and the load generator to two different cores; this machine has fewer", file=sys.stderr)
-        return 2
-    if shutil.which("wrk") is None:
-        print("wrk is not installed (make bench installs it)", file=sys.stderr)
+    why = cannot_measure()
+    if why:
+        print(why, file=sys.stderr)
         return 2
     rounds = args.rounds or 3
     seconds = args.seconds or (1 if args.quick else 4)

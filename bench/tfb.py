@@ -28,7 +28,6 @@ import argparse
 import html.parser
 import http.client
 import json
-import os
 import re
 import shutil
 import sqlite3
@@ -617,11 +616,9 @@ def main(argv: Optional[List[str]] = None) -> int:
     if args.render:
         write(json.loads(args.render.read_text()), args.out)
         return 0
-    if os.cpu_count() is None or os.cpu_count() < 2:
-        print("the benchmark pins the server and the load generator to two different cores; this machine has fewer", file=sys.stderr)
-        return 2
-    if shutil.which("wrk") is None:
-        print("wrk is not installed (make bench installs it)", file=sys.stderr)
+    why = run.cannot_measure()
+    if why:
+        print(why, file=sys.stderr)
         return 2
     rounds = args.rounds or 3
     seconds = args.seconds or (1 if args.quick else 4)
