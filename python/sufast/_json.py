@@ -68,6 +68,11 @@ _ENCODE = (
 
 
 def _dump_stdlib(content: Any) -> bytes:
+    """Compact UTF-8 JSON. Integers of any size and floats keep their exact
+    value; NaN and infinities are refused since JSON has no such numbers.
+
+    Raises ``TypeError`` when ``content`` cannot be represented as JSON.
+    """
     try:
         if _ENCODE is not None:
             return "".join(_ENCODE(content, 0)).encode("utf-8")
@@ -110,13 +115,7 @@ if orjson is not None:
     # library: orjson would add a dataclass's non-field attributes.
     _OPTIONS = orjson.OPT_PASSTHROUGH_DATACLASS | orjson.OPT_PASSTHROUGH_DATETIME
 
-    def dump_json(content: Any) -> bytes:
-        """Compact UTF-8 JSON. Integers of any size and floats keep their
-        exact value; NaN and infinities are refused since JSON has no such
-        numbers.
-
-        Raises ``TypeError`` when ``content`` cannot be represented as JSON.
-        """
+    def _dump_orjson(content: Any) -> bytes:
         try:
             encoded = _orjson_dumps(content, _jsonable, _OPTIONS)
         except Exception:  # what orjson refuses, the standard library decides
@@ -132,16 +131,10 @@ if orjson is not None:
                 return _dump_stdlib(content)
         return encoded
 
+    _dump_orjson.__doc__ = _dump_stdlib.__doc__
+    dump_json = _dump_orjson
 else:
-
-    def dump_json(content: Any) -> bytes:
-        """Compact UTF-8 JSON. Integers of any size and floats keep their
-        exact value; NaN and infinities are refused since JSON has no such
-        numbers.
-
-        Raises ``TypeError`` when ``content`` cannot be represented as JSON.
-        """
-        return _dump_stdlib(content)
+    dump_json = _dump_stdlib
 
 
 # A run of 19 digits may be an integer beyond 64 bits, which orjson would
