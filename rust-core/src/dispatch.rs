@@ -205,21 +205,15 @@ pub async fn expire_overdue() {
         tokio::time::sleep(every).await;
         let now = Instant::now();
         let mut state = state();
-        let overdue: Vec<u64> = state
+        let withdrawn: Vec<(u64, Waiter)> = state
             .waiting
-            .iter()
-            .filter(|(_, waiter)| waiter.deadline <= now)
-            .map(|(id, _)| *id)
+            .extract_if(|_, waiter| waiter.deadline <= now)
             .collect();
-        let mut withdrawn = Vec::with_capacity(overdue.len());
-        for id in overdue {
-            if let Some(waiter) = state.waiting.remove(&id) {
-                withdrawn.push(waiter);
-                if state.expired.len() >= MAX_EXPIRED {
-                    state.expired.clear();
-                }
-                state.expired.insert(id);
+        for (id, _) in &withdrawn {
+            if state.expired.len() >= MAX_EXPIRED {
+                state.expired.clear();
             }
+            state.expired.insert(*id);
         }
         drop(state);
         // Their replies end (and held bodies are freed) outside the lock.
